@@ -1,0 +1,358 @@
+//! The single writer of stock: buys and restocks, group-committed.
+//!
+//! Every change goes through one task, so buys of the same toy are serialized and can never
+//! oversell. The task takes every command waiting in its queue, applies them in arrival order to
+//! a working copy, writes all their effects in one synced RocksDB batch (one fsync for many
+//! buys), publishes the new state to readers, pushes the invalidations, and only then answers
+//! each caller. A caller that has its buy acknowledged can therefore never read the pre-buy
+//! quantity from any front-end cache.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::catalog::{BuyOutcome, BuyRequest, StaleToy, VersionedProduct};
+use api::order::valid_request_id;
+use parking_lot::RwLock;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CatalogError;
+use crate::leases::FrontendLeases;
+use crate::store::{BuyRecord, StockStore, ToyState};
+
+/// Most commands folded into one commit.
+const MAX_BATCH: usize = 512;
+
+type Toys = BTreeMap<String, ToyState>;
+
+enum Command {
+    Buy {
+        request: BuyRequest,
+        reply: oneshot::Sender<Result<BuyOutcome, CatalogError>>,
+    },
+    Restock {
+        reply: oneshot::Sender<Result<Vec<String>, CatalogError>>,
+    },
+}
+
+/// Counters the ledger keeps for `/metrics`.
+#[derive(Clone)]
+pub struct LedgerMetrics {
+    pub buys: Counter,
+    pub units_sold: Counter,
+    pub out_of_stock: Counter,
+    pub duplicate_buys: Counter,
+    pub restocked_toys: Counter,
+    pub commits: Counter,
+    pub commit_batch_size: Histogram,
+}
+
+impl LedgerMetrics {
+    pub fn new() -> Self {
+        Self {
+            buys: Counter::default(),
+            units_sold: Counter::default(),
+            out_of_stock: Counter::default(),
+            duplicate_buys: Counter::default(),
+            restocked_toys: Counter::default(),
+            commits: Counter::default(),
+            commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+        }
+    }
+}
+
+/// The handle request handlers and the restock loop use.
+#[derive(Clone)]
+pub struct Ledger {
+    commands: mpsc::Sender<Command>,
+    toys: Arc<RwLock<Toys>>,
+}
+
+impl Ledger {
+    /// Starts the writer task. It stops when `shutdown` is cancelled; commands still queued are
+    /// answered with [`CatalogError::ShuttingDown`].
+    ///
+    /// `hold_until`: no buy is answered before this instant. After a restart, front-ends may
+    /// still hold leases granted by the previous process, which this one does not know of, and
+    /// that process may have committed a buy without pushing its invalidation; waiting one
+    /// lease length makes sure every front-end has either renewed with us (and emptied its
+    /// cache, since its lease is `fresh` here) or stopped trusting its cache.
+    pub fn start(
+        store: Arc<StockStore>,
+        leases: Arc<FrontendLeases>,
+        metrics: LedgerMetrics,
+        hold_until: Instant,
+        shutdown: CancellationToken,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), CatalogError> {
+        let toys = Arc::new(RwLock::new(store.load()?));
+        let (tx, rx) = mpsc::channel(4096);
+        let writer = Writer {
+            store,
+            toys: toys.clone(),
+            leases,
+            metrics,
+        };
+        let task = tokio::spawn(writer.run(rx, hold_until, shutdown));
+        Ok((Self { commands: tx, toys }, task))
+    }
+
+    /// Buys `request.quantity` of a toy, once per request id.
+    pub async fn buy(&self, request: BuyRequest) -> Result<BuyOutcome, CatalogError> {
+        if request.quantity == 0 {
+            return Err(CatalogError::InvalidQuantity);
+        }
+        if !valid_request_id(&request.request_id) {
+            return Err(CatalogError::InvalidRequestId);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Buy { request, reply }).await?;
+        answer.await.map_err(|_| CatalogError::ShuttingDown)?
+    }
+
+    /// Refills every toy whose stock is 0; returns their names.
+    pub async fn restock(&self) -> Result<Vec<String>, CatalogError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Restock { reply }).await?;
+        answer.await.map_err(|_| CatalogError::ShuttingDown)?
+    }
+
+    async fn send(&self, command: Command) -> Result<(), CatalogError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| CatalogError::ShuttingDown)
+    }
+
+    pub fn product(&self, name: &str) -> Option<VersionedProduct> {
+        self.toys.read().get(name).map(|state| versioned(name, state))
+    }
+
+    pub fn products(&self) -> Vec<VersionedProduct> {
+        self.toys
+            .read()
+            .iter()
+            .map(|(name, state)| versioned(name, state))
+            .collect()
+    }
+}
+
+fn versioned(name: &str, state: &ToyState) -> VersionedProduct {
+    VersionedProduct {
+        name: name.to_string(),
+        price: state.price,
+        quantity: state.quantity,
+        version: state.version,
+    }
+}
+
+struct Writer {
+    store: Arc<StockStore>,
+    toys: Arc<RwLock<Toys>>,
+    leases: Arc<FrontendLeases>,
+    metrics: LedgerMetrics,
+}
+
+/// The result of applying one batch to the working copy, before it is committed.
+#[derive(Default)]
+struct Applied {
+    changed: BTreeMap<String, ToyState>,
+    records: Vec<(String, BuyRecord)>,
+    answers: Vec<Answer>,
+}
+
+enum Answer {
+    Buy(oneshot::Sender<Result<BuyOutcome, CatalogError>>, Result<BuyOutcome, CatalogError>),
+    Restock(oneshot::Sender<Result<Vec<String>, CatalogError>>, Vec<String>),
+}
+
+impl Writer {
+    async fn run(
+        self,
+        mut commands: mpsc::Receiver<Command>,
+        hold_until: Instant,
+        shutdown: CancellationToken,
+    ) {
+        let writer = Arc::new(self);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(hold_until) => {}
+        }
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                received = commands.recv_many(&mut batch, MAX_BATCH) => {
+                    if received == 0 {
+                        break;
+                    }
+                }
+            }
+            let commands_now = std::mem::take(&mut batch);
+            let applied = {
+                let writer = writer.clone();
+                tokio::task::spawn_blocking(move || writer.apply(commands_now)).await
+            };
+            match applied {
+                Ok(applied) => writer.publish(applied).await,
+                Err(err) => {
+                    // The callers' reply senders were dropped with the task: they see
+                    // ShuttingDown. Nothing was committed.
+                    tracing::error!(%err, "the stock writer's batch failed");
+                }
+            }
+        }
+        commands.close();
+        tracing::info!("stock writer stopped");
+    }
+
+    /// Applies commands to a working copy and commits the result (blocking: fsync).
+    fn apply(&self, commands: Vec<Command>) -> Applied {
+        let mut applied = Applied::default();
+        let mut working: Toys = self.toys.read().clone();
+        // Request ids first seen in this batch: a duplicate within one batch must see the
+        // first one's outcome, which is not on disk yet.
+        let mut recorded: HashMap<String, BuyRecord> = HashMap::new();
+        let size = commands.len();
+        for command in commands {
+            match command {
+                Command::Buy { request, reply } => {
+                    let result = self.apply_buy(&mut working, &mut recorded, &mut applied, request);
+                    applied.answers.push(Answer::Buy(reply, result));
+                }
+                Command::Restock { reply } => {
+                    let level = self.store.initial_stock();
+                    let mut names = Vec::new();
+                    for (name, state) in working.iter_mut().filter(|(_, s)| s.quantity == 0) {
+                        state.quantity = level;
+                        state.version += 1;
+                        applied.changed.insert(name.clone(), state.clone());
+                        names.push(name.clone());
+                    }
+                    self.metrics.restocked_toys.inc_by(names.len() as u64);
+                    applied.answers.push(Answer::Restock(reply, names));
+                }
+            }
+        }
+        let toys: Vec<(String, ToyState)> =
+            applied.changed.iter().map(|(n, s)| (n.clone(), s.clone())).collect();
+        if let Err(err) = self.store.commit(&toys, &applied.records) {
+            tracing::error!(%err, "cannot commit stock changes");
+            // Nothing of this batch is durable: fail every caller and forget the changes.
+            let message = err.to_string();
+            for answer in &mut applied.answers {
+                match answer {
+                    Answer::Buy(_, result) => *result = Err(CatalogError::Storage(message.clone())),
+                    Answer::Restock(_, names) => names.clear(),
+                }
+            }
+            applied.changed.clear();
+            applied.records.clear();
+        } else if !toys.is_empty() || !applied.records.is_empty() {
+            self.metrics.commits.inc();
+            self.metrics.commit_batch_size.observe(size as f64);
+        }
+        applied
+    }
+
+    fn apply_buy(
+        &self,
+        working: &mut Toys,
+        recorded: &mut HashMap<String, BuyRecord>,
+        applied: &mut Applied,
+        request: BuyRequest,
+    ) -> Result<BuyOutcome, CatalogError> {
+        let earlier = match recorded.get(&request.request_id) {
+            Some(record) => Some(record.clone()),
+            None => self.store.find_buy(&request.request_id)?,
+        };
+        if let Some(record) = earlier {
+            if record.name != request.name || record.quantity != request.quantity {
+                return Err(CatalogError::RequestIdReused(request.request_id));
+            }
+            self.metrics.duplicate_buys.inc();
+            return Ok(record.outcome);
+        }
+        let Some(state) = working.get_mut(&request.name) else {
+            // Unknown toys are not recorded: the answer cannot change, so a retry gets it too.
+            return Ok(BuyOutcome::UnknownProduct);
+        };
+        let outcome = if state.quantity >= request.quantity {
+            state.quantity -= request.quantity;
+            state.version += 1;
+            applied.changed.insert(request.name.clone(), state.clone());
+            self.metrics.buys.inc();
+            self.metrics.units_sold.inc_by(u64::from(request.quantity));
+            BuyOutcome::Bought {
+                remaining: state.quantity,
+                version: state.version,
+            }
+        } else {
+            self.metrics.out_of_stock.inc();
+            BuyOutcome::OutOfStock {
+                available: state.quantity,
+            }
+        };
+        let record = BuyRecord {
+            name: request.name,
+            quantity: request.quantity,
+            outcome: outcome.clone(),
+        };
+        recorded.insert(request.request_id.clone(), record.clone());
+        applied.records.push((request.request_id, record));
+        Ok(outcome)
+    }
+
+    /// Makes a committed batch visible, invalidates caches, then answers the callers.
+    async fn publish(&self, applied: Applied) {
+        if !applied.changed.is_empty() {
+            {
+                let mut toys = self.toys.write();
+                for (name, state) in &applied.changed {
+                    toys.insert(name.clone(), state.clone());
+                }
+            }
+            let stale: Vec<StaleToy> = applied
+                .changed
+                .iter()
+                .map(|(name, state)| StaleToy {
+                    name: name.clone(),
+                    version: state.version,
+                })
+                .collect();
+            self.leases.push(&stale).await;
+        }
+        for answer in applied.answers {
+            // A caller that gave up has dropped its receiver; the change stands regardless.
+            let _ = match answer {
+                Answer::Buy(reply, result) => reply.send(result).map_err(drop),
+                Answer::Restock(reply, names) => {
+                    if !names.is_empty() {
+                        tracing::info!(toys = ?names, "restocked");
+                    }
+                    reply.send(Ok(names)).map_err(drop)
+                }
+            };
+        }
+    }
+}
+
+/// Calls [`Ledger::restock`] every `interval` until `shutdown`.
+pub async fn restock_loop(ledger: Ledger, interval: Duration, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {
+                if let Err(err) = ledger.restock().await {
+                    tracing::warn!(%err, "restock failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The front-end's LRU cache of product queries.
+//!
+//! Entries are the ready-to-send JSON bodies of `GET /products/{name}`, keyed by toy name.
+//! Three rules keep them from ever going stale:
+//!
+//! 1. **Invalidation**: the catalog pushes `(toy, version)` after every stock change, before it
+//!    acknowledges the change; the entry is dropped and `version` is remembered as the lowest
+//!    version the cache may hold for that toy from then on.
+//! 2. **No stale fill**: a miss reads the catalog and then fills the cache. If an invalidation
+//!    overtook that read, the read's version is lower than the remembered one and the fill is
+//!    refused. A fill also carries the cache's generation from before the read, so a fill that
+//!    straddles a [`ProductCache::clear`] is refused too.
+//! 3. **Lease**: entries are served (and filled) only while the catalog's lease is live (see
+//!    [`crate::lease`]); a front-end the catalog could not reach stops trusting its cache.
+//!
+//! One mutex guards the LRU list, the versions and the lease together, because an LRU read is
+//! also a write (it moves the entry to the front).
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+
+use bytes::Bytes;
+use lru::LruCache;
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use tokio::time::Instant;
+
+/// Counters exported on `/metrics`.
+#[derive(Clone, Default)]
+pub struct CacheMetrics {
+    pub hits: Counter,
+    pub misses: Counter,
+    pub evictions: Counter,
+    pub invalidations: Counter,
+}
+
+/// Proof of when a fill started; see rule 2 above.
+#[derive(Debug, Clone, Copy)]
+pub struct FillTicket {
+    generation: u64,
+}
+
+struct Inner {
+    /// `None` when caching is disabled (capacity 0).
+    entries: Option<LruCache<String, Cached>>,
+    /// Per toy, the lowest version the cache may still hold (the last invalidation's).
+    min_version: HashMap<String, u64>,
+    /// Bumped by every `clear`.
+    generation: u64,
+    /// Entries may be served until then.
+    lease_until: Option<Instant>,
+}
+
+struct Cached {
+    version: u64,
+    body: Bytes,
+}
+
+pub struct ProductCache {
+    inner: Mutex<Inner>,
+    capacity: usize,
+    metrics: CacheMetrics,
+}
+
+impl ProductCache {
+    /// A cache of `capacity` toys; 0 disables caching.
+    pub fn new(capacity: usize, metrics: CacheMetrics) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                entries: NonZeroUsize::new(capacity).map(LruCache::new),
+                min_version: HashMap::new(),
+                generation: 0,
+                lease_until: None,
+            }),
+            capacity,
+            metrics,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn metrics(&self) -> &CacheMetrics {
+        &self.metrics
+    }
+
+    /// The cached body for `name`, counting a hit or a miss.
+    pub fn get(&self, name: &str) -> Option<Bytes> {
+        let mut inner = self.inner.lock();
+        let live = lease_live(&inner);
+        let found = match inner.entries.as_mut() {
+            Some(entries) if live => entries.get(name).map(|c| c.body.clone()),
+            _ => None,
+        };
+        drop(inner);
+        match &found {
+            Some(_) => self.metrics.hits.inc(),
+            None => self.metrics.misses.inc(),
+        };
+        found
+    }
+
+    /// Call before reading the catalog for a fill.
+    pub fn ticket(&self) -> FillTicket {
+        FillTicket {
+            generation: self.inner.lock().generation,
+        }
+    }
+
+    /// Caches `body` (version `version` of `name`) unless an invalidation or a clear happened
+    /// since `ticket` was taken, or the lease is not live. Returns whether it was cached.
+    pub fn fill(&self, ticket: FillTicket, name: &str, version: u64, body: Bytes) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.generation != ticket.generation || !lease_live(&inner) {
+            return false;
+        }
+        if inner.min_version.get(name).is_some_and(|min| version < *min) {
+            return false;
+        }
+        let Some(entries) = inner.entries.as_mut() else {
+            return false;
+        };
+        if let Some((evicted, _)) = entries.push(name.to_string(), Cached { version, body })
+            && evicted != name
+        {
+            self.metrics.evictions.inc();
+        }
+        true
+    }
+
+    /// Drops `name` and refuses any later fill older than `version`.
+    pub fn invalidate(&self, name: &str, version: u64) {
+        let mut inner = self.inner.lock();
+        let min = inner.min_version.entry(name.to_string()).or_insert(0);
+        *min = (*min).max(version);
+        if let Some(entries) = inner.entries.as_mut()
+            && entries.pop(name).is_some()
+        {
+            self.metrics.invalidations.inc();
+        }
+    }
+
+    /// Empties the cache and refuses every fill that started before.
+    pub fn clear(&self) {
+        let mut inner = self.inner.lock();
+        inner.generation += 1;
+        if let Some(entries) = inner.entries.as_mut() {
+            entries.clear();
+        }
+    }
+
+    /// Lets entries be served until `until` (never shortens a longer lease).
+    pub fn extend_lease(&self, until: Instant) {
+        let mut inner = self.inner.lock();
+        if inner.lease_until.is_none_or(|current| current < until) {
+            inner.lease_until = Some(until);
+        }
+    }
+
+    pub fn lease_live(&self) -> bool {
+        lease_live(&self.inner.lock())
+    }
+
+    /// Number of cached toys.
+    pub fn len(&self) -> usize {
+        self.inner.lock().entries.as_ref().map_or(0, LruCache::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cached names from most to least recently used (for tests and debugging).
+    pub fn names_by_recency(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .entries
+            .as_ref()
+            .map(|e| e.iter().map(|(name, _)| name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The cached version of `name`, without touching its recency.
+    pub fn cached_version(&self, name: &str) -> Option<u64> {
+        self.inner.lock().entries.as_ref()?.peek(name).map(|c| c.version)
+    }
+}
+
+fn lease_live(inner: &Inner) -> bool {
+    inner.lease_until.is_some_and(|until| Instant::now() < until)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn leased(capacity: usize) -> ProductCache {
+        let cache = ProductCache::new(capacity, CacheMetrics::default());
+        cache.extend_lease(Instant::now() + Duration::from_secs(3600));
+        cache
+    }
+
+    fn fill(cache: &ProductCache, name: &str, version: u64) -> bool {
+        let ticket = cache.ticket();
+        cache.fill(ticket, name, version, Bytes::from(format!("{name}@{version}")))
+    }
+
+    #[test]
+    fn evicts_the_least_recently_used() {
+        let cache = leased(3);
+        for name in ["a", "b", "c"] {
+            assert!(fill(&cache, name, 1));
+        }
+        // Touch "a": "b" becomes the least recently used.
+        assert!(cache.get("a").is_some());
+        assert!(fill(&cache, "d", 1));
+        assert_eq!(cache.names_by_recency(), vec!["d", "a", "c"]);
+        assert!(cache.get("b").is_none());
+        assert_eq!(cache.metrics().evictions.get(), 1);
+        // Refilling an existing key is not an eviction.
+        assert!(fill(&cache, "d", 2));
+        assert_eq!(cache.metrics().evictions.get(), 1);
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn counts_hits_and_misses() {
+        let cache = leased(2);
+        assert!(cache.get("a").is_none());
+        fill(&cache, "a", 1);
+        assert_eq!(cache.get("a").as_deref(), Some(&b"a@1"[..]));
+        assert_eq!((cache.metrics().hits.get(), cache.metrics().misses.get()), (1, 1));
+    }
+
+    #[test]
+    fn invalidation_removes_the_entry() {
+        let cache = leased(2);
+        fill(&cache, "a", 1);
+        cache.invalidate("a", 2);
+        assert!(cache.get("a").is_none());
+        assert_eq!(cache.metrics().invalidations.get(), 1);
+        // The new version may be cached again.
+        assert!(fill(&cache, "a", 2));
+        assert_eq!(cache.cached_version("a"), Some(2));
+    }
+
+    #[test]
+    fn a_fill_overtaken_by_an_invalidation_is_refused() {
+        let cache = leased(2);
+        // A miss reads version 4 from the catalog ...
+        let ticket = cache.ticket();
+        // ... meanwhile a buy makes it version 5 and its invalidation arrives first ...
+        cache.invalidate("a", 5);
+        // ... so the late fill with version 4 must not be cached.
+        assert!(!cache.fill(ticket, "a", 4, Bytes::from_static(b"old")));
+        assert!(cache.get("a").is_none());
+        // A read that saw the new version is fine.
+        assert!(cache.fill(cache.ticket(), "a", 5, Bytes::from_static(b"new")));
+    }
+
+    #[test]
+    fn a_fill_that_straddles_a_clear_is_refused() {
+        let cache = leased(2);
+        let ticket = cache.ticket();
+        cache.clear();
+        assert!(!cache.fill(ticket, "a", 1, Bytes::from_static(b"x")));
+        assert!(cache.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_served_or_filled_without_a_live_lease() {
+        let cache = ProductCache::new(2, CacheMetrics::default());
+        assert!(!fill(&cache, "a", 1), "no lease yet");
+        cache.extend_lease(Instant::now() + Duration::from_secs(3));
+        assert!(fill(&cache, "a", 1));
+        assert!(cache.get("a").is_some());
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(!cache.lease_live());
+        assert!(cache.get("a").is_none(), "an entry is not served after the lease ran out");
+        assert!(!fill(&cache, "b", 1));
+    }
+
+    #[test]
+    fn capacity_zero_disables_caching() {
+        let cache = leased(0);
+        assert!(!fill(&cache, "a", 1));
+        assert!(cache.get("a").is_none());
+        assert_eq!(cache.metrics().misses.get(), 1);
+    }
+
+    #[test]
+    fn concurrent_readers_and_invalidators_never_leave_a_stale_entry() {
+        // Writers bump a toy's version and invalidate; fillers race them with reads taken
+        // before the bump. At the end, the cached version (if any) must be the latest.
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let cache = Arc::new(leased(4));
+        let version = Arc::new(AtomicU64::new(1));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let (cache, version) = (cache.clone(), version.clone());
+                s.spawn(move || {
+                    for _ in 0..5_000 {
+                        let ticket = cache.ticket();
+                        let seen = version.load(Ordering::SeqCst);
+                        std::thread::yield_now();
+                        cache.fill(ticket, "a", seen, Bytes::new());
+                        if let Some(v) = cache.cached_version("a") {
+                            // Invariant: the cache never holds a version older than the last
+                            // invalidation it processed.
+                            assert!(v >= cache.inner.lock().min_version.get("a").copied().unwrap_or(0));
+                        }
+                    }
+                });
+            }
+            let (cache, version) = (cache.clone(), version.clone());
+            s.spawn(move || {
+                for _ in 0..5_000 {
+                    let next = version.fetch_add(1, Ordering::SeqCst) + 1;
+                    cache.invalidate("a", next);
+                }
+            });
+        });
+        let latest = version.load(Ordering::SeqCst);
+        if let Some(v) = cache.cached_version("a") {
+            assert_eq!(v, latest);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The front-end's one error type and how it is shown to clients.
+
+use std::time::Duration;
+
+use api::ApiError;
+use api::client::CallError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    /// A downstream service answered with an error meant for the client.
+    #[error("{}", .0.message)]
+    Api(ApiError),
+    #[error("the catalog is unavailable: {0}")]
+    CatalogUnavailable(String),
+    #[error("no order replica answered its health check")]
+    NoOrderReplica,
+    #[error("the order service is unavailable (retried for {budget:?}): {last_error}")]
+    OrdersUnavailable { budget: Duration, last_error: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("cannot listen: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+impl FrontendError {
+    /// How a failed catalog call is reported: its own error envelope passes through, anything
+    /// else means the catalog could not be asked.
+    pub fn from_catalog(err: CallError) -> Self {
+        match err {
+            CallError::Api(err) => Self::Api(err),
+            other => Self::CatalogUnavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<FrontendError> for ApiError {
+    fn from(err: FrontendError) -> Self {
+        match err {
+            FrontendError::Api(err) => err,
+            FrontendError::BadRequest(message) => ApiError::bad_request(message),
+            FrontendError::CatalogUnavailable(_)
+            | FrontendError::NoOrderReplica
+            | FrontendError::OrdersUnavailable { .. } => ApiError::unavailable(err.to_string()),
+            FrontendError::Bind(_) => ApiError::internal(err.to_string()),
+        }
+    }
+}

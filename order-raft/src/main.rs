@@ -1,0 +1,12 @@
+//! `order-raft`: runs one order replica until SIGTERM or Ctrl-C.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    api::server::init_tracing();
+    let config = order_raft::Config::parse();
+    let handle = order_raft::serve(config).await?;
+    api::server::run_until_signal(handle).await;
+    Ok(())
+}

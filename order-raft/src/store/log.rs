@@ -1,0 +1,202 @@
+//! `RocksLogStore`: the Raft log, vote and log pointers in RocksDB.
+//!
+//! Appends are written at once (so replication can read them as soon as `append` returns) but
+//! without fsync; a dedicated [`LogSyncer`] thread then syncs the WAL and only then tells
+//! openraft the entries are flushed. While one sync runs, later appends queue up and the next
+//! sync covers them all: Raft never waits on more than one fsync per round, however many
+//! entries arrive in it. The vote is written with a synced write before `save_vote` returns,
+//! as Raft requires (a node must never vote twice in a term, even across a crash).
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+
+use super::{CF_LOG, CF_RAFT, cf, decode, encode, index_key};
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+
+#[derive(Clone)]
+pub struct RocksLogStore {
+    db: Arc<DB>,
+    syncer: mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+impl RocksLogStore {
+    pub(crate) fn new(db: Arc<DB>) -> Self {
+        let (syncer, waiting) = mpsc::channel();
+        let sync_db = db.clone();
+        // The thread ends when the last clone of this store (and so the sender) is dropped.
+        std::thread::Builder::new()
+            .name("raft-log-sync".into())
+            .spawn(move || LogSyncer { db: sync_db }.run(waiting))
+            .map(drop)
+            .unwrap_or_else(|err| tracing::error!(%err, "cannot start the log sync thread"));
+        Self { db, syncer }
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+        let bytes = self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_RAFT), key)
+            .map_err(|e| StorageIOError::read(&e))?;
+        match bytes {
+            Some(bytes) => Ok(Some(decode(&bytes).map_err(|e| StorageIOError::read(&e))?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Syncs the WAL for appends that are written but not yet durable.
+struct LogSyncer {
+    db: Arc<DB>,
+}
+
+impl LogSyncer {
+    fn run(self, waiting: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+        while let Ok(first) = waiting.recv() {
+            let mut callbacks = vec![first];
+            callbacks.extend(waiting.try_iter());
+            // One fsync makes every write issued before it durable, so it serves every append
+            // that queued up while the previous one ran.
+            let synced = self.db.flush_wal(true).map_err(|e| e.into_string());
+            for callback in callbacks {
+                callback.log_io_completed(synced.clone().map_err(io::Error::other));
+            }
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for RocksLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let from = index_key(start);
+        let mut entries = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(cf(&self.db, CF_LOG), IteratorMode::From(&from, Direction::Forward))
+        {
+            let (_, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+            let entry: Entry = decode(&value).map_err(|e| StorageIOError::read_logs(&e))?;
+            if !range.contains(&entry.log_id.index) {
+                break;
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for RocksLogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
+        let last = match self.db.iterator_cf(cf(&self.db, CF_LOG), IteratorMode::End).next() {
+            Some(item) => {
+                let (_, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+                let entry: Entry = decode(&value).map_err(|e| StorageIOError::read_logs(&e))?;
+                Some(entry.log_id)
+            }
+            None => last_purged,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+        let bytes = encode(vote).map_err(|e| StorageIOError::write_vote(&e))?;
+        let mut opts = WriteOptions::default();
+        // Raft: a vote must be on disk before it is sent. Synced, this write also makes every
+        // earlier write durable (one WAL), keeping vote and log IO in order.
+        opts.set_sync(true);
+        self.db
+            .put_cf_opt(cf(&self.db, CF_RAFT), KEY_VOTE, bytes, &opts)
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
+        self.get_meta(KEY_VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Not synced: it is only a hint that lets a restarted node re-apply committed entries
+        // before it hears from a leader. Losing it is safe.
+        let bytes = encode(&committed).map_err(|e| StorageIOError::write(&e))?;
+        self.db
+            .put_cf(cf(&self.db, CF_RAFT), KEY_COMMITTED, bytes)
+            .map_err(|e| StorageIOError::write(&e))?;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let cf_log = cf(&self.db, CF_LOG);
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            let bytes = encode(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+            batch.put_cf(cf_log, index_key(entry.log_id.index), bytes);
+        }
+        // Readable from here on; durable once the syncer has run (it calls `callback`).
+        self.db.write(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.syncer
+            .send(callback)
+            .map_err(|_| StorageIOError::write_logs(&io::Error::other("the log sync thread is gone")))?;
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Conflicting entries from an old term. Not synced on its own: an entry that survives a
+        // crash here is uncommitted and will be truncated again, and the next synced append
+        // (one WAL) makes the deletion durable before anything that depends on it.
+        self.db
+            .delete_range_cf(cf(&self.db, CF_LOG), index_key(log_id.index), index_key(u64::MAX))
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Only entries covered by a snapshot are purged, and they were applied before this
+        // write: with one WAL, whenever the purge survives a crash, so do the state-machine
+        // writes it depends on. Pointer and deletion go in one atomic batch.
+        let mut batch = WriteBatch::default();
+        let bytes = encode(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
+        batch.put_cf(cf(&self.db, CF_RAFT), KEY_LAST_PURGED, bytes);
+        batch.delete_range_cf(
+            cf(&self.db, CF_LOG),
+            index_key(0),
+            index_key(log_id.index.saturating_add(1)),
+        );
+        self.db.write(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+}
