@@ -14,6 +14,9 @@ mod routes;
 pub mod store;
 pub mod toys;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

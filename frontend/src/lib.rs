@@ -98,6 +98,19 @@ pub struct AppState {
     pub catalog_url: reqwest::Url,
 }
 
+impl AppState {
+    /// The catalog URL for a path made of `segments`, each percent-encoded (toy names have
+    /// spaces and apostrophes).
+    pub fn catalog_endpoint(&self, segments: &[&str]) -> Result<reqwest::Url, api::ApiError> {
+        let mut url = self.catalog_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| api::ApiError::internal("the catalog URL cannot take a path"))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+}
+
 /// Starts the front-end: HTTP server, cache lease renewal, first leader selection.
 pub async fn serve(config: Config) -> Result<ServerHandle, FrontendError> {
     let token: Option<Arc<str>> = config.cluster_token.as_deref().map(Arc::from);

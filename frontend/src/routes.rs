@@ -59,10 +59,10 @@ async fn status(State(state): State<AppState>) -> Data<FrontendStatus> {
 }
 
 async fn products(State(state): State<AppState>) -> ApiResult<Vec<Product>> {
-    let url = format!("{}/products", state.catalog_url);
+    let url = state.catalog_endpoint(&["products"])?;
     let toys: Vec<VersionedProduct> = state
         .client
-        .call(state.client.get(&url))
+        .call(state.client.get(url.as_str()))
         .await
         .map_err(|e| ApiError::from(FrontendError::from_catalog(e)))?;
     Ok(Data::new(toys.iter().map(VersionedProduct::public).collect()))
@@ -74,13 +74,10 @@ async fn product(State(state): State<AppState>, PathParam(name): PathParam<Strin
         return json_body(body);
     }
     let ticket = state.cache.ticket();
-    let mut url = state.catalog_url.clone();
-    match url.path_segments_mut() {
-        Ok(mut segments) => {
-            segments.pop_if_empty().extend(["products", name.as_str()]);
-        }
-        Err(()) => return ApiError::internal("the catalog URL cannot have a path").into_response(),
-    }
+    let url = match state.catalog_endpoint(&["products", &name]) {
+        Ok(url) => url,
+        Err(err) => return err.into_response(),
+    };
     let toy: VersionedProduct = match state.client.call(state.client.get(url.as_str())).await {
         Ok(toy) => toy,
         Err(err) => return ApiError::from(FrontendError::from_catalog(err)).into_response(),

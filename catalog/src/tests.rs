@@ -1,0 +1,242 @@
+//! Catalog unit tests: the ledger against a real RocksDB in a temporary directory, and the
+//! invalidation push against a real HTTP endpoint standing in for a front-end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::catalog::{BuyOutcome, BuyRequest, Invalidation};
+use api::client::ServiceClient;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use tempfile::TempDir;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CatalogError;
+use crate::leases::FrontendLeases;
+use crate::ledger::{Ledger, LedgerMetrics};
+use crate::store::StockStore;
+
+struct Running {
+    ledger: Ledger,
+    leases: Arc<FrontendLeases>,
+    stop: CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(dir: &TempDir, stock: u32, lease: Duration) -> Self {
+        let store = Arc::new(StockStore::open(dir.path(), stock).expect("store opens"));
+        let client = ServiceClient::new(Duration::from_millis(300), None);
+        let leases = Arc::new(FrontendLeases::new(lease, client, Counter::default(), Counter::default()));
+        let stop = CancellationToken::new();
+        let (ledger, writer) = Ledger::start(store, leases.clone(), LedgerMetrics::new(), Instant::now(), stop.clone())
+            .expect("ledger starts");
+        Self {
+            ledger,
+            leases,
+            stop,
+            writer,
+        }
+    }
+
+    /// Stops the writer and releases the database.
+    async fn stop(self) {
+        self.stop.cancel();
+        self.writer.await.expect("writer stops cleanly");
+        drop(self.ledger);
+    }
+}
+
+fn buy(id: &str, name: &str, quantity: u32) -> BuyRequest {
+    BuyRequest {
+        request_id: id.into(),
+        name: name.into(),
+        quantity,
+    }
+}
+
+fn quantity(ledger: &Ledger, name: &str) -> u32 {
+    ledger.product(name).expect("toy exists").quantity
+}
+
+#[tokio::test]
+async fn a_request_id_buys_once_and_always_gets_the_same_answer() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 100, Duration::from_secs(1));
+    let first = catalog.ledger.buy(buy("r1", "Tux", 3)).await.unwrap();
+    let again = catalog.ledger.buy(buy("r1", "Tux", 3)).await.unwrap();
+    assert_eq!(first, again);
+    assert!(matches!(first, BuyOutcome::Bought { remaining: 97, .. }));
+    assert_eq!(quantity(&catalog.ledger, "Tux"), 97);
+
+    let reused = catalog.ledger.buy(buy("r1", "Tux", 4)).await;
+    assert!(matches!(reused, Err(CatalogError::RequestIdReused(_))));
+    assert_eq!(quantity(&catalog.ledger, "Tux"), 97, "a refused reuse changes nothing");
+
+    // Concurrent duplicates of one new request id land in the same batch or in successive
+    // ones: either way exactly one decrement.
+    let dupes: Vec<_> = (0..20).map(|_| catalog.ledger.buy(buy("r2", "Lego", 5))).collect();
+    let outcomes = futures::future::join_all(dupes).await;
+    assert!(outcomes.iter().all(|o| o.as_ref().ok() == outcomes[0].as_ref().ok()));
+    assert_eq!(quantity(&catalog.ledger, "Lego"), 95);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_buyers_of_the_last_ten_units_never_oversell() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 10, Duration::from_secs(1));
+    let buyers: Vec<_> = (0..50)
+        .map(|i| {
+            let ledger = catalog.ledger.clone();
+            tokio::spawn(async move { ledger.buy(buy(&format!("buyer-{i}"), "Slinky", 1)).await })
+        })
+        .collect();
+    let mut bought = 0;
+    let mut refused = 0;
+    for buyer in buyers {
+        match buyer.await.unwrap().unwrap() {
+            BuyOutcome::Bought { .. } => bought += 1,
+            BuyOutcome::OutOfStock { available: 0 } => refused += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!((bought, refused), (10, 40));
+    assert_eq!(quantity(&catalog.ledger, "Slinky"), 0);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_toys_and_bad_requests_change_nothing() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 100, Duration::from_secs(1));
+    let before = catalog.ledger.products();
+    assert_eq!(
+        catalog.ledger.buy(buy("u1", "Flux Capacitor", 1)).await.unwrap(),
+        BuyOutcome::UnknownProduct
+    );
+    assert!(matches!(
+        catalog.ledger.buy(buy("u2", "Tux", 0)).await,
+        Err(CatalogError::InvalidQuantity)
+    ));
+    assert!(matches!(
+        catalog.ledger.buy(buy("has space", "Tux", 1)).await,
+        Err(CatalogError::InvalidRequestId)
+    ));
+    assert!(matches!(
+        catalog.ledger.buy(buy("big", "Tux", 101)).await.unwrap(),
+        BuyOutcome::OutOfStock { available: 100 }
+    ));
+    assert_eq!(catalog.ledger.products(), before);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn restock_refills_only_the_toys_that_ran_out() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 5, Duration::from_secs(1));
+    catalog.ledger.buy(buy("a", "Tux", 5)).await.unwrap();
+    catalog.ledger.buy(buy("b", "Lego", 2)).await.unwrap();
+    let lego_version = catalog.ledger.product("Lego").unwrap().version;
+    let tux_version = catalog.ledger.product("Tux").unwrap().version;
+
+    let restocked = catalog.ledger.restock().await.unwrap();
+    assert_eq!(restocked, vec!["Tux".to_string()]);
+    assert_eq!(quantity(&catalog.ledger, "Tux"), 5);
+    assert_eq!(quantity(&catalog.ledger, "Lego"), 3);
+    assert_eq!(catalog.ledger.product("Lego").unwrap().version, lego_version);
+    assert!(catalog.ledger.product("Tux").unwrap().version > tux_version);
+    assert!(catalog.ledger.restock().await.unwrap().is_empty(), "nothing left to refill");
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn stock_and_buy_records_survive_a_restart_on_the_same_directory() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 100, Duration::from_secs(1));
+    let first = catalog.ledger.buy(buy("keep", "Kite", 7)).await.unwrap();
+    let version = catalog.ledger.product("Kite").unwrap().version;
+    catalog.stop().await;
+
+    // The initial stock given on reopening is ignored: the catalog keeps what it was created
+    // with.
+    let catalog = Running::start(&dir, 3, Duration::from_secs(1));
+    assert_eq!(quantity(&catalog.ledger, "Kite"), 93);
+    assert_eq!(catalog.ledger.product("Kite").unwrap().version, version);
+    assert_eq!(catalog.ledger.buy(buy("keep", "Kite", 7)).await.unwrap(), first);
+    assert_eq!(quantity(&catalog.ledger, "Kite"), 93, "a retried request id does not buy again");
+    catalog.ledger.buy(buy("drain", "Kite", 93)).await.unwrap();
+    assert_eq!(catalog.ledger.restock().await.unwrap(), vec!["Kite".to_string()]);
+    assert_eq!(quantity(&catalog.ledger, "Kite"), 100);
+    catalog.stop().await;
+}
+
+/// A stand-in front-end that records the invalidations it receives.
+async fn recording_frontend() -> (String, Arc<Mutex<Vec<(Instant, Invalidation)>>>) {
+    let seen: Arc<Mutex<Vec<(Instant, Invalidation)>>> = Arc::default();
+    let router = Router::new()
+        .route(
+            "/invalidate",
+            post(
+                |State(seen): State<Arc<Mutex<Vec<(Instant, Invalidation)>>>>,
+                 axum::Json(body): axum::Json<Invalidation>| async move {
+                    seen.lock().push((Instant::now(), body));
+                    axum::Json(serde_json::json!({"data": "ok"}))
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_buy_is_acknowledged_only_after_the_front_end_has_its_invalidation() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 100, Duration::from_secs(5));
+    let (url, seen) = recording_frontend().await;
+    assert!(catalog.leases.grant(&url).fresh);
+
+    let outcome = catalog.ledger.buy(buy("inv", "Yo-Yo", 2)).await.unwrap();
+    let acknowledged = Instant::now();
+    let BuyOutcome::Bought { version, .. } = outcome else {
+        panic!("expected a purchase, got {outcome:?}");
+    };
+    let seen = seen.lock();
+    assert_eq!(seen.len(), 1, "exactly one push for one buy");
+    let (received, invalidation) = &seen[0];
+    assert!(*received <= acknowledged);
+    assert_eq!(invalidation.toys.len(), 1);
+    assert_eq!(invalidation.toys[0].name, "Yo-Yo");
+    assert_eq!(invalidation.toys[0].version, version);
+    drop(seen);
+    catalog.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_front_end_is_revoked_and_its_lease_waited_out() {
+    let dir = TempDir::new().unwrap();
+    let lease = Duration::from_secs(3);
+    let catalog = Running::start(&dir, 100, lease);
+    // A port nobody listens on: connections are refused.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let granted_at = Instant::now();
+    catalog.leases.grant(&dead);
+    catalog.ledger.buy(buy("late", "Marbles", 1)).await.unwrap();
+    assert!(
+        Instant::now() >= granted_at + lease,
+        "the buy must not be acknowledged while the unreachable front-end may still trust its cache"
+    );
+    assert_eq!(catalog.leases.live(), 0, "the lease is revoked");
+    assert!(catalog.leases.grant(&dead).fresh, "coming back, the front-end must empty its cache");
+    catalog.stop().await;
+}

@@ -1,0 +1,428 @@
+# cluster/lib.sh: code shared by the cluster scripts (up.sh, down.sh, kill.sh, restart.sh,
+# status.sh). Sourced, never run. Usage, at the top of a script:
+#   source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+#   ts_init up|use
+# ts_init loads cluster/cluster.env and $TOYSTORE_HOME/ports.env, resolves every path and port,
+# and defines the service names: catalog, node-1 … node-N (from TOYSTORE_NODES), frontend.
+# shellcheck shell=bash
+
+TS_CLUSTER_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+TS_REPO="$(cd -- "$TS_CLUSTER_DIR/.." && pwd -P)"
+# Read by cluster.env (for the default TOYSTORE_HOME).
+TOYSTORE_REPO="$TS_REPO"
+
+# The variables that decide where the cluster listens. They are recorded in ports.env.
+TS_PORT_KNOBS=(TOYSTORE_PORT_BASE TOYSTORE_FRONTEND_PORT TOYSTORE_CATALOG_PORT TOYSTORE_NODES)
+TS_HOST=127.0.0.1
+
+ts_say() { printf '%s\n' "$*"; }
+ts_warn() { printf '%s: warning: %s\n' "${0##*/}" "$*" >&2; }
+ts_die() {
+    printf '%s: error: %s\n' "${0##*/}" "$*" >&2
+    exit 1
+}
+
+ts_need_tools() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 ||
+            ts_die "'$tool' is required but not installed (Debian/Ubuntu: apt-get install -y $tool)"
+    done
+}
+
+ts_is_port() { [[ $1 =~ ^[0-9]{1,5}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); }
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+# ts_init MODE: MODE "up" (up.sh: may choose new ports when nothing runs) or "use" (every other
+# script: the ports recorded by up.sh win, because that is where the services listen).
+ts_init() {
+    local mode=$1 knob
+    local -A caller=()
+    for knob in "${TS_PORT_KNOBS[@]}"; do
+        if [[ -n ${!knob:-} ]]; then caller[$knob]=${!knob}; fi
+    done
+    if [[ -n ${TOYSTORE_PORT_BASE:-} ]]; then
+        ts_is_port "$TOYSTORE_PORT_BASE" && ((10#$TOYSTORE_PORT_BASE + 203 <= 65535)) ||
+            ts_die "TOYSTORE_PORT_BASE=$TOYSTORE_PORT_BASE is not a usable port base (1..65332)"
+        TOYSTORE_PORT_BASE=$((10#$TOYSTORE_PORT_BASE))
+    fi
+
+    [[ -f $TS_CLUSTER_DIR/cluster.env ]] || ts_die "missing $TS_CLUSTER_DIR/cluster.env"
+    set -a
+    # shellcheck source=cluster.env
+    source "$TS_CLUSTER_DIR/cluster.env"
+    set +a
+
+    # Everything lives under TOYSTORE_HOME (made absolute: the services and later runs of these
+    # scripts may have another working directory).
+    [[ $TOYSTORE_HOME == /* ]] || TOYSTORE_HOME="$PWD/$TOYSTORE_HOME"
+    export TOYSTORE_HOME
+    TS_DATA="$TOYSTORE_HOME/data"
+    TS_LOGS="$TOYSTORE_HOME/logs"
+    TS_PIDS="$TOYSTORE_HOME/pids"
+    TS_TOKEN_FILE="$TOYSTORE_HOME/cluster.token"
+    TS_PORTS_FILE="$TOYSTORE_HOME/ports.env"
+
+    # The ports up.sh recorded, if any.
+    local -A rec=()
+    local key value
+    if [[ -f $TS_PORTS_FILE ]]; then
+        while IFS='=' read -r key value; do
+            case $key in
+            TOYSTORE_PORT_BASE | TOYSTORE_FRONTEND_PORT | TOYSTORE_CATALOG_PORT | TOYSTORE_NODES | TOYSTORE_BIN_DIR)
+                rec[$key]=$value
+                ;;
+            esac
+        done <"$TS_PORTS_FILE"
+    fi
+    TS_RECORDED_BIN_DIR=${rec[TOYSTORE_BIN_DIR]:-}
+
+    local use_rec=0
+    if [[ -n ${rec[TOYSTORE_NODES]:-} ]]; then
+        if [[ $mode == use ]]; then
+            use_rec=1
+            for knob in "${!caller[@]}"; do
+                [[ ${caller[$knob]} == "${rec[$knob]:-}" ]] ||
+                    ts_warn "$knob=${caller[$knob]} ignored: the cluster in $TOYSTORE_HOME was started with $knob=${rec[$knob]:-} (see $TS_PORTS_FILE)"
+            done
+        elif ts_any_recorded_alive; then
+            # up.sh while part of the cluster runs: the running services fix the ports.
+            use_rec=1
+            for knob in "${!caller[@]}"; do
+                [[ ${caller[$knob]} == "${rec[$knob]:-}" ]] ||
+                    ts_die "$knob=${caller[$knob]} conflicts with the running cluster in $TOYSTORE_HOME ($knob=${rec[$knob]:-}); run cluster/down.sh first or unset $knob"
+            done
+        elif ((${#caller[@]} == 0)); then
+            # Nothing runs and the caller chose no port: this home keeps the ports it had.
+            use_rec=1
+            if [[ $TOYSTORE_NODES != "${rec[TOYSTORE_NODES]}" || $TOYSTORE_FRONTEND_PORT != "${rec[TOYSTORE_FRONTEND_PORT]:-}" || $TOYSTORE_CATALOG_PORT != "${rec[TOYSTORE_CATALOG_PORT]:-}" ]]; then
+                ts_say "note: using the ports recorded in $TS_PORTS_FILE (front-end ${rec[TOYSTORE_FRONTEND_PORT]:-?}); set TOYSTORE_PORT_BASE to choose others"
+            fi
+        fi
+    fi
+    if ((use_rec)); then
+        for knob in "${TS_PORT_KNOBS[@]}"; do
+            if [[ -n ${rec[$knob]:-} ]]; then printf -v "$knob" '%s' "${rec[$knob]}"; fi
+        done
+    fi
+    export "${TS_PORT_KNOBS[@]}"
+
+    ts_is_port "$TOYSTORE_FRONTEND_PORT" || ts_die "TOYSTORE_FRONTEND_PORT=$TOYSTORE_FRONTEND_PORT is not a port"
+    ts_is_port "$TOYSTORE_CATALOG_PORT" || ts_die "TOYSTORE_CATALOG_PORT=$TOYSTORE_CATALOG_PORT is not a port"
+    TS_FRONTEND_URL="http://$TS_HOST:$TOYSTORE_FRONTEND_PORT"
+    TS_CATALOG_URL="http://$TS_HOST:$TOYSTORE_CATALOG_PORT"
+    ts_parse_nodes "$TOYSTORE_NODES"
+
+    TS_SERVICES=(catalog)
+    local id
+    for id in "${TS_NODE_IDS[@]}"; do TS_SERVICES+=("node-$id"); done
+    TS_SERVICES+=(frontend)
+}
+
+# ts_parse_nodes "1=http://127.0.0.1:8201,2=…": sets TS_NODE_IDS (ascending) and
+# TS_NODE_URL[id], TS_NODE_PORT[id], TS_NODE_HOSTPORT[id].
+ts_parse_nodes() {
+    local list=$1 entry id url hostport
+    TS_NODE_IDS=()
+    declare -gA TS_NODE_URL=() TS_NODE_PORT=() TS_NODE_HOSTPORT=()
+    local IFS=,
+    for entry in $list; do
+        entry=${entry// /}
+        [[ -n $entry ]] || continue
+        id=${entry%%=*}
+        url=${entry#*=}
+        url=${url%/}
+        [[ $entry == *=* && $id =~ ^[1-9][0-9]*$ ]] ||
+            ts_die "TOYSTORE_NODES entry '$entry' is not of the form ID=http://HOST:PORT"
+        [[ $url =~ ^http://([^/:]+):([0-9]+)$ ]] ||
+            ts_die "TOYSTORE_NODES: node $id's URL '$url' is not of the form http://HOST:PORT"
+        hostport=${url#http://}
+        [[ -z ${TS_NODE_URL[$id]:-} ]] || ts_die "TOYSTORE_NODES: node id $id appears twice"
+        TS_NODE_URL[$id]=$url
+        TS_NODE_PORT[$id]=${BASH_REMATCH[2]}
+        TS_NODE_HOSTPORT[$id]=$hostport
+        TS_NODE_IDS+=("$id")
+    done
+    ((${#TS_NODE_IDS[@]} > 0)) || ts_die "TOYSTORE_NODES is empty"
+    mapfile -t TS_NODE_IDS < <(printf '%s\n' "${TS_NODE_IDS[@]}" | sort -n)
+}
+
+# ts_write_ports BIN_DIR: records the ports (and binaries) this cluster runs with.
+ts_write_ports() {
+    local tmp="$TS_PORTS_FILE.tmp.$$"
+    {
+        printf '# Written by cluster/up.sh on %s: the ports this cluster was started with.\n' "$(date -u +%FT%TZ)"
+        printf '# The other cluster scripts read it; do not edit while the cluster runs.\n'
+        printf 'TOYSTORE_PORT_BASE=%s\n' "$TOYSTORE_PORT_BASE"
+        printf 'TOYSTORE_FRONTEND_PORT=%s\n' "$TOYSTORE_FRONTEND_PORT"
+        printf 'TOYSTORE_CATALOG_PORT=%s\n' "$TOYSTORE_CATALOG_PORT"
+        printf 'TOYSTORE_NODES=%s\n' "$TOYSTORE_NODES"
+        printf 'TOYSTORE_BIN_DIR=%s\n' "$1"
+    } >"$tmp"
+    mv -f "$tmp" "$TS_PORTS_FILE"
+}
+
+# ts_token: prints the cluster token, generating $TOYSTORE_HOME/cluster.token once (from the
+# caller's TOYSTORE_CLUSTER_TOKEN if set, else 32 random bytes as hex).
+ts_token() {
+    if [[ ! -s $TS_TOKEN_FILE ]]; then
+        local token=${TOYSTORE_CLUSTER_TOKEN:-}
+        if [[ -z $token ]]; then
+            token=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+        fi
+        [[ ${#token} -ge 16 ]] || ts_die "could not generate a cluster token"
+        (
+            umask 077
+            printf '%s\n' "$token" >"$TS_TOKEN_FILE.tmp.$$"
+        )
+        mv -f "$TS_TOKEN_FILE.tmp.$$" "$TS_TOKEN_FILE"
+    fi
+    local saved
+    saved=$(head -n1 "$TS_TOKEN_FILE")
+    if [[ -n ${TOYSTORE_CLUSTER_TOKEN:-} && $TOYSTORE_CLUSTER_TOKEN != "$saved" ]]; then
+        ts_warn "TOYSTORE_CLUSTER_TOKEN ignored: this cluster's token is the one in $TS_TOKEN_FILE" >&2
+    fi
+    printf '%s' "$saved"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Services
+
+ts_bin_name() {
+    case $1 in
+    catalog) echo catalog ;;
+    frontend) echo frontend ;;
+    node-*) echo order-raft ;;
+    *) ts_die "unknown service '$1'" ;;
+    esac
+}
+
+ts_pidfile() { printf '%s/%s.pid' "$TS_PIDS" "$1"; }
+ts_logfile() { printf '%s/%s.log' "$TS_LOGS" "$1"; }
+
+ts_url() {
+    case $1 in
+    catalog) echo "$TS_CATALOG_URL" ;;
+    frontend) echo "$TS_FRONTEND_URL" ;;
+    node-*) echo "${TS_NODE_URL[${1#node-}]}" ;;
+    esac
+}
+
+ts_port() {
+    case $1 in
+    catalog) echo "$TOYSTORE_CATALOG_PORT" ;;
+    frontend) echo "$TOYSTORE_FRONTEND_PORT" ;;
+    node-*) echo "${TS_NODE_PORT[${1#node-}]}" ;;
+    esac
+}
+
+ts_label() {
+    case $1 in
+    node-*) echo "node ${1#node-}" ;;
+    *) echo "$1" ;;
+    esac
+}
+
+# ts_pid_is SERVICE PID: true if PID is a live (not zombie) process of SERVICE's binary, started
+# for this TOYSTORE_HOME. A recycled pid (another program, or the same binary of another
+# cluster) does not count.
+ts_pid_is() {
+    local svc=$1 pid=$2 bin argv0 state
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ -r /proc/$pid/cmdline ]] || return 1
+    bin=$(ts_bin_name "$svc")
+    IFS= read -r -d '' argv0 <"/proc/$pid/cmdline" 2>/dev/null || true
+    [[ -n $argv0 && ${argv0##*/} == "$bin" ]] || return 1
+    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || return 1
+    [[ $state != Z && $state != X ]] || return 1
+    # Started by these scripts for this home? (environ is readable for our own processes.)
+    if [[ -r /proc/$pid/environ ]]; then
+        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "TOYSTORE_HOME=$TOYSTORE_HOME" || return 1
+    fi
+    return 0
+}
+
+# ts_pid SERVICE: prints the pid recorded for SERVICE (may be stale), or nothing.
+ts_pid() {
+    local file pid=""
+    file=$(ts_pidfile "$1")
+    [[ -f $file ]] && read -r pid <"$file" 2>/dev/null
+    [[ $pid =~ ^[0-9]+$ ]] && printf '%s' "$pid"
+    return 0
+}
+
+# ts_alive SERVICE: prints the pid and succeeds if SERVICE runs.
+ts_alive() {
+    local pid
+    pid=$(ts_pid "$1")
+    [[ -n $pid ]] && ts_pid_is "$1" "$pid" && printf '%s' "$pid"
+}
+
+ts_any_pidfile() { compgen -G "$TS_PIDS/*.pid" >/dev/null 2>&1; }
+
+# Used by ts_init before the service list is known: any pid file naming a live service.
+ts_any_recorded_alive() {
+    local file svc pid
+    [[ -d $TS_PIDS ]] || return 1
+    for file in "$TS_PIDS"/*.pid; do
+        [[ -f $file ]] || continue
+        svc=${file##*/}
+        svc=${svc%.pid}
+        case $svc in catalog | frontend | node-*) ;; *) continue ;; esac
+        read -r pid <"$file" 2>/dev/null || continue
+        ts_pid_is "$svc" "$pid" && return 0
+    done
+    return 1
+}
+
+# ts_port_busy PORT: something accepts connections on 127.0.0.1:PORT.
+ts_port_busy() {
+    timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$TS_HOST" "$1" 2>/dev/null
+}
+
+# ts_start SERVICE BIN_DIR TOKEN: starts SERVICE in its own session, detached from this script,
+# stdout and stderr appended to its log; prints its pid.
+ts_start() {
+    local svc=$1 bin_dir=$2 token=$3 bin id pidfile logfile pid port i
+    local -a args
+    bin="$bin_dir/$(ts_bin_name "$svc")"
+    [[ -x $bin ]] || ts_die "$bin is missing or not executable"
+    case $svc in
+    catalog)
+        args=(--listen "$TS_HOST:$TOYSTORE_CATALOG_PORT" --data-dir "$TS_DATA/catalog")
+        ;;
+    node-*)
+        id=${svc#node-}
+        args=(--id "$id" --nodes "$TOYSTORE_NODES" --listen "${TS_NODE_HOSTPORT[$id]}"
+            --data-dir "$TS_DATA/node-$id" --catalog "$TS_CATALOG_URL" --bootstrap)
+        ;;
+    frontend)
+        args=(--listen "$TS_HOST:$TOYSTORE_FRONTEND_PORT" --catalog "$TS_CATALOG_URL"
+            --nodes "$TOYSTORE_NODES")
+        ;;
+    esac
+    port=$(ts_port "$svc")
+    if ts_port_busy "$port"; then
+        ts_die "cannot start $(ts_label "$svc"): port $port on $TS_HOST is already in use by another program (choose other ports with TOYSTORE_PORT_BASE)"
+    fi
+    mkdir -p "$TS_DATA" "$TS_LOGS" "$TS_PIDS"
+    pidfile=$(ts_pidfile "$svc")
+    logfile=$(ts_logfile "$svc")
+    rm -f "$pidfile"
+    printf '===== %s %s: starting %s %s\n' "$(date -u +%FT%TZ)" "${0##*/}" "$bin" "${args[*]}" >>"$logfile"
+    # The child writes its own pid and then execs the service (same pid), so the pid file is
+    # right even if setsid had to fork. The token goes in the environment, not on the command
+    # line, so it does not show in ps.
+    TOYSTORE_CLUSTER_TOKEN=$token setsid bash -c \
+        'echo "$$" >"$0.tmp" && mv -f "$0.tmp" "$0" && exec nohup "$@"' \
+        "$pidfile" "$bin" "${args[@]}" </dev/null >>"$logfile" 2>&1 &
+    disown 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        pid=$(ts_pid "$svc")
+        if [[ -n $pid ]] && ts_pid_is "$svc" "$pid"; then
+            printf '%s' "$pid"
+            return 0
+        fi
+        sleep 0.05
+    done
+    ts_say "$(ts_label "$svc") did not start; the end of $logfile:" >&2
+    tail -n 30 "$logfile" >&2 || true
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# HTTP and JSON
+
+# ts_get URL: the body of a GET, or failure (1 s deadline).
+ts_get() { curl -s --max-time 1 "$1"; }
+
+ts_healthy() {
+    local body
+    body=$(ts_get "$1/health") || return 1
+    [[ $body =~ \"data\"[[:space:]]*:[[:space:]]*\"ok\" ]]
+}
+
+# ts_json JSON PATH…: prints one line per dotted PATH ("data.cache.hits"); "-" if absent/null or
+# if JSON does not parse.
+ts_json() {
+    python3 -c '
+import json, sys
+try:
+    doc = json.loads(sys.argv[1])
+except Exception:
+    doc = None
+for path in sys.argv[2:]:
+    v = doc
+    for key in path.split("."):
+        v = v.get(key) if isinstance(v, dict) else None
+    if v is None:
+        print("-")
+    elif isinstance(v, bool):
+        print("true" if v else "false")
+    else:
+        print(v)
+' "$@"
+}
+
+# ts_leader: prints "ID TERM" of the live node that says it is the Raft leader (the highest term
+# if more than one does, e.g. an isolated old leader), or fails.
+ts_leader() {
+    local id body best="" best_term=-1 fields
+    for id in "${TS_NODE_IDS[@]}"; do
+        ts_alive "node-$id" >/dev/null || continue
+        body=$(ts_get "${TS_NODE_URL[$id]}/status") || continue
+        mapfile -t fields < <(ts_json "$body" data.role data.term)
+        if [[ ${fields[0]} == leader && ${fields[1]} =~ ^[0-9]+$ ]] && ((fields[1] > best_term)); then
+            best=$id
+            best_term=${fields[1]}
+        fi
+    done
+    [[ -n $best ]] && printf '%s %s' "$best" "$best_term"
+}
+
+# ts_wait_healthy SERVICE DEADLINE(epoch seconds): waits for GET /health; on death or timeout,
+# prints the end of the service's log and exits 1.
+ts_wait_healthy() {
+    local svc=$1 deadline=$2 url
+    url=$(ts_url "$svc")
+    while :; do
+        if ! ts_alive "$svc" >/dev/null; then
+            ts_fail_with_log "$svc" "$(ts_label "$svc") exited while starting"
+        fi
+        ts_healthy "$url" && return 0
+        if (($(date +%s) >= deadline)); then
+            ts_fail_with_log "$svc" "$(ts_label "$svc") did not answer $url/health in time"
+        fi
+        sleep 0.2
+    done
+}
+
+ts_fail_with_log() {
+    local svc=$1 why=$2 logfile
+    logfile=$(ts_logfile "$svc")
+    printf '%s: error: %s; the end of %s:\n' "${0##*/}" "$why" "$logfile" >&2
+    tail -n 30 "$logfile" 2>/dev/null | sed 's/^/    /' >&2 || true
+    exit 1
+}
+
+# ts_need_cluster: exits with a clear message if no cluster was ever started in TOYSTORE_HOME.
+ts_need_cluster() {
+    if [[ ! -d $TOYSTORE_HOME ]] || ! ts_any_pidfile; then
+        ts_die "no cluster is up in $TOYSTORE_HOME (no pid files); start one with cluster/up.sh"
+    fi
+}
+
+# ts_bin_dir_for_restart: the binaries a single-service restart uses: TOYSTORE_BIN_DIR, else the
+# ones up.sh used, else the release build.
+ts_bin_dir_for_restart() {
+    local dir=${TOYSTORE_BIN_DIR:-${TS_RECORDED_BIN_DIR:-}}
+    if [[ -z $dir ]]; then
+        local target=${CARGO_TARGET_DIR:-$TS_REPO/target}
+        [[ $target == /* ]] || target="$TS_REPO/$target"
+        dir="$target/release"
+    fi
+    [[ $dir == /* ]] || dir="$PWD/$dir"
+    printf '%s' "$dir"
+}

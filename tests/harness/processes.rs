@@ -1,0 +1,1 @@
+//! Real processes (filled in with the cluster scripts).

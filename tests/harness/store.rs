@@ -1,0 +1,250 @@
+//! `TestStore`: catalog, three order replicas and (optionally) a front-end, in this process.
+//!
+//! Every service runs through its crate's real `serve()` on real sockets with real RocksDB
+//! directories; only the process boundary is missing. A replica can be stopped (it vanishes
+//! from the network, as in a crash) and restarted on its old data.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use api::catalog::VersionedProduct;
+use api::client::{CallError, ServiceClient};
+use api::cluster::NodeAddrs;
+use api::order::{NodeStatus, OrderPlaced, OrderRecord, PlaceOrder};
+use api::server::ServerHandle;
+use tempfile::TempDir;
+
+use crate::{free_port, http, wait_for};
+
+/// Knobs of a test store.
+pub struct StoreOptions {
+    pub initial_stock: u32,
+    pub frontend: bool,
+    /// Adjusts each replica's configuration before it starts (snapshot thresholds, …).
+    pub tune_node: fn(&mut order_raft::Config),
+    /// Per replica, the address book it uses for its peers (e.g. through fault proxies).
+    /// Default: every replica reaches every other directly.
+    pub address_books: Option<BTreeMap<u64, NodeAddrs>>,
+    /// Shared secret every service requires on internal endpoints (the test client sends it).
+    pub cluster_token: Option<String>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            initial_stock: 100_000,
+            frontend: false,
+            tune_node: |_| {},
+            address_books: None,
+            cluster_token: None,
+        }
+    }
+}
+
+struct Replica {
+    config: order_raft::Config,
+    handle: Option<ServerHandle>,
+}
+
+pub struct TestStore {
+    _dir: TempDir,
+    pub catalog_url: String,
+    catalog: ServerHandle,
+    replicas: BTreeMap<u64, Replica>,
+    /// The replicas' real URLs (what a front-end or a test talks to).
+    pub node_urls: NodeAddrs,
+    frontend: Option<ServerHandle>,
+    pub http: ServiceClient,
+}
+
+/// Three replicas on ports picked now, so that each can know the others before they start.
+pub fn replica_ports() -> BTreeMap<u64, u16> {
+    (1..=3).map(|id| (id, free_port())).collect()
+}
+
+impl TestStore {
+    pub async fn start(options: StoreOptions) -> Self {
+        Self::start_on(replica_ports(), options).await
+    }
+
+    /// Starts a store whose replicas listen on `ports`.
+    pub async fn start_on(ports: BTreeMap<u64, u16>, options: StoreOptions) -> Self {
+        crate::init_logs();
+        let dir = TempDir::new().expect("a temporary directory");
+        let mut catalog_config = catalog::Config::for_test(dir.path().join("catalog"));
+        catalog_config.initial_stock = options.initial_stock;
+        catalog_config.cluster_token = options.cluster_token.clone();
+        let catalog = catalog::serve(catalog_config).await.expect("catalog starts");
+        let catalog_url = catalog.url();
+
+        let node_urls = NodeAddrs::new(
+            ports
+                .iter()
+                .map(|(id, port)| (*id, format!("http://127.0.0.1:{port}"))),
+        );
+        let mut replicas = BTreeMap::new();
+        for (&id, &port) in &ports {
+            let book = options
+                .address_books
+                .as_ref()
+                .and_then(|books| books.get(&id).cloned())
+                .unwrap_or_else(|| node_urls.clone());
+            let mut config = order_raft::Config::for_test(id, book, dir.path().join(format!("node-{id}")), &catalog_url);
+            config.listen = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+            config.cluster_token = options.cluster_token.clone();
+            (options.tune_node)(&mut config);
+            let handle = order_raft::serve(config.clone()).await.expect("replica starts");
+            replicas.insert(
+                id,
+                Replica {
+                    config,
+                    handle: Some(handle),
+                },
+            );
+        }
+
+        let frontend = if options.frontend {
+            let mut config = frontend::Config::for_test(&catalog_url, node_urls.clone()).expect("front-end config");
+            config.cluster_token = options.cluster_token.clone();
+            Some(frontend::serve(config).await.expect("front-end starts"))
+        } else {
+            None
+        };
+        Self {
+            _dir: dir,
+            catalog_url,
+            catalog,
+            replicas,
+            node_urls,
+            frontend,
+            http: match options.cluster_token {
+                Some(token) => ServiceClient::new(Duration::from_secs(15), Some(token.into())),
+                None => http(),
+            },
+        }
+    }
+
+    pub fn frontend_url(&self) -> String {
+        self.frontend.as_ref().expect("this store has a front-end").url()
+    }
+
+    pub fn node_url(&self, id: u64) -> String {
+        self.node_urls.get(id).expect("a known replica").to_string()
+    }
+
+    pub fn running(&self) -> Vec<u64> {
+        self.replicas
+            .iter()
+            .filter(|(_, r)| r.handle.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub async fn status(&self, id: u64) -> Result<NodeStatus, CallError> {
+        self.http.call(self.http.get(&format!("{}/status", self.node_url(id)))).await
+    }
+
+    /// Waits until the running replicas agree on one leader; returns its id.
+    pub async fn leader(&self) -> u64 {
+        self.leader_among(&self.running()).await
+    }
+
+    /// Waits until `ids` agree on one leader among them; returns its id.
+    pub async fn leader_among(&self, ids: &[u64]) -> u64 {
+        wait_for("an agreed Raft leader", Duration::from_secs(20), || async {
+            let mut leader = None;
+            for &id in ids {
+                let status = self.status(id).await.ok()?;
+                let theirs = status.leader?;
+                if !ids.contains(&theirs) || leader.is_some_and(|l| l != theirs) {
+                    return None;
+                }
+                leader = Some(theirs);
+            }
+            let leader = leader?;
+            (self.status(leader).await.ok()?.role == "leader").then_some(leader)
+        })
+        .await
+    }
+
+    /// Places an order through replica `via`.
+    pub async fn place(&self, via: u64, request_id: &str, name: &str, quantity: u32) -> Result<OrderPlaced, CallError> {
+        let order = PlaceOrder {
+            request_id: request_id.into(),
+            name: name.into(),
+            quantity,
+        };
+        let url = format!("{}/orders", self.node_url(via));
+        self.http.call(self.http.post(&url).json(&order)).await
+    }
+
+    pub async fn lookup(&self, via: u64, number: u64) -> Result<OrderRecord, CallError> {
+        self.http
+            .call(self.http.get(&format!("{}/orders/{number}", self.node_url(via))))
+            .await
+    }
+
+    /// The catalog's view of a toy.
+    pub async fn product(&self, name: &str) -> VersionedProduct {
+        let mut url = reqwest::Url::parse(&self.catalog_url).expect("catalog URL");
+        url.path_segments_mut().expect("base URL").push("products").push(name);
+        self.http
+            .call(self.http.get(url.as_str()))
+            .await
+            .expect("the catalog answers")
+    }
+
+    /// Takes a replica off the network, as a crash would (its data stays on disk).
+    pub async fn stop_node(&mut self, id: u64) {
+        let replica = self.replicas.get_mut(&id).expect("a known replica");
+        if let Some(handle) = replica.handle.take() {
+            handle.shutdown().await;
+        }
+    }
+
+    /// Starts a stopped replica again on its old data.
+    pub async fn restart_node(&mut self, id: u64) {
+        let replica = self.replicas.get_mut(&id).expect("a known replica");
+        assert!(replica.handle.is_none(), "replica {id} is running");
+        let config = replica.config.clone();
+        // The old instance's last RocksDB handles close shortly after its shutdown returns.
+        let handle = wait_for(&format!("replica {id} to reopen its data"), Duration::from_secs(20), || {
+            let config = config.clone();
+            async move { order_raft::serve(config).await.ok() }
+        })
+        .await;
+        replica.handle = Some(handle);
+    }
+
+    /// Waits until every running replica has applied the same entries and holds the same
+    /// orders; returns (applied index, digest, orders).
+    pub async fn converged(&self) -> (Option<u64>, String, u64) {
+        let ids = self.running();
+        wait_for("replicas to converge", Duration::from_secs(30), || async {
+            let mut seen = None;
+            for &id in &ids {
+                let status = self.status(id).await.ok()?;
+                let mine = (status.applied_index, status.digest.clone(), status.orders);
+                if seen.as_ref().is_some_and(|s| *s != mine) {
+                    return None;
+                }
+                seen = Some(mine);
+            }
+            seen
+        })
+        .await
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(frontend) = self.frontend.take() {
+            frontend.shutdown().await;
+        }
+        for replica in self.replicas.values_mut() {
+            if let Some(handle) = replica.handle.take() {
+                handle.shutdown().await;
+            }
+        }
+        self.catalog.shutdown().await;
+    }
+}

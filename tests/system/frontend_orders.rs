@@ -1,0 +1,1 @@
+//! Orders through the front-end: leader selection, forwarding, exactly-once failover.

@@ -1,0 +1,8 @@
+//! Whole-system tests, one binary: every module starts real services (in this process or as
+//! processes) on 127.0.0.1 and checks what a user of the store would.
+
+mod catalog_frontend;
+mod frontend_orders;
+mod partition;
+mod processes;
+mod raft_cluster;

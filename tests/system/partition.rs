@@ -1,0 +1,103 @@
+//! A real network cut between the replicas: every replica reaches its peers through a
+//! [`FaultProxy`], and the test isolates the leader from both followers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use api::cluster::NodeAddrs;
+use system_tests::proxy::FaultProxy;
+use system_tests::store::{StoreOptions, TestStore, replica_ports};
+use system_tests::wait_for;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
+    let ports = replica_ports();
+    // proxies[(from, to)] carries `from`'s Raft and forwarding traffic to `to`.
+    let mut proxies = BTreeMap::new();
+    for (&from, _) in &ports {
+        for (&to, &port) in &ports {
+            if from != to {
+                let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+                proxies.insert((from, to), proxy);
+            }
+        }
+    }
+    let address_books: BTreeMap<u64, NodeAddrs> = ports
+        .iter()
+        .map(|(&me, &port)| {
+            let book = ports.keys().map(|&peer| {
+                let url = if peer == me {
+                    format!("http://127.0.0.1:{port}")
+                } else {
+                    proxies[&(me, peer)].url()
+                };
+                (peer, url)
+            });
+            (me, NodeAddrs::new(book))
+        })
+        .collect();
+    let store = TestStore::start_on(
+        ports,
+        StoreOptions {
+            address_books: Some(address_books),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    let old = store.leader().await;
+    let mut acknowledged = Vec::new();
+    for i in 0..10 {
+        let placed = store.place(old, &format!("before-{i}"), "Tux", 1).await.unwrap();
+        acknowledged.push((placed.order_number, "Tux", 1));
+    }
+    store.converged().await;
+
+    // Isolate the leader: every link to or from it goes dark.
+    for ((from, to), proxy) in &proxies {
+        if *from == old || *to == old {
+            proxy.cut();
+        }
+    }
+
+    // An order sent to the isolated leader is refused within its deadline, never acknowledged.
+    let started = std::time::Instant::now();
+    let isolated = store.place(old, "isolated-order", "Rocking Horse", 7).await;
+    let err = isolated.expect_err("an isolated leader must not acknowledge a write");
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "refused, not hung");
+    // Nor does it serve a read it cannot prove is current.
+    let read = store.lookup(old, 0).await.expect_err("no stale read from an isolated leader");
+    assert_eq!(read.status().map(|s| s.as_u16()), Some(503), "{read}");
+
+    // The majority elects a new leader and keeps committing.
+    let majority: Vec<u64> = (1..=3).filter(|id| *id != old).collect();
+    let new = store.leader_among(&majority).await;
+    assert_ne!(new, old);
+    for i in 0..10 {
+        let placed = store.place(majority[i % 2], &format!("after-{i}"), "Lego", 2).await.unwrap();
+        acknowledged.push((placed.order_number, "Lego", 2));
+    }
+
+    // Heal: the old leader steps down, drops its uncommitted entry and catches up.
+    for proxy in proxies.values() {
+        proxy.heal();
+    }
+    wait_for("the old leader to follow the new one", Duration::from_secs(20), || async {
+        let status = store.status(old).await.ok()?;
+        (status.leader == Some(new) && status.role == "follower").then_some(())
+    })
+    .await;
+    let (_, _, orders) = store.converged().await;
+    assert_eq!(orders, acknowledged.len() as u64, "exactly the acknowledged orders exist");
+    for (number, name, quantity) in &acknowledged {
+        let order = store.lookup(new, *number).await.unwrap();
+        assert_eq!((order.name.as_str(), order.quantity), (*name, *quantity));
+    }
+    // The refused order is nowhere: nothing is a Rocking Horse.
+    for number in 0..orders {
+        assert_ne!(store.lookup(new, number).await.unwrap().name, "Rocking Horse");
+    }
+    store.shutdown().await;
+}
