@@ -1,1 +1,181 @@
-//! Orders through the front-end: leader selection, forwarding, exactly-once failover.
+//! Orders through the front-end: leader selection, forwarding, exactly-once failover,
+//! read-your-writes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use api::catalog::Product;
+use api::client::ServiceClient;
+use api::order::{FrontendStatus, OrderPlaced, OrderRecord};
+use system_tests::store::{StoreOptions, TestStore};
+use system_tests::wait_for;
+
+async fn order(http: &ServiceClient, frontend: &str, name: &str, quantity: u32, key: Option<&str>) -> OrderPlaced {
+    let mut request = http
+        .post(&format!("{frontend}/orders"))
+        .json(&serde_json::json!({"name": name, "quantity": quantity}));
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    http.call(request).await.expect("the order is placed")
+}
+
+async fn quantity(http: &ServiceClient, frontend: &str, name: &str) -> u32 {
+    let url = format!("{frontend}/products/{}", name.replace(' ', "%20"));
+    let product: Product = http.call(http.get(&url)).await.expect("the toy is readable");
+    product.quantity
+}
+
+async fn frontend_status(store: &TestStore) -> FrontendStatus {
+    let url = format!("{}/status", store.frontend_url());
+    store.http.call(store.http.get(&url)).await.expect("front-end status")
+}
+
+/// Waits until every running replica reports `selected` as the front-end's selection.
+async fn all_report_selected(store: &TestStore, selected: u64) {
+    wait_for("every replica to know the selection", Duration::from_secs(10), || async {
+        for id in store.running() {
+            if store.status(id).await.ok()?.selected_leader != Some(selected) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_go_to_the_highest_live_replica_and_survive_its_crash() {
+    let mut store = TestStore::start(StoreOptions {
+        frontend: true,
+        ..Default::default()
+    })
+    .await;
+    let frontend = store.frontend_url();
+    let http = store.http.clone();
+    store.leader().await;
+
+    let first = order(&http, &frontend, "Teddy Bear", 2, None).await;
+    let record: OrderRecord = http
+        .call(http.get(&format!("{frontend}/orders/{}", first.order_number)))
+        .await
+        .unwrap();
+    assert_eq!((record.name.as_str(), record.quantity), ("Teddy Bear", 2));
+    assert_eq!(frontend_status(&store).await.selected_leader, Some(3));
+    all_report_selected(&store, 3).await;
+
+    // A missing order is a 404 in the envelope.
+    let missing = http.call::<OrderRecord>(http.get(&format!("{frontend}/orders/999999"))).await;
+    assert_eq!(missing.unwrap_err().status().map(|s| s.as_u16()), Some(404));
+
+    // The selected replica crashes: the next order succeeds with no error visible to the client.
+    store.stop_node(3).await;
+    let after = order(&http, &frontend, "Teddy Bear", 1, None).await;
+    assert_eq!(after.order_number, first.order_number + 1);
+    let status = frontend_status(&store).await;
+    assert_eq!(status.selected_leader, Some(2));
+    assert!(status.reselections >= 1);
+    all_report_selected(&store, 2).await;
+    let record: OrderRecord = http
+        .call(http.get(&format!("{frontend}/orders/{}", first.order_number)))
+        .await
+        .expect("orders placed before the crash are still served");
+    assert_eq!(record.quantity, 2);
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_places_one_order_and_buys_once() {
+    let store = TestStore::start(StoreOptions {
+        frontend: true,
+        ..Default::default()
+    })
+    .await;
+    let frontend = store.frontend_url();
+    let http = store.http.clone();
+    let before = store.product("Hot Wheels").await.quantity;
+    let first = order(&http, &frontend, "Hot Wheels", 3, Some("client-key-1")).await;
+    let again = order(&http, &frontend, "Hot Wheels", 3, Some("client-key-1")).await;
+    assert_eq!(first, again);
+    assert_eq!(store.product("Hot Wheels").await.quantity, before - 3);
+    // Without a key, two identical requests are two orders.
+    let a = order(&http, &frontend, "Hot Wheels", 1, None).await;
+    let b = order(&http, &frontend, "Hot Wheels", 1, None).await;
+    assert_ne!(a, b);
+    assert_eq!(store.product("Hot Wheels").await.quantity, before - 5);
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_orders_buy_nothing() {
+    let store = TestStore::start(StoreOptions {
+        frontend: true,
+        initial_stock: 5,
+        ..Default::default()
+    })
+    .await;
+    let frontend = store.frontend_url();
+    let http = store.http.clone();
+    let place = |name: &str, quantity: u32| {
+        http.call::<OrderPlaced>(
+            http.post(&format!("{frontend}/orders"))
+                .json(&serde_json::json!({"name": name, "quantity": quantity})),
+        )
+    };
+    let unknown = place("Flux Capacitor", 1).await.unwrap_err();
+    assert_eq!(unknown.status().map(|s| s.as_u16()), Some(404));
+    let too_many = place("Jump Rope", 6).await.unwrap_err();
+    assert_eq!(too_many.status().map(|s| s.as_u16()), Some(400));
+    assert!(too_many.to_string().contains("out of stock"), "{too_many}");
+    assert_eq!(store.product("Jump Rope").await.quantity, 5);
+    // No order was created by either.
+    let first = place("Jump Rope", 5).await.unwrap();
+    assert_eq!(first.order_number, 0);
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_order_is_acknowledged_the_front_end_never_shows_the_old_quantity() {
+    let store = TestStore::start(StoreOptions {
+        frontend: true,
+        initial_stock: 1_000,
+        ..Default::default()
+    })
+    .await;
+    let frontend = store.frontend_url();
+    let http = store.http.clone();
+    wait_for("the cache lease", Duration::from_secs(10), || async {
+        frontend_status(&store).await.cache.lease_valid.then_some(())
+    })
+    .await;
+    // Readers hammer the same toy so that cache fills race every invalidation.
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, frontend, stop) = (http.clone(), frontend.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    quantity(&http, &frontend, "Play-Doh").await;
+                }
+            })
+        })
+        .collect();
+    let mut expected = quantity(&http, &frontend, "Play-Doh").await;
+    for i in 0..40 {
+        let q = 1 + i % 3;
+        order(&http, &frontend, "Play-Doh", q, None).await;
+        expected -= q;
+        assert_eq!(
+            quantity(&http, &frontend, "Play-Doh").await,
+            expected,
+            "read right after order {i} was acknowledged"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    assert!(frontend_status(&store).await.cache.hits > 0, "the cache was in use throughout");
+    store.shutdown().await;
+}
