@@ -25,6 +25,7 @@ for arg in "$@"; do
 done
 
 ts_init use
+[[ -d $TOYSTORE_HOME ]] && ts_lock
 stop_timeout=${TOYSTORE_STOP_TIMEOUT:-10}
 [[ $stop_timeout =~ ^[0-9]+$ ]] || ts_die "TOYSTORE_STOP_TIMEOUT=$stop_timeout is not a number of seconds"
 

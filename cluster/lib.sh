@@ -3,7 +3,8 @@
 #   source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 #   ts_init up|use
 # ts_init loads cluster/cluster.env and $TOYSTORE_HOME/ports.env, resolves every path and port,
-# and defines the service names: catalog, node-1 … node-N (from TOYSTORE_NODES), frontend.
+# and parses TOYSTORE_NODES. Services are named catalog, node-1 … node-N, frontend: the names of
+# their pid files ($TOYSTORE_HOME/pids/NAME.pid) and logs ($TOYSTORE_HOME/logs/NAME.log).
 # shellcheck shell=bash
 
 TS_CLUSTER_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -44,8 +45,9 @@ ts_init() {
         if [[ -n ${!knob:-} ]]; then caller[$knob]=${!knob}; fi
     done
     if [[ -n ${TOYSTORE_PORT_BASE:-} ]]; then
-        ts_is_port "$TOYSTORE_PORT_BASE" && ((10#$TOYSTORE_PORT_BASE + 203 <= 65535)) ||
+        if ! ts_is_port "$TOYSTORE_PORT_BASE" || ((10#$TOYSTORE_PORT_BASE + 203 > 65535)); then
             ts_die "TOYSTORE_PORT_BASE=$TOYSTORE_PORT_BASE is not a usable port base (1..65332)"
+        fi
         TOYSTORE_PORT_BASE=$((10#$TOYSTORE_PORT_BASE))
     fi
 
@@ -114,34 +116,34 @@ ts_init() {
     TS_FRONTEND_URL="http://$TS_HOST:$TOYSTORE_FRONTEND_PORT"
     TS_CATALOG_URL="http://$TS_HOST:$TOYSTORE_CATALOG_PORT"
     ts_parse_nodes "$TOYSTORE_NODES"
-
-    TS_SERVICES=(catalog)
-    local id
-    for id in "${TS_NODE_IDS[@]}"; do TS_SERVICES+=("node-$id"); done
-    TS_SERVICES+=(frontend)
 }
 
 # ts_parse_nodes "1=http://127.0.0.1:8201,2=…": sets TS_NODE_IDS (ascending) and
 # TS_NODE_URL[id], TS_NODE_PORT[id], TS_NODE_HOSTPORT[id].
 ts_parse_nodes() {
-    local list=$1 entry id url hostport
+    local list=$1 entry id url hostport port
+    local -a entries
     TS_NODE_IDS=()
     declare -gA TS_NODE_URL=() TS_NODE_PORT=() TS_NODE_HOSTPORT=()
-    local IFS=,
-    for entry in $list; do
+    IFS=, read -r -a entries <<<"$list"
+    for entry in "${entries[@]}"; do
         entry=${entry// /}
         [[ -n $entry ]] || continue
         id=${entry%%=*}
         url=${entry#*=}
         url=${url%/}
         [[ $entry == *=* && $id =~ ^[1-9][0-9]*$ ]] ||
-            ts_die "TOYSTORE_NODES entry '$entry' is not of the form ID=http://HOST:PORT"
-        [[ $url =~ ^http://([^/:]+):([0-9]+)$ ]] ||
-            ts_die "TOYSTORE_NODES: node $id's URL '$url' is not of the form http://HOST:PORT"
+            ts_die "TOYSTORE_NODES entry '$entry' is not of the form ID=http://IP:PORT"
+        # An IP literal: order-raft listens on the IP:PORT of its own URL.
+        port=""
+        if [[ $url =~ ^http://([0-9]{1,3}(\.[0-9]{1,3}){3}):([0-9]+)$ ]]; then port=${BASH_REMATCH[3]}; fi
+        if [[ -z $port ]] || ! ts_is_port "$port"; then
+            ts_die "TOYSTORE_NODES: node $id's URL '$url' is not of the form http://IP:PORT (e.g. http://127.0.0.1:8201)"
+        fi
         hostport=${url#http://}
         [[ -z ${TS_NODE_URL[$id]:-} ]] || ts_die "TOYSTORE_NODES: node id $id appears twice"
         TS_NODE_URL[$id]=$url
-        TS_NODE_PORT[$id]=${BASH_REMATCH[2]}
+        TS_NODE_PORT[$id]=$port
         TS_NODE_HOSTPORT[$id]=$hostport
         TS_NODE_IDS+=("$id")
     done
@@ -279,6 +281,7 @@ ts_any_recorded_alive() {
 
 # ts_port_busy PORT: something accepts connections on 127.0.0.1:PORT.
 ts_port_busy() {
+    # shellcheck disable=SC2016 # $0 and $1 are the inner shell's arguments
     timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$TS_HOST" "$1" 2>/dev/null
 }
 
@@ -296,7 +299,10 @@ ts_start() {
     node-*)
         id=${svc#node-}
         args=(--id "$id" --nodes "$TOYSTORE_NODES" --listen "${TS_NODE_HOSTPORT[$id]}"
-            --data-dir "$TS_DATA/node-$id" --catalog "$TS_CATALOG_URL" --bootstrap)
+            --data-dir "$TS_DATA/node-$id" --catalog "$TS_CATALOG_URL")
+        # One replica initializes the group (a no-op once it is initialized). Bootstrapping
+        # all three at once makes them campaign together and costs a second election.
+        if [[ $id == "${TS_NODE_IDS[0]}" ]]; then args+=(--bootstrap); fi
         ;;
     frontend)
         args=(--listen "$TS_HOST:$TOYSTORE_FRONTEND_PORT" --catalog "$TS_CATALOG_URL"
@@ -314,10 +320,12 @@ ts_start() {
     printf '===== %s %s: starting %s %s\n' "$(date -u +%FT%TZ)" "${0##*/}" "$bin" "${args[*]}" >>"$logfile"
     # The child writes its own pid and then execs the service (same pid), so the pid file is
     # right even if setsid had to fork. The token goes in the environment, not on the command
-    # line, so it does not show in ps.
+    # line, so it does not show in ps. TOYSTORE_HOME is in the environment too: ts_pid_is
+    # checks it to tell this cluster's processes from another's.
+    # shellcheck disable=SC2016 # $$, $0 and $@ belong to the inner shell
     TOYSTORE_CLUSTER_TOKEN=$token setsid bash -c \
         'echo "$$" >"$0.tmp" && mv -f "$0.tmp" "$0" && exec nohup "$@"' \
-        "$pidfile" "$bin" "${args[@]}" </dev/null >>"$logfile" 2>&1 &
+        "$pidfile" "$bin" "${args[@]}" </dev/null >>"$logfile" 2>&1 9>&- &
     disown 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
         pid=$(ts_pid "$svc")
@@ -327,9 +335,7 @@ ts_start() {
         fi
         sleep 0.05
     done
-    ts_say "$(ts_label "$svc") did not start; the end of $logfile:" >&2
-    tail -n 30 "$logfile" >&2 || true
-    exit 1
+    ts_fail_with_log "$svc" "$(ts_label "$svc") exited right after it was started"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -382,6 +388,29 @@ ts_leader() {
     [[ -n $best ]] && printf '%s %s' "$best" "$best_term"
 }
 
+# ts_settled_leader: like ts_leader, but succeeds only when every live node answers /status and
+# names the same leader at the same term (right after a bootstrap, a late candidate can still
+# depose the first leader; this waits that out).
+ts_settled_leader() {
+    local id body lead="" term="" fields
+    local -a leaders=()
+    for id in "${TS_NODE_IDS[@]}"; do
+        ts_alive "node-$id" >/dev/null || continue
+        body=$(ts_get "${TS_NODE_URL[$id]}/status") || return 1
+        mapfile -t fields < <(ts_json "$body" data.role data.term data.leader)
+        [[ ${fields[2]} =~ ^[0-9]+$ ]] || return 1
+        if [[ -z $lead ]]; then
+            lead=${fields[2]}
+            term=${fields[1]}
+        elif [[ ${fields[2]} != "$lead" || ${fields[1]} != "$term" ]]; then
+            return 1
+        fi
+        [[ ${fields[0]} == leader ]] && leaders+=("$id")
+    done
+    [[ ${#leaders[@]} -eq 1 && ${leaders[0]} == "$lead" ]] || return 1
+    printf '%s %s' "$lead" "$term"
+}
+
 # ts_wait_healthy SERVICE DEADLINE(epoch seconds): waits for GET /health; on death or timeout,
 # prints the end of the service's log and exits 1.
 ts_wait_healthy() {
@@ -405,6 +434,17 @@ ts_fail_with_log() {
     printf '%s: error: %s; the end of %s:\n' "${0##*/}" "$why" "$logfile" >&2
     tail -n 30 "$logfile" 2>/dev/null | sed 's/^/    /' >&2 || true
     exit 1
+}
+
+# ts_lock: serialises up.sh, down.sh and restart.sh on one TOYSTORE_HOME (fd 9, released at
+# exit; the services are started with fd 9 closed so they never hold it).
+ts_lock() {
+    mkdir -p "$TOYSTORE_HOME"
+    exec 9>>"$TOYSTORE_HOME/.lock"
+    if ! flock -n 9; then
+        ts_say "waiting for another cluster script working on $TOYSTORE_HOME …" >&2
+        flock -w 120 9 || ts_die "another cluster script still holds $TOYSTORE_HOME/.lock after 120 s"
+    fi
 }
 
 # ts_need_cluster: exits with a clear message if no cluster was ever started in TOYSTORE_HOME.

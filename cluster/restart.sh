@@ -28,6 +28,7 @@ ts_init use
 ts_need_tools curl python3 setsid
 [[ -f $TS_PORTS_FILE ]] ||
     ts_die "no cluster was started in $TOYSTORE_HOME ($TS_PORTS_FILE is missing); use cluster/up.sh"
+ts_lock
 
 case $target in
 catalog | frontend) svc=$target ;;

@@ -38,9 +38,10 @@ have_root_apt() { [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; }
 
 apt_install() {
     ts_say "installing $* with apt-get …"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" ||
+    if ! DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+        ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; then
         ts_die "apt-get install $* failed"
+    fi
 }
 
 have_libclang() {
@@ -108,10 +109,11 @@ fi
 # Configuration, build
 
 ts_init up
+ts_lock
 mkdir -p "$TS_DATA" "$TS_LOGS" "$TS_PIDS"
 
 if ((build)); then
-    ts_say "building release binaries (the first build compiles rocksdb: ~15 minutes) …"
+    ts_say "building release binaries with cargo (a first build compiles rocksdb: ~15 minutes) …"
     (cd "$TS_REPO" && cargo build --release --bins -p catalog -p frontend -p order-raft -p client) ||
         ts_die "cargo build failed"
 fi
@@ -151,13 +153,13 @@ for id in "${TS_NODE_IDS[@]}"; do
     ts_wait_healthy "node-$id" "$deadline"
 done
 
-# A leader must exist before the front-end selects a replica.
-while ! leader=$(ts_leader); do
+# A leader, recognised by every node, must exist before the front-end selects a replica.
+while ! leader=$(ts_settled_leader); do
     for id in "${TS_NODE_IDS[@]}"; do
         ts_alive "node-$id" >/dev/null || ts_fail_with_log "node-$id" "node $id exited"
     done
     if (($(date +%s) >= deadline)); then
-        ts_say "no order node became Raft leader within ${timeout_secs}s; node status:" >&2
+        ts_say "the order nodes did not agree on a Raft leader within ${timeout_secs}s; node status:" >&2
         for id in "${TS_NODE_IDS[@]}"; do
             printf '  node %s: %s\n' "$id" "$(ts_get "${TS_NODE_URL[$id]}/status" || echo 'no answer')" >&2
         done

@@ -31,6 +31,7 @@ pub struct Config {
         env = "TOYSTORE_CLIENT_PROB",
         default_value = "0.5",
         value_parser = parse_probability,
+        allow_negative_numbers = true,
         value_name = "P"
     )]
     pub prob: f64,
@@ -41,6 +42,7 @@ pub struct Config {
         env = "TOYSTORE_CLIENT_ITERATIONS",
         default_value = "100",
         value_parser = parse_at_least_one,
+        allow_negative_numbers = true,
         value_name = "N"
     )]
     pub iterations: u64,
@@ -51,6 +53,7 @@ pub struct Config {
         env = "TOYSTORE_CLIENT_SESSIONS",
         default_value = "5",
         value_parser = parse_at_least_one,
+        allow_negative_numbers = true,
         value_name = "C"
     )]
     pub clients: u64,
@@ -66,6 +69,7 @@ pub struct Config {
         env = "TOYSTORE_CLIENT_MAX_QUANTITY",
         default_value = "1",
         value_parser = parse_max_quantity,
+        allow_negative_numbers = true,
         value_name = "K"
     )]
     pub max_quantity: u32,
@@ -127,8 +131,9 @@ impl fmt::Display for OutputFile {
 }
 
 fn parse_frontend_url(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text.trim())
-        .map_err(|err| format!("{text:?} is not a URL ({err}); expected e.g. http://127.0.0.1:8000"))?;
+    let url = Url::parse(text.trim()).map_err(|err| {
+        format!("{text:?} is not a URL ({err}); expected e.g. http://127.0.0.1:8000")
+    })?;
     if url.scheme() != "http" {
         return Err(format!(
             "{text:?} must start with http:// (the front-end speaks plain HTTP)"
@@ -146,8 +151,12 @@ fn parse_frontend_url(text: &str) -> Result<Url, String> {
 fn parse_probability(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        Ok(_) => Err(format!("{text:?} is not a probability: it must be between 0 and 1")),
-        Err(_) => Err(format!("{text:?} is not a number: a probability between 0 and 1 is expected")),
+        Ok(_) => Err(format!(
+            "{text:?} is not a probability: it must be between 0 and 1"
+        )),
+        Err(_) => Err(format!(
+            "{text:?} is not a number: a probability between 0 and 1 is expected"
+        )),
     }
 }
 

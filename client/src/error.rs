@@ -27,8 +27,9 @@ pub enum ClientError {
     #[error("cannot encode the JSON report: {0}")]
     Json(#[from] serde_json::Error),
 
-    #[error("session {session} stopped abnormally: {reason}")]
-    Session { session: u64, reason: String },
+    /// A session or verification task panicked or was cancelled (a bug in this crate).
+    #[error("{task} stopped abnormally: {reason}")]
+    TaskFailed { task: String, reason: String },
 }
 
 impl ClientError {

@@ -91,7 +91,9 @@ mod tests {
     #[test]
     fn prints_about_ten_lines_per_run() {
         for total in [1, 7, 10, 95, 500, 1_000_003] {
-            let lines = (1..=total).filter(|&done| crosses_step(done, total)).count() as u64;
+            let lines = (1..=total)
+                .filter(|&done| crosses_step(done, total))
+                .count() as u64;
             assert!(lines <= LINES_PER_RUN.min(total), "{total}: {lines} lines");
             assert!(crosses_step(total, total));
         }

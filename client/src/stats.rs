@@ -71,7 +71,9 @@ impl<T> ByKind<T> {
 
     /// `(kind, value)` pairs in report order.
     pub fn iter(&self) -> impl Iterator<Item = (RequestKind, &T)> {
-        RequestKind::ALL.into_iter().map(move |kind| (kind, self.get(kind)))
+        RequestKind::ALL
+            .into_iter()
+            .map(move |kind| (kind, self.get(kind)))
     }
 }
 
@@ -105,8 +107,11 @@ impl LatencyStats {
     /// Records one answered request.
     pub fn record(&mut self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        // An auto-resizing histogram accepts every u64, so this never saturates in practice.
-        self.histogram.saturating_record(micros);
+        // `record` grows the auto-resizing histogram to fit (`saturating_record` would clamp
+        // to its current, tiny range instead); it can only fail if growing fails.
+        if self.histogram.record(micros).is_err() {
+            self.histogram.saturating_record(micros);
+        }
     }
 
     /// Counts one failed request.
@@ -155,7 +160,11 @@ impl LatencyStats {
             p90_ms: ms(self.histogram.value_at_quantile(0.90)),
             p99_ms: ms(self.histogram.value_at_quantile(0.99)),
             max_ms: ms(self.histogram.max()),
-            mean_ms: if empty { 0.0 } else { self.histogram.mean() / 1000.0 },
+            mean_ms: if empty {
+                0.0
+            } else {
+                self.histogram.mean() / 1000.0
+            },
         }
     }
 }
@@ -183,7 +192,13 @@ impl LatencySummary {
 
     /// The latency columns, in milliseconds.
     pub fn latencies_ms(&self) -> [f64; 5] {
-        [self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms, self.mean_ms]
+        [
+            self.p50_ms,
+            self.p90_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.mean_ms,
+        ]
     }
 }
 

@@ -113,7 +113,8 @@ impl Store {
 
     /// `GET /products/{name}`, the name percent-encoded as one path segment.
     pub async fn product(&self, name: &str) -> Reply<Product> {
-        self.send(self.http.get(self.url(&["products", name]))).await
+        self.send(self.http.get(self.url(&["products", name])))
+            .await
     }
 
     /// `POST /orders` with an idempotency key, so that sending it again cannot buy twice.
@@ -133,7 +134,8 @@ impl Store {
     /// `GET /orders/{number}`.
     pub async fn lookup(&self, number: u64) -> Reply<OrderRecord> {
         let number = number.to_string();
-        self.send(self.http.get(self.url(&["orders", &number]))).await
+        self.send(self.http.get(self.url(&["orders", &number])))
+            .await
     }
 
     /// The URL of `GET /products` as people read it, for error messages.
@@ -224,7 +226,10 @@ mod tests {
             "http://127.0.0.1:8000/products/a%2Fb%3Fc%23d%25"
         );
         let prefixed = store("http://h:1/store/");
-        assert_eq!(prefixed.url(&["orders", "7"]).as_str(), "http://h:1/store/orders/7");
+        assert_eq!(
+            prefixed.url(&["orders", "7"]).as_str(),
+            "http://h:1/store/orders/7"
+        );
     }
 
     #[test]
@@ -240,8 +245,10 @@ mod tests {
         assert!(err.is_out_of_stock() && !err.is_retryable());
         assert_eq!(err.status(), 400);
 
-        let bad_quantity: Reply<OrderPlaced> =
-            decode(400, br#"{"error":{"code":400,"message":"quantity must be >= 1"}}"#);
+        let bad_quantity: Reply<OrderPlaced> = decode(
+            400,
+            br#"{"error":{"code":400,"message":"quantity must be >= 1"}}"#,
+        );
         assert!(!bad_quantity.expect_err("400").is_out_of_stock());
 
         let busy: Reply<OrderPlaced> = decode(503, b"<html>busy</html>");
@@ -250,9 +257,15 @@ mod tests {
         assert!(err.message().contains("no error envelope"));
 
         let garbled: Reply<OrderPlaced> = decode(200, b"{}");
-        assert!(matches!(garbled, Err(RequestFailure::Protocol { status: 200, .. })));
+        assert!(matches!(
+            garbled,
+            Err(RequestFailure::Protocol { status: 200, .. })
+        ));
 
-        let lost: Reply<OrderRecord> = decode(404, br#"{"error":{"code":404,"message":"no order number 9"}}"#);
+        let lost: Reply<OrderRecord> = decode(
+            404,
+            br#"{"error":{"code":404,"message":"no order number 9"}}"#,
+        );
         assert!(lost.expect_err("404").is_not_found());
         assert_eq!(RequestFailure::Transport("refused".into()).status(), 0);
     }

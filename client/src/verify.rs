@@ -21,7 +21,11 @@ pub struct PlacedOrder {
 
 impl fmt::Display for PlacedOrder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} x {:?} (session {})", self.quantity, self.name, self.session)
+        write!(
+            f,
+            "{} x {:?} (session {})",
+            self.quantity, self.name, self.session
+        )
     }
 }
 
@@ -200,7 +204,12 @@ mod tests {
         let summary: Vec<(u64, &str)> = failures.iter().map(|f| (f.number(), f.kind())).collect();
         assert_eq!(
             summary,
-            [(2, "duplicate"), (3, "mismatch"), (5, "lost"), (7, "mismatch")]
+            [
+                (2, "duplicate"),
+                (3, "mismatch"),
+                (5, "lost"),
+                (7, "mismatch")
+            ]
         );
         assert_eq!(
             failures[0],
@@ -237,7 +246,11 @@ mod tests {
 
     #[test]
     fn each_number_is_looked_up_once() {
-        let orders = [placed(3, "a", 1, 0), placed(1, "b", 1, 0), placed(3, "c", 1, 1)];
+        let orders = [
+            placed(3, "a", 1, 0),
+            placed(1, "b", 1, 0),
+            placed(3, "c", 1, 1),
+        ];
         assert_eq!(numbers_to_look_up(&orders), [1, 3]);
     }
 }

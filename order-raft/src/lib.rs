@@ -61,7 +61,8 @@ pub struct Config {
     pub catalog: String,
 
     /// Initialize the Raft group with every replica in --nodes if this replica's log is empty.
-    /// Safe on every replica and on every start: an initialized group ignores it.
+    /// Safe on every start (an initialized group ignores it). Give it to one replica: replicas
+    /// bootstrapped together campaign together, which costs a second election.
     #[arg(long, env = "TOYSTORE_BOOTSTRAP")]
     pub bootstrap: bool,
 
@@ -114,7 +115,8 @@ impl Config {
         config.nodes = nodes;
         config.data_dir = Some(data_dir);
         config.catalog = catalog.to_string();
-        config.bootstrap = true;
+        // The lowest id initializes the group; the others join when it contacts them.
+        config.bootstrap = config.nodes.ids().next() == Some(id);
         config
     }
 

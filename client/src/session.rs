@@ -1,0 +1,184 @@
+//! One simulated shopper: query a random toy, sometimes order it, remember what was bought.
+//!
+//! Also the retry rule every request type shares: resend a request that got no answer or a 5xx,
+//! a bounded number of times, after a short growing pause.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::progress::Progress;
+use crate::stats::RequestKind;
+use crate::store::{Reply, Store};
+use crate::tally::Tally;
+use crate::verify::PlacedOrder;
+
+/// Resends after the first attempt of an order (or lookup) that got no answer or a 5xx.
+pub const MAX_RETRIES: u32 = 3;
+
+/// Pause before the first resend; doubled before each further one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What one session does.
+#[derive(Debug, Clone)]
+pub struct SessionPlan {
+    pub index: u64,
+    pub seed: u64,
+    pub iterations: u64,
+    pub prob: f64,
+    pub max_quantity: u32,
+}
+
+/// Runs one session to the end and hands back what it counted.
+pub async fn run_session(
+    store: Store,
+    toys: Arc<[String]>,
+    plan: SessionPlan,
+    progress: Arc<Progress>,
+    mut tally: Tally,
+) -> Tally {
+    let mut rng = session_rng(plan.seed, plan.index);
+    for _ in 0..plan.iterations {
+        // Every iteration draws the same three numbers whatever the store answers, so the
+        // sequence of toys and coin flips of a session depends on the seed alone.
+        let toy = &toys[rng.random_range(0..toys.len())];
+        let coin: f64 = rng.random();
+        let size: f64 = rng.random();
+
+        let started = Instant::now();
+        let reply = store.product(toy).await;
+        tally.sent(RequestKind::Query, plan.index, started, status_of(&reply));
+        match reply {
+            Ok(answer) => {
+                tally.answered(RequestKind::Query, started.elapsed());
+                let shown = answer.data.quantity;
+                if shown > 0 && coin < plan.prob {
+                    let quantity = order_quantity(size, plan.max_quantity, shown);
+                    place_order(&store, &plan, &mut tally, toy, quantity).await;
+                }
+            }
+            Err(failure) => tally.failed(RequestKind::Query, format!("query {toy:?}: {failure}")),
+        }
+        progress.tick();
+    }
+    tally
+}
+
+/// Orders `quantity` of `toy`; every resend carries the same idempotency key, so the store
+/// places it at most once however many attempts it takes.
+async fn place_order(
+    store: &Store,
+    plan: &SessionPlan,
+    tally: &mut Tally,
+    toy: &str,
+    quantity: u32,
+) {
+    let key = uuid::Uuid::new_v4().to_string();
+    let (reply, latency) = with_retries(tally, RequestKind::Order, plan.index, || {
+        store.order(toy, quantity, &key)
+    })
+    .await;
+    match reply {
+        Ok(answer) => {
+            tally.answered(RequestKind::Order, latency);
+            tally.placed.push(PlacedOrder {
+                number: answer.data.order_number,
+                name: toy.to_string(),
+                quantity,
+                session: plan.index,
+            });
+        }
+        Err(failure) if failure.is_out_of_stock() => {
+            tally.answered(RequestKind::Order, latency);
+            tally.out_of_stock += 1;
+        }
+        Err(failure) => tally.failed(
+            RequestKind::Order,
+            format!("order {quantity} x {toy:?} (key {key}): {failure}"),
+        ),
+    }
+}
+
+/// Sends `request` until it gets a non-retryable answer or the retries run out. Every attempt
+/// goes on the timeline; the latency returned spans all of them, pauses included, because that
+/// is how long the shopper waited.
+pub async fn with_retries<T, F, Fut>(
+    tally: &mut Tally,
+    kind: RequestKind,
+    session: u64,
+    mut request: F,
+) -> (Reply<T>, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Reply<T>>,
+{
+    let first = Instant::now();
+    let mut backoff = FIRST_BACKOFF;
+    let mut retries = 0;
+    loop {
+        let started = Instant::now();
+        let reply = request().await;
+        tally.sent(kind, session, started, status_of(&reply));
+        match &reply {
+            Err(failure) if failure.is_retryable() && retries < MAX_RETRIES => {
+                retries += 1;
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            _ => return (reply, first.elapsed()),
+        }
+    }
+}
+
+fn status_of<T>(reply: &Reply<T>) -> u16 {
+    match reply {
+        Ok(answer) => answer.status,
+        Err(failure) => failure.status(),
+    }
+}
+
+/// Each session's own random stream: reproducible from the run's seed, different per session.
+pub fn session_rng(seed: u64, index: u64) -> StdRng {
+    // Spread consecutive indices far apart (golden-ratio increment, as in SplitMix64) so
+    // session 1 of seed 7 is not session 0 of seed 8.
+    StdRng::seed_from_u64(seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Maps a uniform draw in [0, 1) to a quantity uniform in 1..=min(max_quantity, shown).
+pub fn order_quantity(draw: f64, max_quantity: u32, shown: u32) -> u32 {
+    let limit = max_quantity.min(shown).max(1);
+    let picked = 1 + (draw * f64::from(limit)) as u32;
+    picked.min(limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_stay_within_the_limits() {
+        assert_eq!(order_quantity(0.0, 1, 100), 1);
+        assert_eq!(order_quantity(0.999, 1, 100), 1);
+        assert_eq!(order_quantity(0.0, 5, 100), 1);
+        assert_eq!(order_quantity(0.999, 5, 100), 5);
+        assert_eq!(order_quantity(0.999, 5, 2), 2);
+        assert_eq!(order_quantity(0.5, 4, 100), 3);
+        let mut seen = [0u32; 4];
+        for i in 0..1000 {
+            let q = order_quantity(f64::from(i) / 1000.0, 4, 100);
+            seen[(q - 1) as usize] += 1;
+        }
+        assert_eq!(seen, [250; 4]);
+    }
+
+    #[test]
+    fn sessions_get_reproducible_distinct_streams() {
+        let draw = |seed, index| session_rng(seed, index).random::<u64>();
+        assert_eq!(draw(7, 0), draw(7, 0));
+        assert_ne!(draw(7, 0), draw(7, 1));
+        assert_ne!(draw(7, 1), draw(8, 0));
+    }
+}
