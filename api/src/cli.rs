@@ -18,7 +18,9 @@ pub fn seconds(text: &str) -> Result<Duration, String> {
 pub fn millis(text: &str) -> Result<Duration, String> {
     match text.trim().parse::<u64>() {
         Ok(ms) if (1..=86_400_000).contains(&ms) => Ok(Duration::from_millis(ms)),
-        _ => Err(format!("{text:?} is not a number of milliseconds between 1 and 86400000")),
+        _ => Err(format!(
+            "{text:?} is not a number of milliseconds between 1 and 86400000"
+        )),
     }
 }
 

@@ -137,7 +137,10 @@ impl ServiceClient {
     }
 
     /// Sends the request and decodes the envelope.
-    pub async fn call<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, CallError> {
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, CallError> {
         let (client, req) = req.build_split();
         let req = req.map_err(|err| CallError::Protocol(format!("cannot build request: {err}")))?;
         let url = format!("{} {}", req.method(), req.url());
@@ -150,7 +153,10 @@ impl ServiceClient {
 }
 
 /// Turns an HTTP answer into its `data` value or the [`ApiError`] it carries.
-pub async fn decode<T: DeserializeOwned>(url: &str, response: reqwest::Response) -> Result<T, CallError> {
+pub async fn decode<T: DeserializeOwned>(
+    url: &str,
+    response: reqwest::Response,
+) -> Result<T, CallError> {
     let status = response.status();
     let bytes = response
         .bytes()
@@ -159,7 +165,11 @@ pub async fn decode<T: DeserializeOwned>(url: &str, response: reqwest::Response)
     if status.is_success() {
         serde_json::from_slice::<Data<T>>(&bytes)
             .map(|d| d.data)
-            .map_err(|err| CallError::Protocol(format!("{url} answered {status} with an unexpected body: {err}")))
+            .map_err(|err| {
+                CallError::Protocol(format!(
+                    "{url} answered {status} with an unexpected body: {err}"
+                ))
+            })
     } else {
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => Err(CallError::Api(ApiError::new(status, body.error.message))),

@@ -112,9 +112,18 @@ mod tests {
     #[test]
     fn rejects_malformed_lists() {
         assert_eq!("".parse::<NodeAddrs>(), Err(NodeAddrsError::Empty));
-        assert!(matches!("1".parse::<NodeAddrs>(), Err(NodeAddrsError::NotAPair(_))));
-        assert!(matches!("0=http://a:1".parse::<NodeAddrs>(), Err(NodeAddrsError::BadId(_))));
-        assert!(matches!("1=ftp://a".parse::<NodeAddrs>(), Err(NodeAddrsError::BadUrl(1, _))));
+        assert!(matches!(
+            "1".parse::<NodeAddrs>(),
+            Err(NodeAddrsError::NotAPair(_))
+        ));
+        assert!(matches!(
+            "0=http://a:1".parse::<NodeAddrs>(),
+            Err(NodeAddrsError::BadId(_))
+        ));
+        assert!(matches!(
+            "1=ftp://a".parse::<NodeAddrs>(),
+            Err(NodeAddrsError::BadUrl(1, _))
+        ));
         assert_eq!(
             "1=http://a:1,1=http://b:2".parse::<NodeAddrs>(),
             Err(NodeAddrsError::Duplicate(1))

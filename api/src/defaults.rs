@@ -5,7 +5,8 @@ pub const FRONTEND_ADDR: &str = "127.0.0.1:8000";
 /// Catalog listen address.
 pub const CATALOG_ADDR: &str = "127.0.0.1:8100";
 /// Order replicas, `id=url` pairs: node `N` listens on port `8200 + N`.
-pub const ORDER_NODES: &str = "1=http://127.0.0.1:8201,2=http://127.0.0.1:8202,3=http://127.0.0.1:8203";
+pub const ORDER_NODES: &str =
+    "1=http://127.0.0.1:8201,2=http://127.0.0.1:8202,3=http://127.0.0.1:8203";
 
 /// Header carrying the shared secret on internal endpoints.
 pub const CLUSTER_TOKEN_HEADER: &str = "x-cluster-token";

@@ -9,12 +9,22 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// What [`valid_request_id`] accepts, as a sentence for error messages.
-pub const REQUEST_ID_RULE: &str = "a request id (Idempotency-Key) must be 1 to 128 visible ASCII characters";
+pub const REQUEST_ID_RULE: &str =
+    "a request id (Idempotency-Key) must be 1 to 128 visible ASCII characters";
 
 /// Request ids (and idempotency keys) are 1 to [`MAX_REQUEST_ID_LEN`] visible ASCII
 /// characters, the same rule at every service that stores them.
 pub fn valid_request_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The words every out-of-stock refusal (400) carries in its message. The envelope has no
+/// field for a reason, so clients tell "out of stock" from other 400s by these words.
+pub const OUT_OF_STOCK: &str = "is out of stock";
+
+/// Whether an error message is an out-of-stock refusal.
+pub fn is_out_of_stock(message: &str) -> bool {
+    message.contains(OUT_OF_STOCK)
 }
 
 /// `POST /orders` on the front-end.

@@ -92,9 +92,9 @@ pub async fn shutdown_signal() {
 
 /// Binds a listener, with a message that names the address when it fails.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|err| {
-        std::io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}"))
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| std::io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}")))
 }
 
 /// A running HTTP server and the background tasks of its service.
@@ -148,7 +148,11 @@ impl ServerHandle {
 }
 
 /// Serves `router` on `listener` until the returned handle is shut down.
-pub fn spawn(listener: TcpListener, router: Router, name: &'static str) -> std::io::Result<ServerHandle> {
+pub fn spawn(
+    listener: TcpListener,
+    router: Router,
+    name: &'static str,
+) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -216,7 +220,11 @@ async fn scope_request_id(req: Request, next: Next) -> Response {
 }
 
 async fn unknown_route(req: Request) -> ApiError {
-    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 async fn wrong_method(req: Request) -> ApiError {
@@ -253,10 +261,15 @@ pub async fn require_cluster_token(
     next: Next,
 ) -> Response {
     if let Some(expected) = token.as_deref() {
-        let given = req.headers().get(CLUSTER_TOKEN_HEADER).map(HeaderValue::as_bytes);
+        let given = req
+            .headers()
+            .get(CLUSTER_TOKEN_HEADER)
+            .map(HeaderValue::as_bytes);
         if !given.is_some_and(|given| constant_time_eq(given, expected.as_bytes())) {
-            return ApiError::unauthorized("missing or wrong X-Cluster-Token on an internal endpoint")
-                .into_response();
+            return ApiError::unauthorized(
+                "missing or wrong X-Cluster-Token on an internal endpoint",
+            )
+            .into_response();
         }
     }
     next.run(req).await

@@ -60,7 +60,11 @@ impl FrontendLeases {
     /// Number of front-ends holding a live lease.
     pub fn live(&self) -> usize {
         let now = Instant::now();
-        self.expiry.lock().values().filter(|until| **until > now).count()
+        self.expiry
+            .lock()
+            .values()
+            .filter(|until| **until > now)
+            .count()
     }
 
     /// Delivers `toys` to every front-end with a live lease. Returns once each one has either

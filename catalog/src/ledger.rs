@@ -128,7 +128,10 @@ impl Ledger {
     }
 
     pub fn product(&self, name: &str) -> Option<VersionedProduct> {
-        self.toys.read().get(name).map(|state| versioned(name, state))
+        self.toys
+            .read()
+            .get(name)
+            .map(|state| versioned(name, state))
     }
 
     pub fn products(&self) -> Vec<VersionedProduct> {
@@ -165,8 +168,14 @@ struct Applied {
 }
 
 enum Answer {
-    Buy(oneshot::Sender<Result<BuyOutcome, CatalogError>>, Result<BuyOutcome, CatalogError>),
-    Restock(oneshot::Sender<Result<Vec<String>, CatalogError>>, Vec<String>),
+    Buy(
+        oneshot::Sender<Result<BuyOutcome, CatalogError>>,
+        Result<BuyOutcome, CatalogError>,
+    ),
+    Restock(
+        oneshot::Sender<Result<Vec<String>, CatalogError>>,
+        Vec<String>,
+    ),
 }
 
 impl Writer {
@@ -238,8 +247,11 @@ impl Writer {
                 }
             }
         }
-        let toys: Vec<(String, ToyState)> =
-            applied.changed.iter().map(|(n, s)| (n.clone(), s.clone())).collect();
+        let toys: Vec<(String, ToyState)> = applied
+            .changed
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
         if let Err(err) = self.store.commit(&toys, &applied.records) {
             tracing::error!(%err, "cannot commit stock changes");
             // Nothing of this batch is durable: fail every caller and forget the changes.

@@ -112,16 +112,36 @@ pub async fn serve(config: Config) -> Result<ServerHandle, CatalogError> {
 
     let mut registry = Registry::with_prefix("catalog");
     let ledger_metrics = LedgerMetrics::new();
-    registry.register("buys", "Buys that decremented stock", ledger_metrics.buys.clone());
-    registry.register("units_sold", "Units sold", ledger_metrics.units_sold.clone());
-    registry.register("out_of_stock", "Buys refused for lack of stock", ledger_metrics.out_of_stock.clone());
+    registry.register(
+        "buys",
+        "Buys that decremented stock",
+        ledger_metrics.buys.clone(),
+    );
+    registry.register(
+        "units_sold",
+        "Units sold",
+        ledger_metrics.units_sold.clone(),
+    );
+    registry.register(
+        "out_of_stock",
+        "Buys refused for lack of stock",
+        ledger_metrics.out_of_stock.clone(),
+    );
     registry.register(
         "duplicate_buys",
         "Buys answered from an earlier request with the same id",
         ledger_metrics.duplicate_buys.clone(),
     );
-    registry.register("restocked_toys", "Toys refilled by the restock loop", ledger_metrics.restocked_toys.clone());
-    registry.register("commits", "Synced RocksDB commits of stock changes", ledger_metrics.commits.clone());
+    registry.register(
+        "restocked_toys",
+        "Toys refilled by the restock loop",
+        ledger_metrics.restocked_toys.clone(),
+    );
+    registry.register(
+        "commits",
+        "Synced RocksDB commits of stock changes",
+        ledger_metrics.commits.clone(),
+    );
     registry.register(
         "commit_batch_size",
         "Commands folded into one commit",
@@ -129,8 +149,16 @@ pub async fn serve(config: Config) -> Result<ServerHandle, CatalogError> {
     );
     let pushed = Counter::default();
     let revoked = Counter::default();
-    registry.register("invalidations_pushed", "Invalidations delivered to front-ends", pushed.clone());
-    registry.register("leases_revoked", "Front-end leases revoked after a failed push", revoked.clone());
+    registry.register(
+        "invalidations_pushed",
+        "Invalidations delivered to front-ends",
+        pushed.clone(),
+    );
+    registry.register(
+        "leases_revoked",
+        "Front-end leases revoked after a failed push",
+        revoked.clone(),
+    );
 
     let token: Option<Arc<str>> = config.cluster_token.as_deref().map(Arc::from);
     let client = ServiceClient::new(config.push_timeout, token.clone());
@@ -138,8 +166,18 @@ pub async fn serve(config: Config) -> Result<ServerHandle, CatalogError> {
 
     let listener = server::bind(config.listen).await?;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let (ledger, writer) = Ledger::start(store, leases.clone(), ledger_metrics, hold_until, shutdown.clone())?;
-    let restock = tokio::spawn(ledger::restock_loop(ledger.clone(), config.restock_interval, shutdown.clone()));
+    let (ledger, writer) = Ledger::start(
+        store,
+        leases.clone(),
+        ledger_metrics,
+        hold_until,
+        shutdown.clone(),
+    )?;
+    let restock = tokio::spawn(ledger::restock_loop(
+        ledger.clone(),
+        config.restock_interval,
+        shutdown.clone(),
+    ));
 
     let state = AppState { ledger, leases };
     let router = server::finish(routes::router(state, token), registry);

@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
+use api::ApiError;
 use api::catalog::{BuyOutcome, BuyRequest, LeaseGrant, LeaseRequest, VersionedProduct};
 use api::envelope::{ApiResult, Data};
 use api::server::{JsonBody, PathParam, require_cluster_token};
-use api::ApiError;
+use axum::Router;
 use axum::extract::State;
 use axum::middleware;
 use axum::routing::{get, post};
-use axum::Router;
 
-use crate::error::CatalogError;
 use crate::AppState;
+use crate::error::CatalogError;
 
 pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
     let internal = Router::new()
@@ -59,7 +59,11 @@ async fn register_frontend(
     JsonBody(request): JsonBody<LeaseRequest>,
 ) -> ApiResult<LeaseGrant> {
     if !request.url.starts_with("http://") || request.url.len() > 256 {
-        return Err(ApiError::bad_request("url must be an http:// URL of at most 256 bytes"));
+        return Err(ApiError::bad_request(
+            "url must be an http:// URL of at most 256 bytes",
+        ));
     }
-    Ok(Data::new(state.leases.grant(request.url.trim_end_matches('/'))))
+    Ok(Data::new(
+        state.leases.grant(request.url.trim_end_matches('/')),
+    ))
 }

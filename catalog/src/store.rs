@@ -82,7 +82,11 @@ impl StockStore {
             })
             .collect();
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META)?, KEY_INITIAL_STOCK, encode(&initial_stock)?);
+        batch.put_cf(
+            self.cf(CF_META)?,
+            KEY_INITIAL_STOCK,
+            encode(&initial_stock)?,
+        );
         self.put_all(&mut batch, &toys, &[])?;
         self.write_synced(batch)?;
         tracing::info!(toys = toys.len(), initial_stock, "created a new catalog");
@@ -102,7 +106,10 @@ impl StockStore {
     /// Every toy, by name.
     pub fn load(&self) -> Result<BTreeMap<String, ToyState>, CatalogError> {
         let mut toys = BTreeMap::new();
-        for item in self.db.iterator_cf(self.cf(CF_TOYS)?, rocksdb::IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_TOYS)?, rocksdb::IteratorMode::Start)
+        {
             let (key, value) = item?;
             let name = String::from_utf8(key.to_vec())
                 .map_err(|_| CatalogError::Storage("a toy name on disk is not UTF-8".into()))?;
@@ -113,7 +120,10 @@ impl StockStore {
 
     /// The recorded outcome of an earlier buy with this request id.
     pub fn find_buy(&self, request_id: &str) -> Result<Option<BuyRecord>, CatalogError> {
-        match self.db.get_pinned_cf(self.cf(CF_BUYS)?, request_id.as_bytes())? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_BUYS)?, request_id.as_bytes())?
+        {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }

@@ -31,10 +31,21 @@ impl Running {
     fn start(dir: &TempDir, stock: u32, lease: Duration) -> Self {
         let store = Arc::new(StockStore::open(dir.path(), stock).expect("store opens"));
         let client = ServiceClient::new(Duration::from_millis(300), None);
-        let leases = Arc::new(FrontendLeases::new(lease, client, Counter::default(), Counter::default()));
+        let leases = Arc::new(FrontendLeases::new(
+            lease,
+            client,
+            Counter::default(),
+            Counter::default(),
+        ));
         let stop = CancellationToken::new();
-        let (ledger, writer) = Ledger::start(store, leases.clone(), LedgerMetrics::new(), Instant::now(), stop.clone())
-            .expect("ledger starts");
+        let (ledger, writer) = Ledger::start(
+            store,
+            leases.clone(),
+            LedgerMetrics::new(),
+            Instant::now(),
+            stop.clone(),
+        )
+        .expect("ledger starts");
         Self {
             ledger,
             leases,
@@ -75,13 +86,23 @@ async fn a_request_id_buys_once_and_always_gets_the_same_answer() {
 
     let reused = catalog.ledger.buy(buy("r1", "Tux", 4)).await;
     assert!(matches!(reused, Err(CatalogError::RequestIdReused(_))));
-    assert_eq!(quantity(&catalog.ledger, "Tux"), 97, "a refused reuse changes nothing");
+    assert_eq!(
+        quantity(&catalog.ledger, "Tux"),
+        97,
+        "a refused reuse changes nothing"
+    );
 
     // Concurrent duplicates of one new request id land in the same batch or in successive
     // ones: either way exactly one decrement.
-    let dupes: Vec<_> = (0..20).map(|_| catalog.ledger.buy(buy("r2", "Lego", 5))).collect();
+    let dupes: Vec<_> = (0..20)
+        .map(|_| catalog.ledger.buy(buy("r2", "Lego", 5)))
+        .collect();
     let outcomes = futures::future::join_all(dupes).await;
-    assert!(outcomes.iter().all(|o| o.as_ref().ok() == outcomes[0].as_ref().ok()));
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.as_ref().ok() == outcomes[0].as_ref().ok())
+    );
     assert_eq!(quantity(&catalog.ledger, "Lego"), 95);
     catalog.stop().await;
 }
@@ -116,7 +137,11 @@ async fn unknown_toys_and_bad_requests_change_nothing() {
     let catalog = Running::start(&dir, 100, Duration::from_secs(1));
     let before = catalog.ledger.products();
     assert_eq!(
-        catalog.ledger.buy(buy("u1", "Flux Capacitor", 1)).await.unwrap(),
+        catalog
+            .ledger
+            .buy(buy("u1", "Flux Capacitor", 1))
+            .await
+            .unwrap(),
         BuyOutcome::UnknownProduct
     );
     assert!(matches!(
@@ -148,9 +173,15 @@ async fn restock_refills_only_the_toys_that_ran_out() {
     assert_eq!(restocked, vec!["Tux".to_string()]);
     assert_eq!(quantity(&catalog.ledger, "Tux"), 5);
     assert_eq!(quantity(&catalog.ledger, "Lego"), 3);
-    assert_eq!(catalog.ledger.product("Lego").unwrap().version, lego_version);
+    assert_eq!(
+        catalog.ledger.product("Lego").unwrap().version,
+        lego_version
+    );
     assert!(catalog.ledger.product("Tux").unwrap().version > tux_version);
-    assert!(catalog.ledger.restock().await.unwrap().is_empty(), "nothing left to refill");
+    assert!(
+        catalog.ledger.restock().await.unwrap().is_empty(),
+        "nothing left to refill"
+    );
     catalog.stop().await;
 }
 
@@ -167,10 +198,20 @@ async fn stock_and_buy_records_survive_a_restart_on_the_same_directory() {
     let catalog = Running::start(&dir, 3, Duration::from_secs(1));
     assert_eq!(quantity(&catalog.ledger, "Kite"), 93);
     assert_eq!(catalog.ledger.product("Kite").unwrap().version, version);
-    assert_eq!(catalog.ledger.buy(buy("keep", "Kite", 7)).await.unwrap(), first);
-    assert_eq!(quantity(&catalog.ledger, "Kite"), 93, "a retried request id does not buy again");
+    assert_eq!(
+        catalog.ledger.buy(buy("keep", "Kite", 7)).await.unwrap(),
+        first
+    );
+    assert_eq!(
+        quantity(&catalog.ledger, "Kite"),
+        93,
+        "a retried request id does not buy again"
+    );
     catalog.ledger.buy(buy("drain", "Kite", 93)).await.unwrap();
-    assert_eq!(catalog.ledger.restock().await.unwrap(), vec!["Kite".to_string()]);
+    assert_eq!(
+        catalog.ledger.restock().await.unwrap(),
+        vec!["Kite".to_string()]
+    );
     assert_eq!(quantity(&catalog.ledger, "Kite"), 100);
     catalog.stop().await;
 }
@@ -237,6 +278,9 @@ async fn an_unreachable_front_end_is_revoked_and_its_lease_waited_out() {
         "the buy must not be acknowledged while the unreachable front-end may still trust its cache"
     );
     assert_eq!(catalog.leases.live(), 0, "the lease is revoked");
-    assert!(catalog.leases.grant(&dead).fresh, "coming back, the front-end must empty its cache");
+    assert!(
+        catalog.leases.grant(&dead).fresh,
+        "coming back, the front-end must empty its cache"
+    );
     catalog.stop().await;
 }

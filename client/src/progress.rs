@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 const BAR_TEMPLATE: &str =
-    "{elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} iterations  {per_sec}  eta {eta}";
+    "{elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} iterations ({percent}%)  eta {eta}";
 
 /// How many progress lines a non-terminal run prints.
 const LINES_PER_RUN: u64 = 10;

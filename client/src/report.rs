@@ -103,9 +103,10 @@ impl Report {
             verification_failures: self.verification_failures.len() as u64,
             request_errors: self.request_errors(),
             requests,
-            wall_time_s: secs,
+            // Milliseconds and tenths of a request per second: what the numbers can resolve.
+            wall_time_s: (secs * 1000.0).round() / 1000.0,
             throughput_rps: if secs > 0.0 {
-                requests as f64 / secs
+                (requests as f64 / secs * 10.0).round() / 10.0
             } else {
                 0.0
             },

@@ -156,7 +156,63 @@ pub fn order_quantity(draw: f64, max_quantity: u32, shown: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+    use crate::store::{Answer, RequestFailure};
+
+    /// Runs `with_retries` over canned replies; returns how many attempts were sent, the final
+    /// status, and the timeline's statuses.
+    async fn attempts(replies: Vec<Reply<u64>>) -> (usize, u16, Vec<u16>) {
+        let mut tally = Tally::new(Instant::now(), true);
+        let sent = Cell::new(0);
+        let (reply, _) = with_retries(&mut tally, RequestKind::Order, 0, || {
+            let reply = replies[sent.get()].clone();
+            sent.set(sent.get() + 1);
+            async move { reply }
+        })
+        .await;
+        let timeline = tally.timeline.unwrap_or_default();
+        (
+            sent.get(),
+            status_of(&reply),
+            timeline.iter().map(|e| e.status).collect(),
+        )
+    }
+
+    fn busy() -> Reply<u64> {
+        Err(RequestFailure::Status {
+            status: 503,
+            message: "no leader".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn retries_only_what_may_not_have_happened() {
+        let ok = || {
+            Ok(Answer {
+                status: 200,
+                data: 7,
+            })
+        };
+        let refused = || {
+            Err(RequestFailure::Status {
+                status: 400,
+                message: "out of stock".into(),
+            })
+        };
+        let dropped = || Err(RequestFailure::Transport("reset".into()));
+
+        assert_eq!(attempts(vec![ok()]).await, (1, 200, vec![200]));
+        assert_eq!(attempts(vec![refused()]).await, (1, 400, vec![400]));
+        assert_eq!(
+            attempts(vec![dropped(), busy(), ok()]).await,
+            (3, 200, vec![0, 503, 200])
+        );
+        // Three resends at most, then the last failure stands.
+        let (sent, status, _) = attempts(vec![busy(), busy(), busy(), busy(), ok()]).await;
+        assert_eq!((sent, status), (1 + MAX_RETRIES as usize, 503));
+    }
 
     #[test]
     fn quantities_stay_within_the_limits() {

@@ -160,10 +160,11 @@ impl LatencyStats {
             p90_ms: ms(self.histogram.value_at_quantile(0.90)),
             p99_ms: ms(self.histogram.value_at_quantile(0.99)),
             max_ms: ms(self.histogram.max()),
+            // Whole microseconds, like the other columns: finer digits would be noise.
             mean_ms: if empty {
                 0.0
             } else {
-                self.histogram.mean() / 1000.0
+                self.histogram.mean().round() / 1000.0
             },
         }
     }

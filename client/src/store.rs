@@ -46,8 +46,7 @@ impl RequestFailure {
     /// The 400 the store answers when another session bought the last of a toy: a normal
     /// outcome under concurrency, not an error.
     pub fn is_out_of_stock(&self) -> bool {
-        matches!(self, Self::Status { status: 400, message }
-            if message.to_ascii_lowercase().contains("out of stock"))
+        matches!(self, Self::Status { status: 400, message } if api::order::is_out_of_stock(message))
     }
 
     /// The 404 of a lookup for an order the store does not have.

@@ -115,7 +115,11 @@ impl ProductCache {
         if inner.generation != ticket.generation || !lease_live(&inner) {
             return false;
         }
-        if inner.min_version.get(name).is_some_and(|min| version < *min) {
+        if inner
+            .min_version
+            .get(name)
+            .is_some_and(|min| version < *min)
+        {
             return false;
         }
         let Some(entries) = inner.entries.as_mut() else {
@@ -183,12 +187,19 @@ impl ProductCache {
 
     /// The cached version of `name`, without touching its recency.
     pub fn cached_version(&self, name: &str) -> Option<u64> {
-        self.inner.lock().entries.as_ref()?.peek(name).map(|c| c.version)
+        self.inner
+            .lock()
+            .entries
+            .as_ref()?
+            .peek(name)
+            .map(|c| c.version)
     }
 }
 
 fn lease_live(inner: &Inner) -> bool {
-    inner.lease_until.is_some_and(|until| Instant::now() < until)
+    inner
+        .lease_until
+        .is_some_and(|until| Instant::now() < until)
 }
 
 #[cfg(test)]
@@ -204,7 +215,12 @@ mod tests {
 
     fn fill(cache: &ProductCache, name: &str, version: u64) -> bool {
         let ticket = cache.ticket();
-        cache.fill(ticket, name, version, Bytes::from(format!("{name}@{version}")))
+        cache.fill(
+            ticket,
+            name,
+            version,
+            Bytes::from(format!("{name}@{version}")),
+        )
     }
 
     #[test]
@@ -231,7 +247,10 @@ mod tests {
         assert!(cache.get("a").is_none());
         fill(&cache, "a", 1);
         assert_eq!(cache.get("a").as_deref(), Some(&b"a@1"[..]));
-        assert_eq!((cache.metrics().hits.get(), cache.metrics().misses.get()), (1, 1));
+        assert_eq!(
+            (cache.metrics().hits.get(), cache.metrics().misses.get()),
+            (1, 1)
+        );
     }
 
     #[test]
@@ -278,7 +297,10 @@ mod tests {
         assert!(cache.get("a").is_some());
         tokio::time::advance(Duration::from_secs(3)).await;
         assert!(!cache.lease_live());
-        assert!(cache.get("a").is_none(), "an entry is not served after the lease ran out");
+        assert!(
+            cache.get("a").is_none(),
+            "an entry is not served after the lease ran out"
+        );
         assert!(!fill(&cache, "b", 1));
     }
 
@@ -311,7 +333,9 @@ mod tests {
                         // version older than the last invalidation it processed.
                         let inner = cache.inner.lock();
                         if let Some(cached) = inner.entries.as_ref().and_then(|e| e.peek("a")) {
-                            assert!(cached.version >= inner.min_version.get("a").copied().unwrap_or(0));
+                            assert!(
+                                cached.version >= inner.min_version.get("a").copied().unwrap_or(0)
+                            );
                         }
                     }
                 });

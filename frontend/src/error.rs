@@ -15,7 +15,10 @@ pub enum FrontendError {
     #[error("no order replica answered its health check")]
     NoOrderReplica,
     #[error("the order service is unavailable (retried for {budget:?}): {last_error}")]
-    OrdersUnavailable { budget: Duration, last_error: String },
+    OrdersUnavailable {
+        budget: Duration,
+        last_error: String,
+    },
     #[error("{0}")]
     BadRequest(String),
     #[error("cannot listen: {0}")]

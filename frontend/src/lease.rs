@@ -35,7 +35,10 @@ pub async fn renew_loop(
             Ok(grant) => {
                 if grant.fresh {
                     cache.clear();
-                    tracing::info!(lease_ms = grant.lease_ms, "cache lease granted; cache emptied");
+                    tracing::info!(
+                        lease_ms = grant.lease_ms,
+                        "cache lease granted; cache emptied"
+                    );
                 } else if failing {
                     tracing::info!("cache lease renewed again");
                 }

@@ -37,11 +37,15 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// URL the catalog pushes invalidations to. Default: http:// + the listen address.
-    #[arg(long, env = "TOYSTORE_FRONTEND_URL")]
+    #[arg(long, env = "TOYSTORE_FRONTEND_PUBLIC_URL")]
     pub public_url: Option<String>,
 
     /// Base URL of the catalog.
-    #[arg(long, env = "TOYSTORE_CATALOG_URL", default_value = "http://127.0.0.1:8100")]
+    #[arg(
+        long,
+        env = "TOYSTORE_CATALOG_URL",
+        default_value = "http://127.0.0.1:8100"
+    )]
     pub catalog: reqwest::Url,
 
     /// Order replicas as ID=URL pairs, comma-separated.
@@ -85,7 +89,11 @@ impl Config {
     }
 
     fn cache_capacity(&self) -> usize {
-        if self.no_cache { 0 } else { self.cache_capacity }
+        if self.no_cache {
+            0
+        } else {
+            self.cache_capacity
+        }
     }
 }
 
@@ -117,9 +125,21 @@ pub async fn serve(config: Config) -> Result<ServerHandle, FrontendError> {
     let mut registry = Registry::with_prefix("frontend");
 
     let cache_metrics = CacheMetrics::default();
-    registry.register("cache_hits", "Product queries served from the cache", cache_metrics.hits.clone());
-    registry.register("cache_misses", "Product queries sent to the catalog", cache_metrics.misses.clone());
-    registry.register("cache_evictions", "Entries evicted by the LRU policy", cache_metrics.evictions.clone());
+    registry.register(
+        "cache_hits",
+        "Product queries served from the cache",
+        cache_metrics.hits.clone(),
+    );
+    registry.register(
+        "cache_misses",
+        "Product queries sent to the catalog",
+        cache_metrics.misses.clone(),
+    );
+    registry.register(
+        "cache_evictions",
+        "Entries evicted by the LRU policy",
+        cache_metrics.evictions.clone(),
+    );
     registry.register(
         "cache_invalidations",
         "Cached entries removed by a catalog invalidation",
@@ -128,10 +148,22 @@ pub async fn serve(config: Config) -> Result<ServerHandle, FrontendError> {
     let cache = Arc::new(ProductCache::new(config.cache_capacity(), cache_metrics));
 
     let selector_metrics = SelectorMetrics::default();
-    registry.register("leader_reselections", "Order replica selections after the first", selector_metrics.reselections.clone());
-    registry.register("selected_replica", "Id of the selected order replica (0: none)", selector_metrics.selected.clone());
+    registry.register(
+        "leader_reselections",
+        "Order replica selections after the first",
+        selector_metrics.reselections.clone(),
+    );
+    registry.register(
+        "selected_replica",
+        "Id of the selected order replica (0: none)",
+        selector_metrics.selected.clone(),
+    );
     let retries = Counter::default();
-    registry.register("order_retries", "Forwarded order requests sent again", retries.clone());
+    registry.register(
+        "order_retries",
+        "Forwarded order requests sent again",
+        retries.clone(),
+    );
 
     let probe = ServiceClient::new(PROBE_TIMEOUT, token.clone());
     let selector = LeaderSelector::new(config.nodes.clone(), probe, selector_metrics);

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use api::ApiError;
 use api::catalog::{Invalidation, Product, VersionedProduct};
 use api::envelope::{ApiResult, Data};
 use api::order::{
@@ -9,7 +10,6 @@ use api::order::{
     PlaceOrder, REQUEST_ID_RULE, valid_request_id,
 };
 use api::server::{JsonBody, PathParam, require_cluster_token};
-use api::ApiError;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -65,7 +65,9 @@ async fn products(State(state): State<AppState>) -> ApiResult<Vec<Product>> {
         .call(state.client.get(url.as_str()))
         .await
         .map_err(|e| ApiError::from(FrontendError::from_catalog(e)))?;
-    Ok(Data::new(toys.iter().map(VersionedProduct::public).collect()))
+    Ok(Data::new(
+        toys.iter().map(VersionedProduct::public).collect(),
+    ))
 }
 
 /// Served from the cache when possible; a miss costs exactly one catalog round trip.
@@ -102,7 +104,9 @@ async fn place_order(
     let quantity = u32::try_from(order.quantity)
         .ok()
         .filter(|q| *q >= 1)
-        .ok_or_else(|| ApiError::bad_request("quantity must be a whole number from 1 to 4294967295"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("quantity must be a whole number from 1 to 4294967295")
+        })?;
     let request_id = match headers.get(IDEMPOTENCY_KEY) {
         Some(key) => key
             .to_str()
@@ -129,9 +133,11 @@ async fn lookup_order(
     State(state): State<AppState>,
     PathParam(number): PathParam<String>,
 ) -> ApiResult<OrderRecord> {
-    let number: u64 = number
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("order number {number:?} is not a non-negative integer")))?;
+    let number: u64 = number.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "order number {number:?} is not a non-negative integer"
+        ))
+    })?;
     let order = state.orders.lookup(number).await.map_err(ApiError::from)?;
     Ok(Data::new(order))
 }

@@ -66,7 +66,14 @@ impl OrderBatcher {
             queue: Some(tx),
             write_timeout,
         };
-        let task = tokio::spawn(run(raft, rx, max_batch, write_timeout, batch_sizes, shutdown));
+        let task = tokio::spawn(run(
+            raft,
+            rx,
+            max_batch,
+            write_timeout,
+            batch_sizes,
+            shutdown,
+        ));
         (batcher, Some(task))
     }
 
@@ -131,14 +138,20 @@ async fn run(
 
 /// One `client_write` with a deadline. An isolated leader does not step down by itself, so
 /// without the deadline its callers would wait forever.
-async fn write(raft: &Raft, orders: Vec<NewOrder>, deadline: Duration) -> Result<Vec<OrderOutcome>, ProposeError> {
+async fn write(
+    raft: &Raft,
+    orders: Vec<NewOrder>,
+    deadline: Duration,
+) -> Result<Vec<OrderOutcome>, ProposeError> {
     let count = orders.len();
     let written = tokio::time::timeout(deadline, raft.client_write(OrderBatch { orders })).await;
     match written {
         Err(_) => Err(ProposeError::Timeout(deadline)),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => Err(ProposeError::NotLeader {
-            leader: forward.leader_id,
-        }),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+            Err(ProposeError::NotLeader {
+                leader: forward.leader_id,
+            })
+        }
         Ok(Err(err)) => Err(ProposeError::Raft(err.to_string())),
         Ok(Ok(response)) if response.data.outcomes.len() == count => Ok(response.data.outcomes),
         Ok(Ok(response)) => Err(ProposeError::Raft(format!(

@@ -10,7 +10,7 @@ use crate::batcher::ProposeError;
 pub enum OrderError {
     #[error("no toy named {0:?}")]
     UnknownProduct(String),
-    #[error("{name:?} is out of stock (available: {available})")]
+    #[error("{name:?} {} (available: {available})", api::order::OUT_OF_STOCK)]
     OutOfStock { name: String, available: u32 },
     #[error("{0}")]
     InvalidOrder(String),

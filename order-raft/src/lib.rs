@@ -37,7 +37,10 @@ use types::{NodeId, Raft};
 
 /// How a replica is run. Every flag has an environment variable.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "order-raft", about = "One replica of the toy store's Raft-replicated order service")]
+#[command(
+    name = "order-raft",
+    about = "One replica of the toy store's Raft-replicated order service"
+)]
 pub struct Config {
     /// This replica's id (1, 2, 3, …); must appear in --nodes.
     #[arg(long, env = "TOYSTORE_NODE_ID")]
@@ -57,7 +60,11 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
 
     /// Base URL of the catalog.
-    #[arg(long, env = "TOYSTORE_CATALOG_URL", default_value = "http://127.0.0.1:8100")]
+    #[arg(
+        long,
+        env = "TOYSTORE_CATALOG_URL",
+        default_value = "http://127.0.0.1:8100"
+    )]
     pub catalog: String,
 
     /// Initialize the Raft group with every replica in --nodes if this replica's log is empty.
@@ -67,15 +74,27 @@ pub struct Config {
     pub bootstrap: bool,
 
     /// Leader heartbeat interval, in milliseconds.
-    #[arg(long = "heartbeat-ms", env = "TOYSTORE_HEARTBEAT_MS", default_value_t = 100)]
+    #[arg(
+        long = "heartbeat-ms",
+        env = "TOYSTORE_HEARTBEAT_MS",
+        default_value_t = 100
+    )]
     pub heartbeat_ms: u64,
 
     /// Shortest election timeout, in milliseconds.
-    #[arg(long = "election-min-ms", env = "TOYSTORE_ELECTION_MIN_MS", default_value_t = 400)]
+    #[arg(
+        long = "election-min-ms",
+        env = "TOYSTORE_ELECTION_MIN_MS",
+        default_value_t = 400
+    )]
     pub election_min_ms: u64,
 
     /// Longest election timeout, in milliseconds.
-    #[arg(long = "election-max-ms", env = "TOYSTORE_ELECTION_MAX_MS", default_value_t = 800)]
+    #[arg(
+        long = "election-max-ms",
+        env = "TOYSTORE_ELECTION_MAX_MS",
+        default_value_t = 800
+    )]
     pub election_max_ms: u64,
 
     /// Deadline for committing an order (and for confirming leadership before a read), in
@@ -130,14 +149,18 @@ impl Config {
         if let Some(addr) = self.listen {
             return Ok(addr);
         }
-        let url = self
-            .nodes
-            .get(self.id)
-            .ok_or_else(|| OrderError::Startup(format!("node {} is not in --nodes ({})", self.id, self.nodes)))?;
+        let url = self.nodes.get(self.id).ok_or_else(|| {
+            OrderError::Startup(format!(
+                "node {} is not in --nodes ({})",
+                self.id, self.nodes
+            ))
+        })?;
         url.trim_start_matches("http://")
             .trim_end_matches('/')
             .parse()
-            .map_err(|_| OrderError::Startup(format!("cannot listen on {url}: give --listen IP:PORT")))
+            .map_err(|_| {
+                OrderError::Startup(format!("cannot listen on {url}: give --listen IP:PORT"))
+            })
     }
 
     fn raft_config(&self) -> Result<openraft::Config, OrderError> {
@@ -163,8 +186,9 @@ pub async fn serve(config: Config) -> Result<ServerHandle, OrderError> {
     let listen = config.listen_addr()?;
     let raft_config = Arc::new(config.raft_config()?);
     let data_dir = config.data_dir();
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|err| OrderError::Startup(format!("cannot create {}: {err}", data_dir.display())))?;
+    std::fs::create_dir_all(&data_dir).map_err(|err| {
+        OrderError::Startup(format!("cannot create {}: {err}", data_dir.display()))
+    })?;
     let (log_store, state_machine) = {
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || store::open(&dir))
@@ -208,9 +232,15 @@ pub async fn serve(config: Config) -> Result<ServerHandle, OrderError> {
     ));
 
     let listener = server::bind(listen).await?;
-    let router = server::finish(routes::router(node, token, config.fault_injection), registry);
+    let router = server::finish(
+        routes::router(node, token, config.fault_injection),
+        registry,
+    );
     let mut handle = server::spawn(listener, router, "order-raft")?;
-    handle.attach(tokio::spawn(node::mirror_raft_metrics(raft.clone(), metrics)));
+    handle.attach(tokio::spawn(node::mirror_raft_metrics(
+        raft.clone(),
+        metrics,
+    )));
     if let Some(task) = batcher_task {
         handle.attach(task);
     }
@@ -248,6 +278,8 @@ async fn bootstrap(raft: &Raft, nodes: &NodeAddrs) -> Result<(), OrderError> {
             tracing::info!("the Raft group is already initialized");
             Ok(())
         }
-        Err(err) => Err(OrderError::Startup(format!("cannot initialize the Raft group: {err}"))),
+        Err(err) => Err(OrderError::Startup(format!(
+            "cannot initialize the Raft group: {err}"
+        ))),
     }
 }

@@ -18,11 +18,13 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use openraft::BasicNode;
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -130,10 +132,12 @@ impl PeerConnection {
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
-            let err = std::io::Error::other(format!("peer {} answered {status}: {text}", self.target));
+            let err =
+                std::io::Error::other(format!("peer {} answered {status}: {text}", self.target));
             return Err(RPCError::Network(NetworkError::new(&err)));
         }
-        let answer: Result<Resp, E> = decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let answer: Result<Resp, E> =
+            decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -182,7 +186,9 @@ async fn append(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
         Ok(request) => request,
         Err(err) => return bad_rpc(err),
     };
-    node.metrics.entries_received.inc_by(request.entries.len() as u64);
+    node.metrics
+        .entries_received
+        .inc_by(request.entries.len() as u64);
     reply(&node.raft.append_entries(request).await)
 }
 
@@ -203,7 +209,9 @@ async fn snapshot(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
 fn reply<T: Serialize>(answer: &T) -> Response {
     match encode(answer) {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
-        Err(err) => ApiError::internal(format!("cannot encode the Raft answer: {err}")).into_response(),
+        Err(err) => {
+            ApiError::internal(format!("cannot encode the Raft answer: {err}")).into_response()
+        }
     }
 }
 

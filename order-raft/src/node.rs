@@ -14,7 +14,9 @@ use std::time::Duration;
 use api::catalog::{BuyOutcome, BuyRequest};
 use api::client::ServiceClient;
 use api::cluster::NodeAddrs;
-use api::order::{NodeStatus, OrderPlaced, OrderRecord, PlaceOrder, REQUEST_ID_RULE, valid_request_id};
+use api::order::{
+    NodeStatus, OrderPlaced, OrderRecord, PlaceOrder, REQUEST_ID_RULE, valid_request_id,
+};
 use openraft::ServerState;
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
@@ -59,24 +61,52 @@ impl NodeMetrics {
             applied_index: Gauge::default(),
             is_leader: Gauge::default(),
         };
-        registry.register("orders_placed", "Orders this leader committed", metrics.orders_placed.clone());
+        registry.register(
+            "orders_placed",
+            "Orders this leader committed",
+            metrics.orders_placed.clone(),
+        );
         registry.register(
             "orders_deduplicated",
             "Orders answered from an earlier request with the same id",
             metrics.orders_deduplicated.clone(),
         );
-        registry.register("forwarded", "Requests forwarded to the Raft leader", metrics.forwarded.clone());
+        registry.register(
+            "forwarded",
+            "Requests forwarded to the Raft leader",
+            metrics.forwarded.clone(),
+        );
         registry.register(
             "entries_received",
             "Log entries received from a leader (catch-up and replication)",
             metrics.entries_received.clone(),
         );
-        registry.register("write_failures", "Orders whose Raft write failed or timed out", metrics.write_failures.clone());
-        registry.register("batch_size", "Orders per Raft entry", metrics.batch_size.clone());
+        registry.register(
+            "write_failures",
+            "Orders whose Raft write failed or timed out",
+            metrics.write_failures.clone(),
+        );
+        registry.register(
+            "batch_size",
+            "Orders per Raft entry",
+            metrics.batch_size.clone(),
+        );
         registry.register("raft_term", "Current Raft term", metrics.term.clone());
-        registry.register("raft_last_log_index", "Index of the last log entry", metrics.last_log_index.clone());
-        registry.register("raft_applied_index", "Index of the last applied entry", metrics.applied_index.clone());
-        registry.register("raft_is_leader", "1 on the Raft leader", metrics.is_leader.clone());
+        registry.register(
+            "raft_last_log_index",
+            "Index of the last log entry",
+            metrics.last_log_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "Index of the last applied entry",
+            metrics.applied_index.clone(),
+        );
+        registry.register(
+            "raft_is_leader",
+            "1 on the Raft leader",
+            metrics.is_leader.clone(),
+        );
         metrics
     }
 }
@@ -95,7 +125,10 @@ impl Faults {
 
     fn check_crash_after_buy(&self, request_id: &str) {
         if self.crash_after_buy.lock().as_deref() == Some(request_id) {
-            tracing::error!(request_id, "fault injection: crashing between the catalog buy and the Raft write");
+            tracing::error!(
+                request_id,
+                "fault injection: crashing between the catalog buy and the Raft write"
+            );
             std::process::abort();
         }
     }
@@ -155,27 +188,37 @@ impl OrderNode {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
         match metrics.current_leader {
-            Some(leader) if leader == self.id && metrics.state == ServerState::Leader => Route::Here,
+            Some(leader) if leader == self.id && metrics.state == ServerState::Leader => {
+                Route::Here
+            }
             Some(leader) if leader != self.id => Route::Leader(leader),
             _ => Route::Nowhere,
         }
     }
 
     fn leader_url(&self, leader: NodeId) -> Result<&str, OrderError> {
-        self.peers
-            .get(leader)
-            .ok_or_else(|| OrderError::LeaderUnreachable(format!("node {leader} is not in the address book")))
+        self.peers.get(leader).ok_or_else(|| {
+            OrderError::LeaderUnreachable(format!("node {leader} is not in the address book"))
+        })
     }
 
     /// Places an order, here if this replica leads, else through the leader.
-    pub async fn place(&self, order: PlaceOrder, forwarded: bool) -> Result<OrderPlaced, OrderError> {
+    pub async fn place(
+        &self,
+        order: PlaceOrder,
+        forwarded: bool,
+    ) -> Result<OrderPlaced, OrderError> {
         validate(&order)?;
         match self.route() {
             Route::Here => self.place_here(order).await,
             Route::Leader(leader) if !forwarded => {
                 self.metrics.forwarded.inc();
                 let url = format!("{}/orders", self.leader_url(leader)?);
-                let request = self.client.post(&url).header(FORWARDED_BY, self.id).json(&order);
+                let request = self
+                    .client
+                    .post(&url)
+                    .header(FORWARDED_BY, self.id)
+                    .json(&order);
                 self.client.call(request).await.map_err(|err| match err {
                     api::client::CallError::Api(api) => OrderError::Downstream(api),
                     other => OrderError::LeaderUnreachable(other.to_string()),
@@ -188,7 +231,11 @@ impl OrderNode {
     async fn place_here(&self, order: PlaceOrder) -> Result<OrderPlaced, OrderError> {
         // Fast path for a retry whose first attempt committed.
         if let Some(earlier) = self.reader.by_request(&order.request_id)? {
-            return self.answer_duplicate(&order, earlier.number, earlier.name == order.name && earlier.quantity == order.quantity);
+            return self.answer_duplicate(
+                &order,
+                earlier.number,
+                earlier.name == order.name && earlier.quantity == order.quantity,
+            );
         }
         let buy = BuyRequest {
             request_id: order.request_id.clone(),
@@ -224,26 +271,36 @@ impl OrderNode {
             OrderOutcome::Placed(number) => {
                 self.metrics.orders_placed.inc();
                 tracing::debug!(request_id = %order.request_id, number, "order committed");
-                Ok(OrderPlaced { order_number: number })
+                Ok(OrderPlaced {
+                    order_number: number,
+                })
             }
             OrderOutcome::Duplicate(number) => self.answer_duplicate(&order, number, true),
             OrderOutcome::Conflict(number) => self.answer_duplicate(&order, number, false),
         }
     }
 
-    fn answer_duplicate(&self, order: &PlaceOrder, number: u64, same: bool) -> Result<OrderPlaced, OrderError> {
+    fn answer_duplicate(
+        &self,
+        order: &PlaceOrder,
+        number: u64,
+        same: bool,
+    ) -> Result<OrderPlaced, OrderError> {
         if !same {
             return Err(OrderError::RequestIdReused(order.request_id.clone()));
         }
         self.metrics.orders_deduplicated.inc();
-        Ok(OrderPlaced { order_number: number })
+        Ok(OrderPlaced {
+            order_number: number,
+        })
     }
 
     /// Reads an order with linearizable semantics.
     pub async fn lookup(&self, number: u64, forwarded: bool) -> Result<OrderRecord, OrderError> {
         match self.route() {
             Route::Here => {
-                match tokio::time::timeout(self.read_timeout, self.raft.ensure_linearizable()).await {
+                match tokio::time::timeout(self.read_timeout, self.raft.ensure_linearizable()).await
+                {
                     Ok(Ok(_)) => {}
                     Ok(Err(err)) => return Err(OrderError::ReadNotConfirmed(err.to_string())),
                     Err(_) => {
@@ -253,7 +310,10 @@ impl OrderNode {
                         )));
                     }
                 }
-                let order = self.reader.order(number)?.ok_or(OrderError::NoSuchOrder(number))?;
+                let order = self
+                    .reader
+                    .order(number)?
+                    .ok_or(OrderError::NoSuchOrder(number))?;
                 Ok(OrderRecord {
                     number: order.number,
                     name: order.name,
@@ -310,13 +370,17 @@ impl OrderNode {
 
 fn validate(order: &PlaceOrder) -> Result<(), OrderError> {
     if order.quantity == 0 {
-        return Err(OrderError::InvalidOrder("quantity must be at least 1".into()));
+        return Err(OrderError::InvalidOrder(
+            "quantity must be at least 1".into(),
+        ));
     }
     if !valid_request_id(&order.request_id) {
         return Err(OrderError::InvalidOrder(REQUEST_ID_RULE.into()));
     }
     if order.name.is_empty() || order.name.len() > 256 {
-        return Err(OrderError::InvalidOrder("toy name must be 1 to 256 bytes".into()));
+        return Err(OrderError::InvalidOrder(
+            "toy name must be 1 to 256 bytes".into(),
+        ));
     }
     Ok(())
 }
@@ -328,9 +392,15 @@ pub async fn mirror_raft_metrics(raft: Raft, metrics: NodeMetrics) {
         {
             let m = watch.borrow_and_update();
             metrics.term.set(m.current_term as i64);
-            metrics.last_log_index.set(m.last_log_index.map_or(-1, |i| i as i64));
-            metrics.applied_index.set(m.last_applied.map_or(-1, |id| id.index as i64));
-            metrics.is_leader.set(i64::from(m.state == ServerState::Leader));
+            metrics
+                .last_log_index
+                .set(m.last_log_index.map_or(-1, |i| i as i64));
+            metrics
+                .applied_index
+                .set(m.last_applied.map_or(-1, |id| id.index as i64));
+            metrics
+                .is_leader
+                .set(i64::from(m.state == ServerState::Leader));
         }
         if watch.changed().await.is_err() {
             break;

@@ -53,7 +53,10 @@ async fn place_order(
     headers: HeaderMap,
     JsonBody(order): JsonBody<PlaceOrder>,
 ) -> ApiResult<OrderPlaced> {
-    let placed = node.place(order, forwarded(&headers)).await.map_err(ApiError::from)?;
+    let placed = node
+        .place(order, forwarded(&headers))
+        .await
+        .map_err(ApiError::from)?;
     Ok(Data::new(placed))
 }
 
@@ -62,10 +65,15 @@ async fn lookup_order(
     headers: HeaderMap,
     PathParam(number): PathParam<String>,
 ) -> ApiResult<OrderRecord> {
-    let number: u64 = number
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("order number {number:?} is not a non-negative integer")))?;
-    let order = node.lookup(number, forwarded(&headers)).await.map_err(ApiError::from)?;
+    let number: u64 = number.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "order number {number:?} is not a non-negative integer"
+        ))
+    })?;
+    let order = node
+        .lookup(number, forwarded(&headers))
+        .await
+        .map_err(ApiError::from)?;
     Ok(Data::new(order))
 }
 
@@ -83,7 +91,10 @@ struct FaultRequest {
     crash_after_buy: String,
 }
 
-async fn arm_fault(State(node): State<Arc<OrderNode>>, JsonBody(fault): JsonBody<FaultRequest>) -> Data<&'static str> {
+async fn arm_fault(
+    State(node): State<Arc<OrderNode>>,
+    JsonBody(fault): JsonBody<FaultRequest>,
+) -> Data<&'static str> {
     tracing::warn!(request_id = %fault.crash_after_buy, "fault armed: crash after the catalog buy");
     node.faults.arm_crash_after_buy(fault.crash_after_buy);
     Data::new("armed")

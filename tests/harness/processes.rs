@@ -33,7 +33,18 @@ pub fn binaries() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(repo_root())
-            .args(["build", "--bins", "-p", "catalog", "-p", "frontend", "-p", "order-raft", "-p", "client"])
+            .args([
+                "build",
+                "--bins",
+                "-p",
+                "catalog",
+                "-p",
+                "frontend",
+                "-p",
+                "order-raft",
+                "-p",
+                "client",
+            ])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the service binaries failed");
@@ -82,7 +93,11 @@ impl ProcessStore {
             ("TOYSTORE_PORT_BASE".into(), port_base.to_string()),
             ("TOYSTORE_BIN_DIR".into(), bin_dir.display().to_string()),
         ];
-        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         let mut store = Self {
             home,
             port_base,
@@ -90,7 +105,8 @@ impl ProcessStore {
             http: ServiceClient::new(Duration::from_secs(15), None),
         };
         store.script_ok("up.sh", &[]);
-        let token = std::fs::read_to_string(store.home.path().join("cluster.token")).expect("up.sh wrote a token");
+        let token = std::fs::read_to_string(store.home.path().join("cluster.token"))
+            .expect("up.sh wrote a token");
         store.http = ServiceClient::new(Duration::from_secs(15), Some(token.trim().into()));
         store
     }
@@ -134,7 +150,10 @@ impl ProcessStore {
     }
 
     pub async fn status(&self, id: u64) -> Option<NodeStatus> {
-        self.http.call(self.http.get(&format!("{}/status", self.node_url(id)))).await.ok()
+        self.http
+            .call(self.http.get(&format!("{}/status", self.node_url(id))))
+            .await
+            .ok()
     }
 
     /// Waits until the live replicas agree on a leader; returns its id.
@@ -154,23 +173,30 @@ impl ProcessStore {
 
     /// Waits until all three replicas report the same applied index and digest.
     pub async fn converged(&self) -> NodeStatus {
-        wait_for("all three replicas to converge", Duration::from_secs(60), || async {
-            let mut all = Vec::new();
-            for id in 1..=3 {
-                all.push(self.status(id).await?);
-            }
-            let first = &all[0];
-            all.iter()
-                .all(|s| s.applied_index == first.applied_index && s.digest == first.digest)
-                .then(|| first.clone())
-        })
+        wait_for(
+            "all three replicas to converge",
+            Duration::from_secs(60),
+            || async {
+                let mut all = Vec::new();
+                for id in 1..=3 {
+                    all.push(self.status(id).await?);
+                }
+                let first = &all[0];
+                all.iter()
+                    .all(|s| s.applied_index == first.applied_index && s.digest == first.digest)
+                    .then(|| first.clone())
+            },
+        )
         .await
     }
 
     /// A `client` run against this store's front-end.
     pub fn client(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binaries().join("client"));
-        command.arg("--frontend").arg(self.frontend_url()).args(args);
+        command
+            .arg("--frontend")
+            .arg(self.frontend_url())
+            .args(args);
         command
     }
 }

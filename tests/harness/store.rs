@@ -75,7 +75,9 @@ impl TestStore {
         let mut catalog_config = catalog::Config::for_test(dir.path().join("catalog"));
         catalog_config.initial_stock = options.initial_stock;
         catalog_config.cluster_token = options.cluster_token.clone();
-        let catalog = catalog::serve(catalog_config).await.expect("catalog starts");
+        let catalog = catalog::serve(catalog_config)
+            .await
+            .expect("catalog starts");
         let catalog_url = catalog.url();
 
         let node_urls = NodeAddrs::new(
@@ -90,11 +92,18 @@ impl TestStore {
                 .as_ref()
                 .and_then(|books| books.get(&id).cloned())
                 .unwrap_or_else(|| node_urls.clone());
-            let mut config = order_raft::Config::for_test(id, book, dir.path().join(format!("node-{id}")), &catalog_url);
+            let mut config = order_raft::Config::for_test(
+                id,
+                book,
+                dir.path().join(format!("node-{id}")),
+                &catalog_url,
+            );
             config.listen = Some(SocketAddr::from(([127, 0, 0, 1], port)));
             config.cluster_token = options.cluster_token.clone();
             (options.tune_node)(&mut config);
-            let handle = order_raft::serve(config.clone()).await.expect("replica starts");
+            let handle = order_raft::serve(config.clone())
+                .await
+                .expect("replica starts");
             replicas.insert(
                 id,
                 Replica {
@@ -105,7 +114,8 @@ impl TestStore {
         }
 
         let frontend = if options.frontend {
-            let mut config = frontend::Config::for_test(&catalog_url, node_urls.clone()).expect("front-end config");
+            let mut config = frontend::Config::for_test(&catalog_url, node_urls.clone())
+                .expect("front-end config");
             config.cluster_token = options.cluster_token.clone();
             Some(frontend::serve(config).await.expect("front-end starts"))
         } else {
@@ -126,7 +136,10 @@ impl TestStore {
     }
 
     pub fn frontend_url(&self) -> String {
-        self.frontend.as_ref().expect("this store has a front-end").url()
+        self.frontend
+            .as_ref()
+            .expect("this store has a front-end")
+            .url()
     }
 
     pub fn node_url(&self, id: u64) -> String {
@@ -142,7 +155,9 @@ impl TestStore {
     }
 
     pub async fn status(&self, id: u64) -> Result<NodeStatus, CallError> {
-        self.http.call(self.http.get(&format!("{}/status", self.node_url(id)))).await
+        self.http
+            .call(self.http.get(&format!("{}/status", self.node_url(id))))
+            .await
     }
 
     /// Waits until the running replicas agree on one leader; returns its id.
@@ -169,7 +184,13 @@ impl TestStore {
     }
 
     /// Places an order through replica `via`.
-    pub async fn place(&self, via: u64, request_id: &str, name: &str, quantity: u32) -> Result<OrderPlaced, CallError> {
+    pub async fn place(
+        &self,
+        via: u64,
+        request_id: &str,
+        name: &str,
+        quantity: u32,
+    ) -> Result<OrderPlaced, CallError> {
         let order = PlaceOrder {
             request_id: request_id.into(),
             name: name.into(),
@@ -181,14 +202,20 @@ impl TestStore {
 
     pub async fn lookup(&self, via: u64, number: u64) -> Result<OrderRecord, CallError> {
         self.http
-            .call(self.http.get(&format!("{}/orders/{number}", self.node_url(via))))
+            .call(
+                self.http
+                    .get(&format!("{}/orders/{number}", self.node_url(via))),
+            )
             .await
     }
 
     /// The catalog's view of a toy.
     pub async fn product(&self, name: &str) -> VersionedProduct {
         let mut url = reqwest::Url::parse(&self.catalog_url).expect("catalog URL");
-        url.path_segments_mut().expect("base URL").push("products").push(name);
+        url.path_segments_mut()
+            .expect("base URL")
+            .push("products")
+            .push(name);
         self.http
             .call(self.http.get(url.as_str()))
             .await
@@ -209,10 +236,14 @@ impl TestStore {
         assert!(replica.handle.is_none(), "replica {id} is running");
         let config = replica.config.clone();
         // The old instance's last RocksDB handles close shortly after its shutdown returns.
-        let handle = wait_for(&format!("replica {id} to reopen its data"), Duration::from_secs(20), || {
-            let config = config.clone();
-            async move { order_raft::serve(config).await.ok() }
-        })
+        let handle = wait_for(
+            &format!("replica {id} to reopen its data"),
+            Duration::from_secs(20),
+            || {
+                let config = config.clone();
+                async move { order_raft::serve(config).await.ok() }
+            },
+        )
         .await;
         replica.handle = Some(handle);
     }

@@ -9,13 +9,20 @@ use system_tests::wait_for;
 
 fn product_url(base: &str, name: &str) -> String {
     let mut url = reqwest::Url::parse(base).expect("base URL");
-    url.path_segments_mut().expect("base URL").push("products").push(name);
+    url.path_segments_mut()
+        .expect("base URL")
+        .push("products")
+        .push(name);
     url.to_string()
 }
 
 async fn frontend_status(store: &TestStore) -> FrontendStatus {
     let url = format!("{}/status", store.frontend_url());
-    store.http.call(store.http.get(&url)).await.expect("front-end status")
+    store
+        .http
+        .call(store.http.get(&url))
+        .await
+        .expect("front-end status")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +36,11 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
     let frontend = store.frontend_url();
     // The cache is used only under a lease from the catalog.
     wait_for("the cache lease", Duration::from_secs(10), || async {
-        frontend_status(&store).await.cache.lease_valid.then_some(())
+        frontend_status(&store)
+            .await
+            .cache
+            .lease_valid
+            .then_some(())
     })
     .await;
 
@@ -40,12 +51,19 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
         .unwrap();
     assert!(toys.len() >= 15, "the catalog has at least 15 toys");
     let capacity = frontend_status(&store).await.cache.capacity;
-    assert!(capacity < toys.len(), "the default cache is smaller than the catalog");
+    assert!(
+        capacity < toys.len(),
+        "the default cache is smaller than the catalog"
+    );
 
     // Query each toy twice in a row: the second read of each is a hit.
     for toy in &toys {
         for _ in 0..2 {
-            let seen: Product = store.http.call(store.http.get(&product_url(&frontend, &toy.name))).await.unwrap();
+            let seen: Product = store
+                .http
+                .call(store.http.get(&product_url(&frontend, &toy.name)))
+                .await
+                .unwrap();
             assert_eq!(&seen, toy);
         }
     }
@@ -64,12 +82,21 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
     };
     let outcome: BuyOutcome = store
         .http
-        .call(store.http.post(&format!("{}/buy", store.catalog_url)).json(&buy))
+        .call(
+            store
+                .http
+                .post(&format!("{}/buy", store.catalog_url))
+                .json(&buy),
+        )
         .await
         .unwrap();
     assert!(matches!(outcome, BuyOutcome::Bought { remaining: 96, .. }));
     // Acknowledged means invalidated: the very next front-end read shows the new quantity.
-    let seen: Product = store.http.call(store.http.get(&product_url(&frontend, &toy.name))).await.unwrap();
+    let seen: Product = store
+        .http
+        .call(store.http.get(&product_url(&frontend, &toy.name)))
+        .await
+        .unwrap();
     assert_eq!(seen.quantity, 96);
     assert!(frontend_status(&store).await.cache.invalidations >= 1);
     store.shutdown().await;
@@ -89,19 +116,49 @@ async fn bad_requests_get_the_error_envelope() {
         (raw.get(format!("{frontend}/no/such/route")), 404),
         (raw.delete(format!("{frontend}/orders/1")), 405),
         (raw.get(format!("{frontend}/orders/minus-one")), 400),
-        (raw.post(format!("{frontend}/orders")).header("content-type", "application/json").body("{\"name\":"), 400),
-        (raw.post(format!("{frontend}/orders")).json(&serde_json::json!({"name": "Tux"})), 400),
-        (raw.post(format!("{frontend}/orders")).json(&serde_json::json!({"name": "Tux", "quantity": 0})), 400),
-        (raw.post(format!("{frontend}/orders")).json(&serde_json::json!({"name": "Tux", "quantity": -3})), 400),
-        (raw.post(format!("{frontend}/orders")).body("{\"name\":\"Tux\",\"quantity\":1}"), 415),
-        (raw.post(format!("{frontend}/orders")).header("content-type", "application/json").body(vec![b' '; 20_000]), 413),
+        (
+            raw.post(format!("{frontend}/orders"))
+                .header("content-type", "application/json")
+                .body("{\"name\":"),
+            400,
+        ),
+        (
+            raw.post(format!("{frontend}/orders"))
+                .json(&serde_json::json!({"name": "Tux"})),
+            400,
+        ),
+        (
+            raw.post(format!("{frontend}/orders"))
+                .json(&serde_json::json!({"name": "Tux", "quantity": 0})),
+            400,
+        ),
+        (
+            raw.post(format!("{frontend}/orders"))
+                .json(&serde_json::json!({"name": "Tux", "quantity": -3})),
+            400,
+        ),
+        (
+            raw.post(format!("{frontend}/orders"))
+                .body("{\"name\":\"Tux\",\"quantity\":1}"),
+            415,
+        ),
+        (
+            raw.post(format!("{frontend}/orders"))
+                .header("content-type", "application/json")
+                .body(vec![b' '; 20_000]),
+            413,
+        ),
         (
             raw.post(format!("{frontend}/orders"))
                 .header("idempotency-key", "has spaces")
                 .json(&serde_json::json!({"name": "Tux", "quantity": 1})),
             400,
         ),
-        (raw.post(format!("{frontend}/invalidate")).json(&serde_json::json!({"toys": 5})), 400),
+        (
+            raw.post(format!("{frontend}/invalidate"))
+                .json(&serde_json::json!({"toys": 5})),
+            400,
+        ),
     ];
     for (request, expected) in cases {
         let response = request.send().await.expect("the front-end answers");
@@ -109,7 +166,11 @@ async fn bad_requests_get_the_error_envelope() {
         let body: serde_json::Value = response.json().await.expect("a JSON body");
         assert_eq!(status, expected, "body: {body}");
         assert_eq!(body["error"]["code"], expected, "body: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     // Nothing was bought by any of that.
     assert_eq!(store.product("Tux").await.quantity, 100_000);

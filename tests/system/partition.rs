@@ -49,7 +49,10 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
     let old = store.leader().await;
     let mut acknowledged = Vec::new();
     for i in 0..10 {
-        let placed = store.place(old, &format!("before-{i}"), "Tux", 1).await.unwrap();
+        let placed = store
+            .place(old, &format!("before-{i}"), "Tux", 1)
+            .await
+            .unwrap();
         acknowledged.push((placed.order_number, "Tux", 1));
     }
     store.converged().await;
@@ -66,9 +69,15 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
     let isolated = store.place(old, "isolated-order", "Rocking Horse", 7).await;
     let err = isolated.expect_err("an isolated leader must not acknowledge a write");
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "refused, not hung");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused, not hung"
+    );
     // Nor does it serve a read it cannot prove is current.
-    let read = store.lookup(old, 0).await.expect_err("no stale read from an isolated leader");
+    let read = store
+        .lookup(old, 0)
+        .await
+        .expect_err("no stale read from an isolated leader");
     assert_eq!(read.status().map(|s| s.as_u16()), Some(503), "{read}");
 
     // The majority elects a new leader and keeps committing.
@@ -76,7 +85,10 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
     let new = store.leader_among(&majority).await;
     assert_ne!(new, old);
     for i in 0..10 {
-        let placed = store.place(majority[i % 2], &format!("after-{i}"), "Lego", 2).await.unwrap();
+        let placed = store
+            .place(majority[i % 2], &format!("after-{i}"), "Lego", 2)
+            .await
+            .unwrap();
         acknowledged.push((placed.order_number, "Lego", 2));
     }
 
@@ -84,20 +96,31 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
     for proxy in proxies.values() {
         proxy.heal();
     }
-    wait_for("the old leader to follow the new one", Duration::from_secs(20), || async {
-        let status = store.status(old).await.ok()?;
-        (status.leader == Some(new) && status.role == "follower").then_some(())
-    })
+    wait_for(
+        "the old leader to follow the new one",
+        Duration::from_secs(20),
+        || async {
+            let status = store.status(old).await.ok()?;
+            (status.leader == Some(new) && status.role == "follower").then_some(())
+        },
+    )
     .await;
     let (_, _, orders) = store.converged().await;
-    assert_eq!(orders, acknowledged.len() as u64, "exactly the acknowledged orders exist");
+    assert_eq!(
+        orders,
+        acknowledged.len() as u64,
+        "exactly the acknowledged orders exist"
+    );
     for (number, name, quantity) in &acknowledged {
         let order = store.lookup(new, *number).await.unwrap();
         assert_eq!((order.name.as_str(), order.quantity), (*name, *quantity));
     }
     // The refused order is nowhere: nothing is a Rocking Horse.
     for number in 0..orders {
-        assert_ne!(store.lookup(new, number).await.unwrap().name, "Rocking Horse");
+        assert_ne!(
+            store.lookup(new, number).await.unwrap().name,
+            "Rocking Horse"
+        );
     }
     store.shutdown().await;
 }

@@ -9,24 +9,42 @@ use system_tests::wait_for;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_sees_no_error_while_the_leader_is_killed_and_restarted() {
-    let store = tokio::task::spawn_blocking(|| ProcessStore::up(&[("TOYSTORE_INITIAL_STOCK", "100000")]))
-        .await
-        .unwrap();
+    let store =
+        tokio::task::spawn_blocking(|| ProcessStore::up(&[("TOYSTORE_INITIAL_STOCK", "100000")]))
+            .await
+            .unwrap();
     let leader = store.leader().await;
 
     let mut client = store
-        .client(&["--clients", "5", "--prob", "0.8", "--iterations", "1500", "--seed", "7", "--quiet"])
+        .client(&[
+            "--clients",
+            "5",
+            "--prob",
+            "0.8",
+            "--iterations",
+            "1500",
+            "--seed",
+            "7",
+            "--quiet",
+        ])
         .spawn()
         .expect("the client starts");
 
     // Kill the leader once the client is well under way ...
-    wait_for("the client to place orders", Duration::from_secs(60), || async {
-        let orders = store.status(leader).await?.orders;
-        (orders >= 100).then_some(())
-    })
+    wait_for(
+        "the client to place orders",
+        Duration::from_secs(60),
+        || async {
+            let orders = store.status(leader).await?.orders;
+            (orders >= 100).then_some(())
+        },
+    )
     .await;
     let killed = store.script_ok("kill.sh", &["leader"]);
-    assert!(killed.contains(&leader.to_string()), "kill.sh named the leader: {killed}");
+    assert!(
+        killed.contains(&leader.to_string()),
+        "kill.sh named the leader: {killed}"
+    );
 
     // ... and bring it back after the others have moved on without it.
     let survivor = 1 + leader % 3;
@@ -35,25 +53,40 @@ async fn the_client_sees_no_error_while_the_leader_is_killed_and_restarted() {
         (status.leader.is_some_and(|l| l != leader)).then_some(status.orders)
     })
     .await;
-    wait_for("orders committed without the old leader", Duration::from_secs(60), || async {
-        (store.status(survivor).await?.orders >= at_kill + 100).then_some(())
-    })
+    wait_for(
+        "orders committed without the old leader",
+        Duration::from_secs(60),
+        || async { (store.status(survivor).await?.orders >= at_kill + 100).then_some(()) },
+    )
     .await;
     store.script_ok("restart.sh", &[&leader.to_string()]);
 
-    let exit = tokio::task::spawn_blocking(move || client.wait()).await.unwrap().unwrap();
-    assert!(exit.success(), "the client saw an error or a lost order: {exit}");
+    let exit = tokio::task::spawn_blocking(move || client.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        exit.success(),
+        "the client saw an error or a lost order: {exit}"
+    );
     let converged = store.converged().await;
     assert!(converged.orders >= 200);
-    let status = store.status(leader).await.expect("the restarted replica answers");
-    assert!(status.entries_received > 0, "the restarted replica caught up through Raft");
+    let status = store
+        .status(leader)
+        .await
+        .expect("the restarted replica answers");
+    assert!(
+        status.entries_received > 0,
+        "the restarted replica caught up through Raft"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_crash_between_the_buy_and_the_commit_yields_exactly_one_order() {
-    let store = tokio::task::spawn_blocking(|| ProcessStore::up(&[("TOYSTORE_FAULT_INJECTION", "1")]))
-        .await
-        .unwrap();
+    let store =
+        tokio::task::spawn_blocking(|| ProcessStore::up(&[("TOYSTORE_FAULT_INJECTION", "1")]))
+            .await
+            .unwrap();
     let http = &store.http;
     let leader = store.leader().await;
     let product = |name: &'static str| {
@@ -66,7 +99,9 @@ async fn a_leader_crash_between_the_buy_and_the_commit_yields_exactly_one_order(
     let arm = http
         .post(&format!("{}/faults", store.node_url(leader)))
         .json(&serde_json::json!({"crash_after_buy": "crash-between"}));
-    http.call::<serde_json::Value>(arm).await.expect("fault injection is enabled");
+    http.call::<serde_json::Value>(arm)
+        .await
+        .expect("fault injection is enabled");
 
     let order = http
         .post(&format!("{}/orders", store.frontend_url()))
@@ -77,13 +112,24 @@ async fn a_leader_crash_between_the_buy_and_the_commit_yields_exactly_one_order(
         .await
         .expect("the front-end's retry places the order on the new leader");
 
-    assert!(store.status(leader).await.is_none(), "the armed leader really crashed");
+    assert!(
+        store.status(leader).await.is_none(),
+        "the armed leader really crashed"
+    );
     let record: OrderRecord = http
-        .call(http.get(&format!("{}/orders/{}", store.frontend_url(), placed.order_number)))
+        .call(http.get(&format!(
+            "{}/orders/{}",
+            store.frontend_url(),
+            placed.order_number
+        )))
         .await
         .unwrap();
     assert_eq!((record.name.as_str(), record.quantity), ("Monopoly", 2));
-    assert_eq!(product("Monopoly").await.quantity, before - 2, "one decrement");
+    assert_eq!(
+        product("Monopoly").await.quantity,
+        before - 2,
+        "one decrement"
+    );
     store.script_ok("restart.sh", &[&leader.to_string()]);
     let converged = store.converged().await;
     assert_eq!(converged.orders, 1, "one order");
@@ -91,13 +137,17 @@ async fn a_leader_crash_between_the_buy_and_the_commit_yields_exactly_one_order(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_is_idempotent_and_a_restart_keeps_every_order() {
-    let store = tokio::task::spawn_blocking(|| ProcessStore::up(&[])).await.unwrap();
+    let store = tokio::task::spawn_blocking(|| ProcessStore::up(&[]))
+        .await
+        .unwrap();
     let http = &store.http;
     let order = http
         .post(&format!("{}/orders", store.frontend_url()))
         .json(&serde_json::json!({"name": "Tux", "quantity": 1}));
     let placed: OrderPlaced = http.call(order).await.unwrap();
-    let pids = std::fs::read_dir(store.home().join("pids")).unwrap().count();
+    let pids = std::fs::read_dir(store.home().join("pids"))
+        .unwrap()
+        .count();
     assert_eq!(pids, 5, "catalog, three replicas, front-end");
 
     let again = store.script_ok("up.sh", &[]);
@@ -105,7 +155,11 @@ async fn up_is_idempotent_and_a_restart_keeps_every_order() {
     store.script_ok("down.sh", &[]);
     store.script_ok("up.sh", &[]);
     let record: OrderRecord = http
-        .call(http.get(&format!("{}/orders/{}", store.frontend_url(), placed.order_number)))
+        .call(http.get(&format!(
+            "{}/orders/{}",
+            store.frontend_url(),
+            placed.order_number
+        )))
         .await
         .expect("the order survived down.sh and up.sh");
     assert_eq!(record.name, "Tux");

@@ -14,7 +14,10 @@ async fn a_leader_is_elected_and_every_replica_knows_it() {
         let status = store.status(id).await.unwrap();
         assert_eq!(status.leader, Some(leader));
         assert!(status.term >= 1);
-        assert_eq!(status.role, if id == leader { "leader" } else { "follower" });
+        assert_eq!(
+            status.role,
+            if id == leader { "leader" } else { "follower" }
+        );
     }
     store.shutdown().await;
 }
@@ -28,16 +31,25 @@ async fn two_hundred_concurrent_orders_get_dense_unique_numbers() {
         let store = &store;
         async move {
             let via = u64::from(i % 3) + 1;
-            let placed = store.place(via, &format!("dense-{i}"), "Marbles", 1 + i % 3).await;
+            let placed = store
+                .place(via, &format!("dense-{i}"), "Marbles", 1 + i % 3)
+                .await;
             (i, placed.expect("order placed").order_number)
         }
     });
     let placed = join_all(orders).await;
     let numbers: BTreeSet<u64> = placed.iter().map(|(_, n)| *n).collect();
-    assert_eq!(numbers, (0..200).collect::<BTreeSet<u64>>(), "unique and dense from 0");
+    assert_eq!(
+        numbers,
+        (0..200).collect::<BTreeSet<u64>>(),
+        "unique and dense from 0"
+    );
     for (i, number) in placed {
         let order = store.lookup(u64::from(i % 3) + 1, number).await.unwrap();
-        assert_eq!((order.number, order.name.as_str(), order.quantity), (number, "Marbles", 1 + i % 3));
+        assert_eq!(
+            (order.number, order.name.as_str(), order.quantity),
+            (number, "Marbles", 1 + i % 3)
+        );
     }
     let (_, _, count) = store.converged().await;
     assert_eq!(count, 200);
@@ -50,15 +62,28 @@ async fn a_repeated_request_id_gets_the_same_number_and_buys_once() {
     let leader = store.leader().await;
     let before = store.product("Frisbee").await.quantity;
     let first = store.place(leader, "same-id", "Frisbee", 2).await.unwrap();
-    let again = store.place(1 + leader % 3, "same-id", "Frisbee", 2).await.unwrap();
+    let again = store
+        .place(1 + leader % 3, "same-id", "Frisbee", 2)
+        .await
+        .unwrap();
     assert_eq!(first, again);
     // And ten concurrent copies of a new id: one order.
     let copies = join_all((0..10).map(|i| store.place(1 + i % 3, "racing-id", "Frisbee", 1))).await;
-    let numbers: BTreeSet<u64> = copies.into_iter().map(|c| c.unwrap().order_number).collect();
+    let numbers: BTreeSet<u64> = copies
+        .into_iter()
+        .map(|c| c.unwrap().order_number)
+        .collect();
     assert_eq!(numbers.len(), 1);
-    assert_eq!(store.product("Frisbee").await.quantity, before - 3, "two buys in all");
+    assert_eq!(
+        store.product("Frisbee").await.quantity,
+        before - 3,
+        "two buys in all"
+    );
     // The same id for a different order is refused, and buys nothing.
-    let reused = store.place(leader, "same-id", "Frisbee", 5).await.unwrap_err();
+    let reused = store
+        .place(leader, "same-id", "Frisbee", 5)
+        .await
+        .unwrap_err();
     assert_eq!(reused.status().map(|s| s.as_u16()), Some(409));
     assert_eq!(store.product("Frisbee").await.quantity, before - 3);
     store.shutdown().await;
@@ -70,7 +95,10 @@ async fn orders_survive_the_leader_crash_and_a_new_leader_takes_over() {
     let old = store.leader().await;
     let mut committed = Vec::new();
     for i in 0..30 {
-        let placed = store.place(old, &format!("before-{i}"), "Lego", 1).await.unwrap();
+        let placed = store
+            .place(old, &format!("before-{i}"), "Lego", 1)
+            .await
+            .unwrap();
         committed.push(placed.order_number);
     }
     store.stop_node(old).await;
@@ -78,10 +106,16 @@ async fn orders_survive_the_leader_crash_and_a_new_leader_takes_over() {
     let new = store.leader_among(&survivors).await;
     assert_ne!(new, old);
     for number in &committed {
-        let order = store.lookup(new, *number).await.expect("a committed order survives");
+        let order = store
+            .lookup(new, *number)
+            .await
+            .expect("a committed order survives");
         assert_eq!(order.name, "Lego");
     }
-    let after = store.place(survivors[0], "after-crash", "Lego", 1).await.unwrap();
+    let after = store
+        .place(survivors[0], "after-crash", "Lego", 1)
+        .await
+        .unwrap();
     assert_eq!(after.order_number, 30, "numbering continues densely");
     store.restart_node(old).await;
     let (_, _, orders) = store.converged().await;
@@ -100,7 +134,11 @@ async fn catch_up(options: StoreOptions) -> api::order::NodeStatus {
     store.stop_node(lagging).await;
     for round in 0..10 {
         let store = &store;
-        let orders = (0..50).map(|i| async move { store.place(leader, &format!("missed-{round}-{i}"), "Kite", 1).await });
+        let orders = (0..50).map(|i| async move {
+            store
+                .place(leader, &format!("missed-{round}-{i}"), "Kite", 1)
+                .await
+        });
         for placed in join_all(orders).await {
             placed.expect("the majority commits without the stopped replica");
         }
@@ -117,7 +155,10 @@ async fn catch_up(options: StoreOptions) -> api::order::NodeStatus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_replica_catches_up_from_the_log() {
     let status = catch_up(StoreOptions::default()).await;
-    assert!(status.entries_received > 0, "it fetched the entries it missed");
+    assert!(
+        status.entries_received > 0,
+        "it fetched the entries it missed"
+    );
     assert_eq!(status.snapshots_installed, 0);
 }
 
@@ -131,7 +172,10 @@ async fn a_replica_behind_a_purged_log_catches_up_from_a_snapshot() {
         ..Default::default()
     })
     .await;
-    assert!(status.snapshots_installed >= 1, "the leader had purged what it missed");
+    assert!(
+        status.snapshots_installed >= 1,
+        "the leader had purged what it missed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,10 +191,14 @@ async fn internal_endpoints_require_the_cluster_token() {
     let node = store.node_url(leader);
     let forbidden = [
         raw.post(format!("{node}/raft/vote")).body(vec![0u8; 4]),
-        raw.post(format!("{node}/orders")).json(&serde_json::json!({"request_id": "x", "name": "Tux", "quantity": 1})),
+        raw.post(format!("{node}/orders"))
+            .json(&serde_json::json!({"request_id": "x", "name": "Tux", "quantity": 1})),
         raw.get(format!("{node}/orders/{}", placed.order_number)),
-        raw.post(format!("{node}/leader")).header("x-cluster-token", "wrong").json(&serde_json::json!({"leader_id": 1})),
-        raw.post(format!("{}/buy", store.catalog_url)).json(&serde_json::json!({"request_id": "x", "name": "Tux", "quantity": 1})),
+        raw.post(format!("{node}/leader"))
+            .header("x-cluster-token", "wrong")
+            .json(&serde_json::json!({"leader_id": 1})),
+        raw.post(format!("{}/buy", store.catalog_url))
+            .json(&serde_json::json!({"request_id": "x", "name": "Tux", "quantity": 1})),
     ];
     for request in forbidden {
         let response = request.send().await.unwrap();
@@ -159,7 +207,18 @@ async fn internal_endpoints_require_the_cluster_token() {
         assert_eq!(body["error"]["code"], 401);
     }
     // Public endpoints stay open.
-    assert!(raw.get(format!("{node}/status")).send().await.unwrap().status().is_success());
-    assert_eq!(store.product("Tux").await.quantity, 99_999, "only the authorized order bought");
+    assert!(
+        raw.get(format!("{node}/status"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert_eq!(
+        store.product("Tux").await.quantity,
+        99_999,
+        "only the authorized order bought"
+    );
     store.shutdown().await;
 }

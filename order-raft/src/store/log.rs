@@ -43,7 +43,10 @@ impl RocksLogStore {
         Self { db, syncer }
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StorageError> {
         let bytes = self
             .db
             .get_pinned_cf(cf(&self.db, CF_RAFT), key)
@@ -87,10 +90,10 @@ impl RaftLogReader<TypeConfig> for RocksLogStore {
         };
         let from = index_key(start);
         let mut entries = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(cf(&self.db, CF_LOG), IteratorMode::From(&from, Direction::Forward))
-        {
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_LOG),
+            IteratorMode::From(&from, Direction::Forward),
+        ) {
             let (_, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
             let entry: Entry = decode(&value).map_err(|e| StorageIOError::read_logs(&e))?;
             if !range.contains(&entry.log_id.index) {
@@ -107,7 +110,11 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
-        let last = match self.db.iterator_cf(cf(&self.db, CF_LOG), IteratorMode::End).next() {
+        let last = match self
+            .db
+            .iterator_cf(cf(&self.db, CF_LOG), IteratorMode::End)
+            .next()
+        {
             Some(item) => {
                 let (_, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
                 let entry: Entry = decode(&value).map_err(|e| StorageIOError::read_logs(&e))?;
@@ -155,7 +162,11 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -163,14 +174,17 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         let cf_log = cf(&self.db, CF_LOG);
         let mut batch = WriteBatch::default();
         for entry in entries {
-            let bytes = encode(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+            let bytes =
+                encode(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
             batch.put_cf(cf_log, index_key(entry.log_id.index), bytes);
         }
         // Readable from here on; durable once the syncer has run (it calls `callback`).
-        self.db.write(batch).map_err(|e| StorageIOError::write_logs(&e))?;
-        self.syncer
-            .send(callback)
-            .map_err(|_| StorageIOError::write_logs(&io::Error::other("the log sync thread is gone")))?;
+        self.db
+            .write(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.syncer.send(callback).map_err(|_| {
+            StorageIOError::write_logs(&io::Error::other("the log sync thread is gone"))
+        })?;
         Ok(())
     }
 
@@ -179,7 +193,11 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         // crash here is uncommitted and will be truncated again, and the next synced append
         // (one WAL) makes the deletion durable before anything that depends on it.
         self.db
-            .delete_range_cf(cf(&self.db, CF_LOG), index_key(log_id.index), index_key(u64::MAX))
+            .delete_range_cf(
+                cf(&self.db, CF_LOG),
+                index_key(log_id.index),
+                index_key(u64::MAX),
+            )
             .map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }
@@ -196,7 +214,9 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
             index_key(0),
             index_key(log_id.index.saturating_add(1)),
         );
-        self.db.write(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db
+            .write(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }
 }

@@ -35,7 +35,14 @@ pub(crate) const CF_SM_META: &str = "sm_meta";
 /// The current snapshot.
 pub(crate) const CF_SNAPSHOT: &str = "snapshot";
 
-const ALL_CFS: [&str; 6] = [CF_LOG, CF_RAFT, CF_ORDERS, CF_REQUESTS, CF_SM_META, CF_SNAPSHOT];
+const ALL_CFS: [&str; 6] = [
+    CF_LOG,
+    CF_RAFT,
+    CF_ORDERS,
+    CF_REQUESTS,
+    CF_SM_META,
+    CF_SNAPSHOT,
+];
 
 /// Opens (or creates) a node's database and returns its log store and state machine.
 pub fn open(dir: &Path) -> Result<(RocksLogStore, RocksStateMachine), OrderError> {

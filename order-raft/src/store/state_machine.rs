@@ -20,11 +20,11 @@ use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::OrderError;
 use super::{CF_ORDERS, CF_REQUESTS, CF_SM_META, CF_SNAPSHOT, cf, decode, encode, index_key};
+use crate::error::OrderError;
 use crate::types::{
-    BatchOutcome, Entry, LogId, NewOrder, OrderOutcome, SnapshotMeta, StorageError, StoredMembership,
-    StoredOrder, TypeConfig,
+    BatchOutcome, Entry, LogId, NewOrder, OrderOutcome, SnapshotMeta, StorageError,
+    StoredMembership, StoredOrder, TypeConfig,
 };
 
 const KEY_SUMMARY: &[u8] = b"summary";
@@ -78,7 +78,10 @@ pub struct OrderReader {
 
 impl OrderReader {
     pub fn order(&self, number: u64) -> Result<Option<StoredOrder>, OrderError> {
-        match self.db.get_pinned_cf(cf(&self.db, CF_ORDERS), index_key(number))? {
+        match self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_ORDERS), index_key(number))?
+        {
             Some(bytes) => decode(&bytes)
                 .map(Some)
                 .map_err(|e| OrderError::Storage(format!("corrupt order {number}: {e}"))),
@@ -88,10 +91,15 @@ impl OrderReader {
 
     /// The order placed with this request id, if any.
     pub fn by_request(&self, request_id: &str) -> Result<Option<StoredOrder>, OrderError> {
-        match self.db.get_pinned_cf(cf(&self.db, CF_REQUESTS), request_id.as_bytes())? {
+        match self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_REQUESTS), request_id.as_bytes())?
+        {
             Some(bytes) => match super::index_from_key(&bytes) {
                 Some(number) => self.order(number),
-                None => Err(OrderError::Storage(format!("corrupt request index for {request_id:?}"))),
+                None => Err(OrderError::Storage(format!(
+                    "corrupt request index for {request_id:?}"
+                ))),
             },
             None => Ok(None),
         }
@@ -170,8 +178,14 @@ impl RocksStateMachine {
                 name: order.name.clone(),
                 quantity: order.quantity,
             };
-            put_order(self.db(), batch, &stored).map_err(|e| StorageIOError::write_state_machine(&e))?;
-            summary.digest = chain_digest(&summary.digest, stored.number, &stored.name, stored.quantity);
+            put_order(self.db(), batch, &stored)
+                .map_err(|e| StorageIOError::write_state_machine(&e))?;
+            summary.digest = chain_digest(
+                &summary.digest,
+                stored.number,
+                &stored.name,
+                stored.quantity,
+            );
             summary.next_number += 1;
             outcomes.push(OrderOutcome::Placed(stored.number));
             fresh.insert(stored.request_id.clone(), stored);
@@ -180,9 +194,17 @@ impl RocksStateMachine {
     }
 }
 
-fn put_order(db: &DB, batch: &mut WriteBatch, order: &StoredOrder) -> Result<(), bincode::error::EncodeError> {
+fn put_order(
+    db: &DB,
+    batch: &mut WriteBatch,
+    order: &StoredOrder,
+) -> Result<(), bincode::error::EncodeError> {
     batch.put_cf(cf(db, CF_ORDERS), index_key(order.number), encode(order)?);
-    batch.put_cf(cf(db, CF_REQUESTS), order.request_id.as_bytes(), index_key(order.number));
+    batch.put_cf(
+        cf(db, CF_REQUESTS),
+        order.request_id.as_bytes(),
+        index_key(order.number),
+    );
     Ok(())
 }
 
@@ -208,10 +230,16 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
             let outcome = match entry.payload {
                 EntryPayload::Blank => BatchOutcome::default(),
                 EntryPayload::Normal(ref order_batch) => BatchOutcome {
-                    outcomes: self.apply_orders(&order_batch.orders, &mut summary, &mut fresh, &mut batch)?,
+                    outcomes: self.apply_orders(
+                        &order_batch.orders,
+                        &mut summary,
+                        &mut fresh,
+                        &mut batch,
+                    )?,
                 },
                 EntryPayload::Membership(ref membership) => {
-                    summary.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                    summary.membership =
+                        StoredMembership::new(Some(entry.log_id), membership.clone());
                     BatchOutcome::default()
                 }
             };
@@ -253,7 +281,10 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         let mut digest = [0u8; 32];
         for (i, order) in payload.orders.iter().enumerate() {
             if order.number != i as u64 {
-                let err = std::io::Error::other(format!("snapshot order {i} has number {}", order.number));
+                let err = std::io::Error::other(format!(
+                    "snapshot order {i} has number {}",
+                    order.number
+                ));
                 return Err(StorageIOError::read_snapshot(signature, &err).into());
             }
             digest = chain_digest(&digest, order.number, &order.name, order.quantity);
@@ -269,7 +300,8 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         // Request ids are visible ASCII (< 0x7f): every one sorts below 0xff.
         batch.delete_range_cf(cf(db, CF_REQUESTS), b"".as_slice(), b"\xff".as_slice());
         for order in &payload.orders {
-            put_order(db, &mut batch, order).map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+            put_order(db, &mut batch, order)
+                .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
         }
         let summary = Summary {
             last_applied: meta.last_log_id,
@@ -280,19 +312,29 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         let write_err = |e: &dyn std::fmt::Display| {
             StorageIOError::write_snapshot(signature.clone(), &std::io::Error::other(e.to_string()))
         };
-        batch.put_cf(cf(db, CF_SM_META), KEY_SUMMARY, encode(&summary).map_err(|e| write_err(&e))?);
+        batch.put_cf(
+            cf(db, CF_SM_META),
+            KEY_SUMMARY,
+            encode(&summary).map_err(|e| write_err(&e))?,
+        );
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,
         };
-        batch.put_cf(cf(db, CF_SNAPSHOT), KEY_CURRENT, encode(&stored).map_err(|e| write_err(&e))?);
+        batch.put_cf(
+            cf(db, CF_SNAPSHOT),
+            KEY_CURRENT,
+            encode(&stored).map_err(|e| write_err(&e))?,
+        );
         let mut opts = WriteOptions::default();
         // Synced: openraft purges the log up to the snapshot right after this returns, and
         // nothing else could rebuild this state.
         opts.set_sync(true);
         db.write_opt(batch, &opts).map_err(|e| write_err(&e))?;
         *self.reader.summary.write() = summary;
-        self.reader.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+        self.reader
+            .snapshots_installed
+            .fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             last_log_id = ?meta.last_log_id,
             orders = payload.orders.len(),
@@ -309,7 +351,8 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         let Some(bytes) = bytes else {
             return Ok(None);
         };
-        let stored: StoredSnapshot = decode(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let stored: StoredSnapshot =
+            decode(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
         Ok(Some(Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
@@ -343,7 +386,9 @@ fn build_snapshot(db: &DB) -> Result<Snapshot<TypeConfig>, StorageError> {
     let mut orders = Vec::with_capacity(summary.next_number as usize);
     for item in view.iterator_cf(cf(db, CF_ORDERS), IteratorMode::Start) {
         let (_, value) = item.map_err(|e| StorageIOError::read_state_machine(&e))?;
-        orders.push(decode::<StoredOrder>(&value).map_err(|e| StorageIOError::read_state_machine(&e))?);
+        orders.push(
+            decode::<StoredOrder>(&value).map_err(|e| StorageIOError::read_state_machine(&e))?,
+        );
     }
     let data = encode(&SnapshotPayload {
         orders,
@@ -367,7 +412,8 @@ fn build_snapshot(db: &DB) -> Result<Snapshot<TypeConfig>, StorageError> {
         meta: meta.clone(),
         data,
     };
-    let bytes = encode(&stored).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+    let bytes =
+        encode(&stored).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
     // Not synced: a lost snapshot is rebuilt from the state machine, and the log purge that
     // relies on it is written later into the same WAL.
     db.put_cf(cf(db, CF_SNAPSHOT), KEY_CURRENT, bytes)

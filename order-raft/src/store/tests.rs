@@ -48,14 +48,28 @@ async fn applying_numbers_orders_densely_and_deduplicates_by_request_id() {
         .apply(vec![
             entry(1, vec![order("a", "Tux", 1), order("b", "Lego", 2)]),
             // "a" again in a later entry of the same apply call, and a conflicting reuse of "b".
-            entry(2, vec![order("c", "Tux", 3), order("a", "Tux", 1), order("b", "Lego", 9)]),
+            entry(
+                2,
+                vec![
+                    order("c", "Tux", 3),
+                    order("a", "Tux", 1),
+                    order("b", "Lego", 9),
+                ],
+            ),
         ])
         .await
         .unwrap();
-    assert_eq!(results[0].outcomes, vec![OrderOutcome::Placed(0), OrderOutcome::Placed(1)]);
+    assert_eq!(
+        results[0].outcomes,
+        vec![OrderOutcome::Placed(0), OrderOutcome::Placed(1)]
+    );
     assert_eq!(
         results[1].outcomes,
-        vec![OrderOutcome::Placed(2), OrderOutcome::Duplicate(0), OrderOutcome::Conflict(1)]
+        vec![
+            OrderOutcome::Placed(2),
+            OrderOutcome::Duplicate(0),
+            OrderOutcome::Conflict(1)
+        ]
     );
     let reader = sm.reader();
     assert_eq!(reader.summary().next_number, 3);
@@ -75,7 +89,10 @@ async fn state_machine_and_log_survive_reopening() {
     let dir = TempDir::new().unwrap();
     {
         let (mut log, mut sm) = open(dir.path()).unwrap();
-        let entries = vec![entry(1, vec![order("a", "Tux", 1)]), entry(2, vec![order("b", "Yo-Yo", 4)])];
+        let entries = vec![
+            entry(1, vec![order("a", "Tux", 1)]),
+            entry(2, vec![order("b", "Yo-Yo", 4)]),
+        ];
         log.blocking_append(entries.clone()).await.unwrap();
         sm.apply(entries).await.unwrap();
     }
@@ -103,21 +120,42 @@ async fn snapshots_carry_the_orders_to_another_replica() {
     let source_dir = TempDir::new().unwrap();
     let (_log, mut source) = open(source_dir.path()).unwrap();
     source
-        .apply(vec![entry(1, vec![order("a", "Tux", 1), order("b", "Kite", 2)])])
+        .apply(vec![entry(
+            1,
+            vec![order("a", "Tux", 1), order("b", "Kite", 2)],
+        )])
         .await
         .unwrap();
-    let snapshot = source.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let snapshot = source
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
 
     let target_dir = TempDir::new().unwrap();
     let (_log, mut target) = open(target_dir.path()).unwrap();
-    target.apply(vec![entry(1, vec![order("stale", "Slinky", 5)])]).await.unwrap();
-    target.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+    target
+        .apply(vec![entry(1, vec![order("stale", "Slinky", 5)])])
+        .await
+        .unwrap();
+    target
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
 
     let reader = target.reader();
     assert_eq!(reader.summary(), source.reader().summary());
-    assert!(reader.by_request("stale").unwrap().is_none(), "state before the snapshot is gone");
+    assert!(
+        reader.by_request("stale").unwrap().is_none(),
+        "state before the snapshot is gone"
+    );
     assert_eq!(reader.order(1).unwrap().unwrap().name, "Kite");
-    let current = target.get_current_snapshot().await.unwrap().expect("the installed snapshot is kept");
+    let current = target
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .expect("the installed snapshot is kept");
     assert_eq!(current.meta, snapshot.meta);
 }
 
@@ -125,18 +163,32 @@ async fn snapshots_carry_the_orders_to_another_replica() {
 async fn a_snapshot_whose_digest_does_not_match_is_refused() {
     let dir = TempDir::new().unwrap();
     let (_log, mut sm) = open(dir.path()).unwrap();
-    sm.apply(vec![entry(1, vec![order("a", "Tux", 1)])]).await.unwrap();
-    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    sm.apply(vec![entry(1, vec![order("a", "Tux", 1)])])
+        .await
+        .unwrap();
+    let snapshot = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     let mut data = snapshot.snapshot.into_inner();
     // The last 32 bytes are the digest; flip one bit.
     let last = data.len() - 1;
     data[last] ^= 1;
     let other = TempDir::new().unwrap();
     let (_log, mut target) = open(other.path()).unwrap();
-    target.apply(vec![entry(1, vec![order("mine", "Lego", 1)])]).await.unwrap();
+    target
+        .apply(vec![entry(1, vec![order("mine", "Lego", 1)])])
+        .await
+        .unwrap();
     let refused = target
         .install_snapshot(&snapshot.meta, Box::new(std::io::Cursor::new(data)))
         .await;
     assert!(refused.is_err());
-    assert_eq!(target.reader().summary().next_number, 1, "the state machine is left as it was");
+    assert_eq!(
+        target.reader().summary().next_number,
+        1,
+        "the state machine is left as it was"
+    );
 }
