@@ -51,8 +51,8 @@ pub struct LedgerMetrics {
     pub commit_batch_size: Histogram,
 }
 
-impl LedgerMetrics {
-    pub fn new() -> Self {
+impl Default for LedgerMetrics {
+    fn default() -> Self {
         Self {
             buys: Counter::default(),
             units_sold: Counter::default(),

@@ -111,7 +111,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, CatalogError> {
     let store = Arc::new(store);
 
     let mut registry = Registry::with_prefix("catalog");
-    let ledger_metrics = LedgerMetrics::new();
+    let ledger_metrics = LedgerMetrics::default();
     registry.register(
         "buys",
         "Buys that decremented stock",

@@ -41,7 +41,7 @@ impl Running {
         let (ledger, writer) = Ledger::start(
             store,
             leases.clone(),
-            LedgerMetrics::new(),
+            LedgerMetrics::default(),
             Instant::now(),
             stop.clone(),
         )

@@ -57,7 +57,8 @@ pub struct Config {
     pub cache_capacity: usize,
 
     /// Turn the product cache off (same as --cache-capacity 0).
-    #[arg(long, env = "TOYSTORE_NO_CACHE")]
+    #[arg(long, env = "TOYSTORE_NO_CACHE", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub no_cache: bool,
 
     /// How long an order or order query is retried across failover, in milliseconds, before

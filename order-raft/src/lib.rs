@@ -70,7 +70,8 @@ pub struct Config {
     /// Initialize the Raft group with every replica in --nodes if this replica's log is empty.
     /// Safe on every start (an initialized group ignores it). Give it to one replica: replicas
     /// bootstrapped together campaign together, which costs a second election.
-    #[arg(long, env = "TOYSTORE_BOOTSTRAP")]
+    #[arg(long, env = "TOYSTORE_BOOTSTRAP", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub bootstrap: bool,
 
     /// Leader heartbeat interval, in milliseconds.
@@ -122,7 +123,8 @@ pub struct Config {
 
     /// Serve `POST /faults` (tests and chaos runs only): lets a caller crash this replica at
     /// chosen points.
-    #[arg(long, env = "TOYSTORE_FAULT_INJECTION")]
+    #[arg(long, env = "TOYSTORE_FAULT_INJECTION", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub fault_injection: bool,
 }
 

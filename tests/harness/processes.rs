@@ -57,13 +57,17 @@ pub fn binaries() -> &'static Path {
     })
 }
 
-/// A port base none of whose five ports (base, +100, +201..=203) is in use.
+/// A port base none of whose five ports (base, +100, +201..=203) is in use. Bases are 250
+/// apart, below Linux's ephemeral range (32768+) so outgoing connections do not take them,
+/// and each test in this process gets its own.
 fn free_port_base() -> u16 {
+    const FIRST: u16 = 10_000;
+    const SLOTS: u16 = 88; // 10_000 + 88 * 250 = 32_000
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = 20_000 + (std::process::id() % 300) as u16 * 100;
-    for _ in 0..400 {
-        let step = NEXT.fetch_add(1, Ordering::Relaxed) % 400;
-        let base = 20_000 + (start - 20_000 + step * 100) % 40_000;
+    let offset = (std::process::id() % u32::from(SLOTS)) as u16;
+    for _ in 0..SLOTS {
+        let slot = (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SLOTS;
+        let base = FIRST + slot * 250;
         let ports = [base, base + 100, base + 201, base + 202, base + 203];
         if ports
             .iter()

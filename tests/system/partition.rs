@@ -15,7 +15,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
     let ports = replica_ports();
     // proxies[(from, to)] carries `from`'s Raft and forwarding traffic to `to`.
     let mut proxies = BTreeMap::new();
-    for (&from, _) in &ports {
+    for &from in ports.keys() {
         for (&to, &port) in &ports {
             if from != to {
                 let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await;

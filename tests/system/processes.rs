@@ -15,18 +15,11 @@ async fn the_client_sees_no_error_while_the_leader_is_killed_and_restarted() {
             .unwrap();
     let leader = store.leader().await;
 
-    let mut client = store
-        .client(&[
-            "--clients",
-            "5",
-            "--prob",
-            "0.8",
-            "--iterations",
-            "1500",
-            "--seed",
-            "7",
-            "--quiet",
-        ])
+    let args = "--clients 5 --prob 0.8 --iterations 1000 --seed 7 --quiet";
+    let client = store
+        .client(&args.split(' ').collect::<Vec<_>>())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the client starts");
 
@@ -61,13 +54,16 @@ async fn the_client_sees_no_error_while_the_leader_is_killed_and_restarted() {
     .await;
     store.script_ok("restart.sh", &[&leader.to_string()]);
 
-    let exit = tokio::task::spawn_blocking(move || client.wait())
+    let run = tokio::task::spawn_blocking(move || client.wait_with_output())
         .await
         .unwrap()
         .unwrap();
     assert!(
-        exit.success(),
-        "the client saw an error or a lost order: {exit}"
+        run.status.success(),
+        "the client saw an error or a lost order ({}):\n{}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
     );
     let converged = store.converged().await;
     assert!(converged.orders >= 200);
