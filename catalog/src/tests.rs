@@ -216,14 +216,17 @@ async fn stock_and_buy_records_survive_a_restart_on_the_same_directory() {
     catalog.stop().await;
 }
 
+/// Invalidations a stand-in front-end received, with when.
+type Received = Arc<Mutex<Vec<(Instant, Invalidation)>>>;
+
 /// A stand-in front-end that records the invalidations it receives.
-async fn recording_frontend() -> (String, Arc<Mutex<Vec<(Instant, Invalidation)>>>) {
-    let seen: Arc<Mutex<Vec<(Instant, Invalidation)>>> = Arc::default();
+async fn recording_frontend() -> (String, Received) {
+    let seen: Received = Arc::default();
     let router = Router::new()
         .route(
             "/invalidate",
             post(
-                |State(seen): State<Arc<Mutex<Vec<(Instant, Invalidation)>>>>,
+                |State(seen): State<Received>,
                  axum::Json(body): axum::Json<Invalidation>| async move {
                     seen.lock().push((Instant::now(), body));
                     axum::Json(serde_json::json!({"data": "ok"}))
@@ -249,14 +252,13 @@ async fn a_buy_is_acknowledged_only_after_the_front_end_has_its_invalidation() {
     let BuyOutcome::Bought { version, .. } = outcome else {
         panic!("expected a purchase, got {outcome:?}");
     };
-    let seen = seen.lock();
+    let seen = seen.lock().clone();
     assert_eq!(seen.len(), 1, "exactly one push for one buy");
     let (received, invalidation) = &seen[0];
     assert!(*received <= acknowledged);
     assert_eq!(invalidation.toys.len(), 1);
     assert_eq!(invalidation.toys[0].name, "Yo-Yo");
     assert_eq!(invalidation.toys[0].version, version);
-    drop(seen);
     catalog.stop().await;
 }
 
