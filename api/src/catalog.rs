@@ -40,6 +40,22 @@ pub struct BuyRequest {
     pub quantity: u32,
 }
 
+/// `POST /buys` on the catalog (internal): several buys in one call, each handled exactly as
+/// `POST /buy` would handle it alone. The order leader batches concurrent orders' buys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuyBatch {
+    pub buys: Vec<BuyRequest>,
+}
+
+/// Most buys one [`BuyBatch`] may carry.
+pub const MAX_BUY_BATCH: usize = 1024;
+
+/// Largest `POST /buys` body: [`MAX_BUY_BATCH`] buys of generous size.
+pub const MAX_BUY_BATCH_BODY: usize = MAX_BUY_BATCH * 512;
+
+/// The answer to a [`BuyBatch`]: one result per buy, in order.
+pub type BuyAnswers = Vec<Result<BuyOutcome, crate::ErrorDetail>>;
+
 /// The catalog's answer to a buy. The same request id always gets the same outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]

@@ -113,6 +113,12 @@ impl Ledger {
         answer.await.map_err(|_| CatalogError::ShuttingDown)?
     }
 
+    /// Several buys at once, answered in order. They are queued together, so they usually
+    /// share one commit.
+    pub async fn buy_many(&self, requests: Vec<BuyRequest>) -> Vec<Result<BuyOutcome, CatalogError>> {
+        futures::future::join_all(requests.into_iter().map(|request| self.buy(request))).await
+    }
+
     /// Refills every toy whose stock is 0; returns their names.
     pub async fn restock(&self) -> Result<Vec<String>, CatalogError> {
         let (reply, answer) = oneshot::channel();

@@ -3,11 +3,14 @@
 use std::sync::Arc;
 
 use api::ApiError;
-use api::catalog::{BuyOutcome, BuyRequest, LeaseGrant, LeaseRequest, VersionedProduct};
+use api::catalog::{
+    BuyAnswers, BuyBatch, BuyOutcome, BuyRequest, LeaseGrant, LeaseRequest, MAX_BUY_BATCH,
+    VersionedProduct,
+};
 use api::envelope::{ApiResult, Data};
 use api::server::{JsonBody, PathParam, require_cluster_token};
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::middleware;
 use axum::routing::{get, post};
 
@@ -17,6 +20,10 @@ use crate::error::CatalogError;
 pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
     let internal = Router::new()
         .route("/buy", post(buy))
+        .route(
+            "/buys",
+            post(buy_many).layer(DefaultBodyLimit::max(api::catalog::MAX_BUY_BATCH_BODY)),
+        )
         .route("/frontends", post(register_frontend))
         .route_layer(middleware::from_fn_with_state(token, require_cluster_token));
     Router::new()
@@ -52,6 +59,23 @@ async fn buy(
 ) -> ApiResult<BuyOutcome> {
     let outcome = state.ledger.buy(request).await.map_err(ApiError::from)?;
     Ok(Data::new(outcome))
+}
+
+async fn buy_many(
+    State(state): State<AppState>,
+    JsonBody(batch): JsonBody<BuyBatch>,
+) -> ApiResult<BuyAnswers> {
+    if batch.buys.len() > MAX_BUY_BATCH {
+        return Err(ApiError::bad_request(format!("at most {MAX_BUY_BATCH} buys per batch")));
+    }
+    let answers = state
+        .ledger
+        .buy_many(batch.buys)
+        .await
+        .into_iter()
+        .map(|answer| answer.map_err(|err| ApiError::from(err).body().error))
+        .collect();
+    Ok(Data::new(answers))
 }
 
 async fn register_frontend(

@@ -15,7 +15,9 @@
 //! - [`tally`]: what each worker counts, merged at the end.
 //! - [`report`], [`output`]: the printed report and the CSV/JSON files.
 //! - [`progress`]: the progress bar or progress lines.
+//! - [`bench`]: the `toystore-bench` benchmarks (orders/s, failover gap, bare-axum baseline).
 
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod output;

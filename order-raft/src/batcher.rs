@@ -3,9 +3,8 @@
 //! openraft appends and replicates one entry per `client_write`, and the leader waits for the
 //! entry to be flushed and acknowledged by a quorum before it commits. With one entry per
 //! order, every order would pay that round on its own. The batcher keeps one `client_write` in
-//! flight at a time; orders that arrive meanwhile wait in a queue, and the next write carries
-//! all of them as one entry. Under load, the batch grows until one commit round serves every
-//! waiting order; with a single client it adds nothing but a channel hop.
+//! flight at a time (a [`BatchQueue`]); orders that arrive meanwhile wait, and the next write
+//! carries all of them as one entry.
 //!
 //! With batching off (`--batch-max 1`), every order is its own concurrent `client_write`: the
 //! baseline the benchmark compares against.
@@ -14,9 +13,9 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::BatchQueue;
 use crate::types::{NewOrder, NodeId, OrderBatch, OrderOutcome, Raft};
 
 /// Why a proposed order has no outcome.
@@ -32,14 +31,12 @@ pub enum ProposeError {
     Raft(String),
 }
 
-type Reply = oneshot::Sender<Result<OrderOutcome, ProposeError>>;
-
 /// Proposes orders to Raft, batched.
 #[derive(Clone)]
 pub struct OrderBatcher {
     raft: Raft,
     /// `None` when batching is off.
-    queue: Option<mpsc::Sender<(NewOrder, Reply)>>,
+    queue: Option<BatchQueue<NewOrder, Result<OrderOutcome, ProposeError>>>,
     write_timeout: Duration,
 }
 
@@ -60,20 +57,22 @@ impl OrderBatcher {
             };
             return (batcher, None);
         }
-        let (tx, rx) = mpsc::channel(max_batch * 16);
+        let proposer = raft.clone();
+        let (queue, task) = BatchQueue::start(max_batch, batch_sizes, shutdown, move |orders: Vec<NewOrder>| {
+            let raft = proposer.clone();
+            async move {
+                let count = orders.len();
+                match write(&raft, orders, write_timeout).await {
+                    Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                    Err(err) => vec![Err(err); count],
+                }
+            }
+        });
         let batcher = Self {
-            raft: raft.clone(),
-            queue: Some(tx),
+            raft,
+            queue: Some(queue),
             write_timeout,
         };
-        let task = tokio::spawn(run(
-            raft,
-            rx,
-            max_batch,
-            write_timeout,
-            batch_sizes,
-            shutdown,
-        ));
         (batcher, Some(task))
     }
 
@@ -85,53 +84,13 @@ impl OrderBatcher {
                 .pop()
                 .ok_or_else(|| ProposeError::Raft("the entry produced no outcome".into()));
         };
-        let (reply, answer) = oneshot::channel();
-        queue
-            .send((order, reply))
-            .await
-            .map_err(|_| ProposeError::Raft("the batcher has stopped".into()))?;
-        // The batcher answers within its own write deadline; queueing can add at most one
-        // more write before ours starts.
-        match tokio::time::timeout(self.write_timeout * 2, answer).await {
+        // The batch answers within its own write deadline; queueing can add at most one more
+        // write before ours starts.
+        let deadline = self.write_timeout * 2;
+        match tokio::time::timeout(deadline, queue.submit(order)).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(ProposeError::Raft("the batcher has stopped".into())),
-            Err(_) => Err(ProposeError::Timeout(self.write_timeout * 2)),
-        }
-    }
-}
-
-async fn run(
-    raft: Raft,
-    mut queue: mpsc::Receiver<(NewOrder, Reply)>,
-    max_batch: usize,
-    write_timeout: Duration,
-    batch_sizes: Histogram,
-    shutdown: CancellationToken,
-) {
-    let mut waiting = Vec::with_capacity(max_batch);
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            received = queue.recv_many(&mut waiting, max_batch) => {
-                if received == 0 {
-                    break;
-                }
-            }
-        }
-        let (orders, replies): (Vec<NewOrder>, Vec<Reply>) = waiting.drain(..).unzip();
-        batch_sizes.observe(orders.len() as f64);
-        match write(&raft, orders, write_timeout).await {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Err(err) => {
-                for reply in replies {
-                    let _ = reply.send(Err(err.clone()));
-                }
-            }
+            Ok(Err(stopped)) => Err(ProposeError::Raft(stopped.to_string())),
+            Err(_) => Err(ProposeError::Timeout(deadline)),
         }
     }
 }

@@ -7,7 +7,9 @@
 //! order API and forwards to the leader when it is not the leader itself ([`node`],
 //! [`routes`]).
 
+pub mod batch;
 pub mod batcher;
+pub mod buyer;
 pub mod error;
 pub mod network;
 pub mod node;
@@ -19,6 +21,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use api::client::ServiceClient;
@@ -32,7 +35,8 @@ use prometheus_client::registry::Registry;
 use batcher::OrderBatcher;
 pub use error::OrderError;
 use network::HttpNetwork;
-use node::{NodeMetrics, OrderNode};
+use buyer::CatalogBuyer;
+use node::{Faults, NodeMetrics, OrderNode};
 use types::{NodeId, Raft};
 
 /// How a replica is run. Every flag has an environment variable.
@@ -221,17 +225,26 @@ pub async fn serve(config: Config) -> Result<ServerHandle, OrderError> {
     );
     // One catalog buy plus one forwarded write must fit in a forwarded call's deadline.
     let client = ServiceClient::new(config.write_timeout * 2, token.clone());
-    let node = Arc::new(OrderNode::new(
-        config.id,
-        raft.clone(),
+    let (buyer, buyer_task) = CatalogBuyer::start(
+        client.clone(),
+        &config.catalog,
+        config.batch_max as usize,
+        metrics.buy_batch_size.clone(),
+        shutdown.clone(),
+    );
+    let node = Arc::new(OrderNode {
+        id: config.id,
+        raft: raft.clone(),
         reader,
+        metrics: metrics.clone(),
+        faults: Faults::default(),
         peers,
         batcher,
-        &config.catalog,
+        buyer,
         client,
-        metrics.clone(),
-        config.write_timeout,
-    ));
+        selected_leader: AtomicU64::new(0),
+        read_timeout: config.write_timeout,
+    });
 
     let listener = server::bind(listen).await?;
     let router = server::finish(
@@ -244,6 +257,9 @@ pub async fn serve(config: Config) -> Result<ServerHandle, OrderError> {
         metrics,
     )));
     if let Some(task) = batcher_task {
+        handle.attach(task);
+    }
+    if let Some(task) = buyer_task {
         handle.attach(task);
     }
     let stop = handle.shutdown_token();

@@ -25,6 +25,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::batcher::OrderBatcher;
+use crate::buyer::CatalogBuyer;
 use crate::error::OrderError;
 use crate::store::OrderReader;
 use crate::types::{NewOrder, NodeId, OrderOutcome, Raft};
@@ -41,6 +42,7 @@ pub struct NodeMetrics {
     pub entries_received: Counter,
     pub write_failures: Counter,
     pub batch_size: Histogram,
+    pub buy_batch_size: Histogram,
     pub term: Gauge,
     pub last_log_index: Gauge,
     pub applied_index: Gauge,
@@ -56,6 +58,7 @@ impl NodeMetrics {
             entries_received: Counter::default(),
             write_failures: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            buy_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             term: Gauge::default(),
             last_log_index: Gauge::default(),
             applied_index: Gauge::default(),
@@ -147,43 +150,19 @@ pub struct OrderNode {
     pub reader: OrderReader,
     pub metrics: NodeMetrics,
     pub faults: Faults,
-    peers: Arc<NodeAddrs>,
-    batcher: OrderBatcher,
-    catalog_buy_url: String,
-    client: ServiceClient,
+    /// The address book: where to forward to the leader.
+    pub peers: Arc<NodeAddrs>,
+    pub batcher: OrderBatcher,
+    pub buyer: CatalogBuyer,
+    /// For forwarding to the leader.
+    pub client: ServiceClient,
     /// Id the front-end selected (0: none yet).
-    selected_leader: AtomicU64,
-    read_timeout: Duration,
+    pub selected_leader: AtomicU64,
+    /// Deadline for confirming leadership before a read.
+    pub read_timeout: Duration,
 }
 
 impl OrderNode {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        id: NodeId,
-        raft: Raft,
-        reader: OrderReader,
-        peers: Arc<NodeAddrs>,
-        batcher: OrderBatcher,
-        catalog_url: &str,
-        client: ServiceClient,
-        metrics: NodeMetrics,
-        read_timeout: Duration,
-    ) -> Self {
-        Self {
-            id,
-            raft,
-            reader,
-            metrics,
-            faults: Faults::default(),
-            peers,
-            batcher,
-            catalog_buy_url: format!("{}/buy", catalog_url.trim_end_matches('/')),
-            client,
-            selected_leader: AtomicU64::new(0),
-            read_timeout,
-        }
-    }
-
     fn route(&self) -> Route {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
@@ -242,11 +221,7 @@ impl OrderNode {
             name: order.name.clone(),
             quantity: order.quantity,
         };
-        let bought: BuyOutcome = self
-            .client
-            .call(self.client.post(&self.catalog_buy_url).json(&buy))
-            .await
-            .map_err(OrderError::from_catalog)?;
+        let bought = self.buyer.buy(buy).await.map_err(OrderError::from_catalog)?;
         match bought {
             BuyOutcome::Bought { .. } => {}
             BuyOutcome::OutOfStock { available } => {
