@@ -80,7 +80,10 @@ bench_cache() {
     "$bin_dir/toystore-bench" bare-server --listen "127.0.0.1:$bare_port" >/dev/null &
     local bare_pid=$!
     trap 'kill "$bare_pid" 2>/dev/null || true' RETURN
-    for _ in $(seq 50); do curl -s "127.0.0.1:$bare_port/products/Tux" >/dev/null && break || sleep 0.1; done
+    for _ in $(seq 50); do
+        if curl -s "127.0.0.1:$bare_port/products/Tux" >/dev/null; then break; fi
+        sleep 0.1
+    done
     curl -s "$frontend/products/Tux" >/dev/null
     local out
     out="$results/cache.txt"

@@ -12,17 +12,14 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
+usage="usage: cluster/down.sh [--wipe]"
+ts_args 0 1 "$usage" "$@"
 wipe=0
-for arg in "$@"; do
-    case $arg in
-    --wipe) wipe=1 ;;
-    -h | --help)
-        sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-        exit 0
-        ;;
-    *) ts_die "unexpected argument '$arg' (usage: cluster/down.sh [--wipe])" ;;
-    esac
-done
+case ${1:-} in
+"") ;;
+--wipe) wipe=1 ;;
+*) ts_die "unexpected argument '$1' ($usage)" ;;
+esac
 
 ts_init use
 [[ -d $TOYSTORE_HOME ]] && ts_lock

@@ -31,6 +31,20 @@ ts_need_tools() {
     done
 }
 
+# ts_args MIN MAX USAGE "$@": answers -h/--help with the calling script's header comment, and
+# dies with USAGE unless there are MIN to MAX arguments.
+ts_args() {
+    local min=$1 max=$2 usage=$3
+    shift 3
+    case ${1:-} in
+    -h | --help)
+        sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+        exit 0
+        ;;
+    esac
+    (($# >= min && $# <= max)) || ts_die "$usage"
+}
+
 ts_is_port() { [[ $1 =~ ^[0-9]{1,5}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); }
 
 # ---------------------------------------------------------------------------------------------

@@ -14,14 +14,7 @@ set -euo pipefail
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 usage="usage: cluster/restart.sh N|catalog|frontend"
-case ${1:-} in
--h | --help)
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-"") ts_die "$usage" ;;
-esac
-(($# == 1)) || ts_die "$usage"
+ts_args 1 1 "$usage" "$@"
 target=$1
 
 ts_init use

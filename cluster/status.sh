@@ -12,14 +12,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-case ${1:-} in
-"") ;;
--h | --help)
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-*) ts_die "unexpected argument '$1' (usage: cluster/status.sh)" ;;
-esac
+ts_args 0 0 "usage: cluster/status.sh" "$@"
 
 ts_init use
 ts_need_tools curl python3

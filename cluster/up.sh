@@ -22,14 +22,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-case ${1:-} in
-"") ;;
--h | --help)
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-*) ts_die "unexpected argument '$1' (usage: cluster/up.sh)" ;;
-esac
+ts_args 0 0 "usage: cluster/up.sh" "$@"
 
 # ---------------------------------------------------------------------------------------------
 # Prerequisites

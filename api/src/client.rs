@@ -46,6 +46,37 @@ impl CallError {
         }
     }
 
+    /// The HTTP status as a number, 0 when there was no enveloped answer (for timelines).
+    pub fn status_code(&self) -> u16 {
+        self.status().map_or(0, |status| status.as_u16())
+    }
+
+    /// Answers that mean "not now" rather than "no": no answer at all, or the peer said it is
+    /// briefly unable (no leader yet, a write that did not commit in time, a peer of its own
+    /// unreachable). Sending the same request again, with the same request id, is safe.
+    pub fn is_retryable(&self) -> bool {
+        self.is_unreachable()
+            || matches!(
+                self.status(),
+                Some(
+                    StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                        | StatusCode::BAD_GATEWAY
+                )
+            )
+    }
+
+    /// The 400 the store answers when there is not enough stock.
+    pub fn is_out_of_stock(&self) -> bool {
+        matches!(self, Self::Api(err) if err.status == StatusCode::BAD_REQUEST
+            && crate::order::is_out_of_stock(&err.message))
+    }
+
+    /// A 404: the thing asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(StatusCode::NOT_FOUND)
+    }
+
     fn from_reqwest(url: &str, err: reqwest::Error) -> Self {
         let err = err.without_url();
         if err.is_timeout() {
@@ -69,7 +100,9 @@ impl From<CallError> for ApiError {
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its causes on one line: reqwest's own message alone is often just "error
+/// sending request".
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -152,6 +185,17 @@ impl ServiceClient {
     }
 }
 
+/// `base` with `segments` appended to its path, each percent-encoded as one segment (toy names
+/// have spaces, apostrophes, even slashes).
+pub fn endpoint(base: &reqwest::Url, segments: &[&str]) -> reqwest::Url {
+    let mut url = base.clone();
+    // Only URLs that cannot have a path (`mailto:`) refuse; every base here is http://.
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
 /// Turns an HTTP answer into its `data` value or the [`ApiError`] it carries.
 pub async fn decode<T: DeserializeOwned>(
     url: &str,
@@ -162,8 +206,17 @@ pub async fn decode<T: DeserializeOwned>(
         .bytes()
         .await
         .map_err(|err| CallError::from_reqwest(url, err))?;
+    decode_body(url, status, &bytes)
+}
+
+/// [`decode`] for an answer already read: `data` on success, else the envelope's error.
+pub fn decode_body<T: DeserializeOwned>(
+    url: &str,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<T, CallError> {
     if status.is_success() {
-        serde_json::from_slice::<Data<T>>(&bytes)
+        serde_json::from_slice::<Data<T>>(body)
             .map(|d| d.data)
             .map_err(|err| {
                 CallError::Protocol(format!(
@@ -171,12 +224,80 @@ pub async fn decode<T: DeserializeOwned>(
                 ))
             })
     } else {
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => Err(CallError::Api(ApiError::new(status, body.error.message))),
+        match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(envelope) => Err(CallError::Api(ApiError::new(
+                status,
+                envelope.error.message,
+            ))),
             Err(_) => Err(CallError::Protocol(format!(
                 "{url} answered {status} without an error envelope: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                String::from_utf8_lossy(&body[..body.len().min(200)])
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_percent_encoded_one_by_one() {
+        let base = reqwest::Url::parse("http://127.0.0.1:8000").unwrap();
+        assert_eq!(
+            endpoint(&base, &["products", "Rubik's Cube"]).as_str(),
+            "http://127.0.0.1:8000/products/Rubik's%20Cube"
+        );
+        assert_eq!(
+            endpoint(&base, &["products", "a/b?c#d%"]).as_str(),
+            "http://127.0.0.1:8000/products/a%2Fb%3Fc%23d%25"
+        );
+        let prefixed = reqwest::Url::parse("http://h:1/store/").unwrap();
+        assert_eq!(
+            endpoint(&prefixed, &["orders", "7"]).as_str(),
+            "http://h:1/store/orders/7"
+        );
+    }
+
+    #[test]
+    fn answers_are_sorted_into_data_refusals_and_failures() {
+        let ok: Result<u64, _> = decode_body("u", StatusCode::OK, br#"{"data":3}"#);
+        assert_eq!(ok.unwrap(), 3);
+
+        let body = br#"{"error":{"code":400,"message":"\"Tux\" is out of stock (available: 0)"}}"#;
+        let sold_out = decode_body::<u64>("u", StatusCode::BAD_REQUEST, body).unwrap_err();
+        assert!(sold_out.is_out_of_stock() && !sold_out.is_retryable());
+        assert_eq!(sold_out.status_code(), 400);
+
+        let body = br#"{"error":{"code":400,"message":"quantity must be at least 1"}}"#;
+        assert!(
+            !decode_body::<u64>("u", StatusCode::BAD_REQUEST, body)
+                .unwrap_err()
+                .is_out_of_stock()
+        );
+
+        let busy = decode_body::<u64>("u", StatusCode::SERVICE_UNAVAILABLE, b"<html>busy</html>")
+            .unwrap_err();
+        assert!(matches!(busy, CallError::Protocol(_)));
+        let busy = decode_body::<u64>(
+            "u",
+            StatusCode::SERVICE_UNAVAILABLE,
+            br#"{"error":{"code":503,"message":"no leader"}}"#,
+        )
+        .unwrap_err();
+        assert!(busy.is_retryable());
+
+        let garbled = decode_body::<u64>("u", StatusCode::OK, b"{}").unwrap_err();
+        assert!(matches!(garbled, CallError::Protocol(_)) && !garbled.is_retryable());
+        assert!(CallError::Unreachable("reset".into()).is_retryable());
+        assert!(
+            decode_body::<u64>(
+                "u",
+                StatusCode::NOT_FOUND,
+                br#"{"error":{"code":404,"message":"no"}}"#
+            )
+            .unwrap_err()
+            .is_not_found()
+        );
     }
 }

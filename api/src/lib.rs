@@ -9,11 +9,14 @@
 //! - [`cluster`]: the order replicas' ids and addresses, parsed the same way by every service.
 //! - [`client`]: the outbound HTTP client every service uses to call another (timeouts, the
 //!   cluster token, request-id propagation, envelope decoding).
+//! - [`batch`]: [`batch::BatchQueue`], how every service turns concurrent requests into one
+//!   round trip, commit or log entry.
 //! - [`server`]: the inbound plumbing every service shares (request ids, tracing spans,
 //!   `/metrics`, the envelope for unknown routes and bad bodies, graceful shutdown).
 //!
 //! The wire types are plain serde structs; the two plumbing modules hold the only I/O.
 
+pub mod batch;
 pub mod catalog;
 pub mod cli;
 pub mod client;

@@ -27,6 +27,15 @@ pub fn is_out_of_stock(message: &str) -> bool {
     message.contains(OUT_OF_STOCK)
 }
 
+/// The `{number}` of `GET /orders/{number}`, or the 400 every service answers for it.
+pub fn parse_order_number(text: &str) -> Result<u64, crate::ApiError> {
+    text.parse().map_err(|_| {
+        crate::ApiError::bad_request(format!(
+            "order number {text:?} is not a non-negative integer"
+        ))
+    })
+}
+
 /// `POST /orders` on the front-end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -177,12 +177,14 @@ pub fn spawn(
     })
 }
 
-/// Adds the parts every service shares to a service's own routes. Call it last, after every
-/// route is in place (the wrong-method handler applies to the routes it finds).
+/// Adds the parts every service shares to a service's own routes: `/health`, `/metrics`, and
+/// the layers below. Call it last, after every route is in place (the wrong-method handler
+/// applies to the routes it finds).
 pub fn finish(router: Router, mut registry: Registry) -> Router {
     let http = HttpMetrics::register(&mut registry);
     let registry = Arc::new(registry);
     router
+        .route("/health", get(health))
         .route("/metrics", get(move || render_metrics(registry.clone())))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
@@ -208,6 +210,11 @@ pub fn finish(router: Router, mut registry: Registry) -> Router {
             HeaderName::from_static(REQUEST_ID_HEADER),
             MakeRequestIds::new(),
         ))
+}
+
+/// `GET /health`: the process is up and serving HTTP.
+async fn health() -> crate::Data<&'static str> {
+    crate::Data::new("ok")
 }
 
 async fn scope_request_id(req: Request, next: Next) -> Response {
@@ -373,12 +380,11 @@ impl HttpMetrics {
         if let Some(route) = self.routes.read().get(path.as_str()) {
             return route;
         }
-        let interned: &'static str = Box::leak(path.as_str().to_string().into_boxed_str());
-        *self
-            .routes
-            .write()
+        let mut routes = self.routes.write();
+        let route: &&'static str = routes
             .entry(path.as_str().to_string())
-            .or_insert(interned)
+            .or_insert_with(|| Box::leak(path.as_str().to_string().into_boxed_str()));
+        route
     }
 }
 

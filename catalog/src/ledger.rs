@@ -1,8 +1,8 @@
 //! The single writer of stock: buys and restocks, group-committed.
 //!
-//! Every change goes through one task, so buys of the same toy are serialized and can never
-//! oversell. The task takes every command waiting in its queue, applies them in arrival order to
-//! a working copy, writes all their effects in one synced RocksDB batch (one fsync for many
+//! Every change goes through one task (a [`BatchQueue`]), so buys of the same toy are
+//! serialized and can never oversell. The task takes every command waiting in its queue,
+//! applies them in arrival order to a working copy, writes all their effects in one synced RocksDB batch (one fsync for many
 //! buys), publishes the new state to readers, pushes the invalidations, and only then answers
 //! each caller. A caller that has its buy acknowledged can therefore never read the pre-buy
 //! quantity from any front-end cache.
@@ -11,12 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::batch::BatchQueue;
 use api::catalog::{BuyOutcome, BuyRequest, StaleToy, VersionedProduct};
 use api::order::valid_request_id;
 use parking_lot::RwLock;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -29,14 +29,16 @@ const MAX_BATCH: usize = 512;
 
 type Toys = BTreeMap<String, ToyState>;
 
+/// A change to the stock.
 enum Command {
-    Buy {
-        request: BuyRequest,
-        reply: oneshot::Sender<Result<BuyOutcome, CatalogError>>,
-    },
-    Restock {
-        reply: oneshot::Sender<Result<Vec<String>, CatalogError>>,
-    },
+    Buy(BuyRequest),
+    Restock,
+}
+
+/// What a command did, in the same order as the commands.
+enum Answer {
+    Buy(Result<BuyOutcome, CatalogError>),
+    Restock(Result<Vec<String>, CatalogError>),
 }
 
 /// Counters the ledger keeps for `/metrics`.
@@ -68,7 +70,7 @@ impl Default for LedgerMetrics {
 /// The handle request handlers and the restock loop use.
 #[derive(Clone)]
 pub struct Ledger {
-    commands: mpsc::Sender<Command>,
+    commands: BatchQueue<Command, Answer>,
     toys: Arc<RwLock<Toys>>,
 }
 
@@ -89,15 +91,25 @@ impl Ledger {
         shutdown: CancellationToken,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), CatalogError> {
         let toys = Arc::new(RwLock::new(store.load()?));
-        let (tx, rx) = mpsc::channel(4096);
-        let writer = Writer {
+        let writer = Arc::new(Writer {
             store,
             toys: toys.clone(),
             leases,
-            metrics,
-        };
-        let task = tokio::spawn(writer.run(rx, hold_until, shutdown));
-        Ok((Self { commands: tx, toys }, task))
+            metrics: metrics.clone(),
+        });
+        let (commands, task) = BatchQueue::start(
+            MAX_BATCH,
+            metrics.commit_batch_size,
+            shutdown,
+            move |commands: Vec<Command>| {
+                let writer = writer.clone();
+                async move {
+                    tokio::time::sleep_until(hold_until).await;
+                    writer.commit(commands).await
+                }
+            },
+        );
+        Ok((Self { commands, toys }, task))
     }
 
     /// Buys `request.quantity` of a toy, once per request id.
@@ -108,29 +120,31 @@ impl Ledger {
         if !valid_request_id(&request.request_id) {
             return Err(CatalogError::InvalidRequestId);
         }
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Buy { request, reply }).await?;
-        answer.await.map_err(|_| CatalogError::ShuttingDown)?
+        match self.commands.submit(Command::Buy(request)).await {
+            Ok(Answer::Buy(result)) => result,
+            Ok(Answer::Restock(_)) => {
+                Err(CatalogError::Storage("a buy got a restock's answer".into()))
+            }
+            Err(_) => Err(CatalogError::ShuttingDown),
+        }
     }
 
     /// Several buys at once, answered in order. They are queued together, so they usually
     /// share one commit.
-    pub async fn buy_many(&self, requests: Vec<BuyRequest>) -> Vec<Result<BuyOutcome, CatalogError>> {
+    pub async fn buy_many(
+        &self,
+        requests: Vec<BuyRequest>,
+    ) -> Vec<Result<BuyOutcome, CatalogError>> {
         futures::future::join_all(requests.into_iter().map(|request| self.buy(request))).await
     }
 
     /// Refills every toy whose stock is 0; returns their names.
     pub async fn restock(&self) -> Result<Vec<String>, CatalogError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Restock { reply }).await?;
-        answer.await.map_err(|_| CatalogError::ShuttingDown)?
-    }
-
-    async fn send(&self, command: Command) -> Result<(), CatalogError> {
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| CatalogError::ShuttingDown)
+        match self.commands.submit(Command::Restock).await {
+            Ok(Answer::Restock(result)) => result,
+            Ok(Answer::Buy(_)) => Err(CatalogError::Storage("a restock got a buy's answer".into())),
+            Err(_) => Err(CatalogError::ShuttingDown),
+        }
     }
 
     pub fn product(&self, name: &str) -> Option<VersionedProduct> {
@@ -165,7 +179,7 @@ struct Writer {
     metrics: LedgerMetrics,
 }
 
-/// The result of applying one batch to the working copy, before it is committed.
+/// The result of applying one batch to the working copy.
 #[derive(Default)]
 struct Applied {
     changed: BTreeMap<String, ToyState>,
@@ -173,56 +187,24 @@ struct Applied {
     answers: Vec<Answer>,
 }
 
-enum Answer {
-    Buy(
-        oneshot::Sender<Result<BuyOutcome, CatalogError>>,
-        Result<BuyOutcome, CatalogError>,
-    ),
-    Restock(
-        oneshot::Sender<Result<Vec<String>, CatalogError>>,
-        Vec<String>,
-    ),
-}
-
 impl Writer {
-    async fn run(
-        self,
-        mut commands: mpsc::Receiver<Command>,
-        hold_until: Instant,
-        shutdown: CancellationToken,
-    ) {
-        let writer = Arc::new(self);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep_until(hold_until) => {}
-        }
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                received = commands.recv_many(&mut batch, MAX_BATCH) => {
-                    if received == 0 {
-                        break;
-                    }
-                }
+    /// Applies and durably commits one batch, makes it visible, invalidates caches, and returns
+    /// the answers: the queue hands them to the callers only now.
+    async fn commit(self: Arc<Self>, commands: Vec<Command>) -> Vec<Answer> {
+        let count = commands.len();
+        let writer = self.clone();
+        let applied = match tokio::task::spawn_blocking(move || writer.apply(commands)).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                // Nothing of this batch was committed.
+                tracing::error!(%err, "the stock writer's batch failed");
+                return (0..count)
+                    .map(|_| Answer::Buy(Err(CatalogError::Storage(err.to_string()))))
+                    .collect();
             }
-            let commands_now = std::mem::take(&mut batch);
-            let applied = {
-                let writer = writer.clone();
-                tokio::task::spawn_blocking(move || writer.apply(commands_now)).await
-            };
-            match applied {
-                Ok(applied) => writer.publish(applied).await,
-                Err(err) => {
-                    // The callers' reply senders were dropped with the task: they see
-                    // ShuttingDown. Nothing was committed.
-                    tracing::error!(%err, "the stock writer's batch failed");
-                }
-            }
-        }
-        commands.close();
-        tracing::info!("stock writer stopped");
+        };
+        self.publish(&applied).await;
+        applied.answers
     }
 
     /// Applies commands to a working copy and commits the result (blocking: fsync).
@@ -232,14 +214,12 @@ impl Writer {
         // Request ids first seen in this batch: a duplicate within one batch must see the
         // first one's outcome, which is not on disk yet.
         let mut recorded: HashMap<String, BuyRecord> = HashMap::new();
-        let size = commands.len();
         for command in commands {
-            match command {
-                Command::Buy { request, reply } => {
-                    let result = self.apply_buy(&mut working, &mut recorded, &mut applied, request);
-                    applied.answers.push(Answer::Buy(reply, result));
+            let answer = match command {
+                Command::Buy(request) => {
+                    Answer::Buy(self.apply_buy(&mut working, &mut recorded, &mut applied, request))
                 }
-                Command::Restock { reply } => {
+                Command::Restock => {
                     let level = self.store.initial_stock();
                     let mut names = Vec::new();
                     for (name, state) in working.iter_mut().filter(|(_, s)| s.quantity == 0) {
@@ -248,31 +228,33 @@ impl Writer {
                         applied.changed.insert(name.clone(), state.clone());
                         names.push(name.clone());
                     }
-                    self.metrics.restocked_toys.inc_by(names.len() as u64);
-                    applied.answers.push(Answer::Restock(reply, names));
+                    Answer::Restock(Ok(names))
                 }
-            }
+            };
+            applied.answers.push(answer);
         }
         let toys: Vec<(String, ToyState)> = applied
             .changed
             .iter()
             .map(|(n, s)| (n.clone(), s.clone()))
             .collect();
-        if let Err(err) = self.store.commit(&toys, &applied.records) {
-            tracing::error!(%err, "cannot commit stock changes");
-            // Nothing of this batch is durable: fail every caller and forget the changes.
-            let message = err.to_string();
-            for answer in &mut applied.answers {
-                match answer {
-                    Answer::Buy(_, result) => *result = Err(CatalogError::Storage(message.clone())),
-                    Answer::Restock(_, names) => names.clear(),
+        match self.store.commit(&toys, &applied.records) {
+            Ok(()) => self.count(&applied),
+            Err(err) => {
+                tracing::error!(%err, "cannot commit stock changes");
+                // Nothing of this batch is durable: fail every caller and forget the changes.
+                let message = err.to_string();
+                for answer in &mut applied.answers {
+                    *answer = match answer {
+                        Answer::Buy(_) => Answer::Buy(Err(CatalogError::Storage(message.clone()))),
+                        Answer::Restock(_) => {
+                            Answer::Restock(Err(CatalogError::Storage(message.clone())))
+                        }
+                    };
                 }
+                applied.changed.clear();
+                applied.records.clear();
             }
-            applied.changed.clear();
-            applied.records.clear();
-        } else if !toys.is_empty() || !applied.records.is_empty() {
-            self.metrics.commits.inc();
-            self.metrics.commit_batch_size.observe(size as f64);
         }
         applied
     }
@@ -303,14 +285,11 @@ impl Writer {
             state.quantity -= request.quantity;
             state.version += 1;
             applied.changed.insert(request.name.clone(), state.clone());
-            self.metrics.buys.inc();
-            self.metrics.units_sold.inc_by(u64::from(request.quantity));
             BuyOutcome::Bought {
                 remaining: state.quantity,
                 version: state.version,
             }
         } else {
-            self.metrics.out_of_stock.inc();
             BuyOutcome::OutOfStock {
                 available: state.quantity,
             }
@@ -325,37 +304,53 @@ impl Writer {
         Ok(outcome)
     }
 
-    /// Makes a committed batch visible, invalidates caches, then answers the callers.
-    async fn publish(&self, applied: Applied) {
-        if !applied.changed.is_empty() {
-            {
-                let mut toys = self.toys.write();
-                for (name, state) in &applied.changed {
-                    toys.insert(name.clone(), state.clone());
+    /// Counts what a committed batch did.
+    fn count(&self, applied: &Applied) {
+        if !applied.changed.is_empty() || !applied.records.is_empty() {
+            self.metrics.commits.inc();
+        }
+        for (_, record) in &applied.records {
+            match record.outcome {
+                BuyOutcome::Bought { .. } => {
+                    self.metrics.buys.inc();
+                    self.metrics.units_sold.inc_by(u64::from(record.quantity));
+                }
+                BuyOutcome::OutOfStock { .. } => {
+                    self.metrics.out_of_stock.inc();
+                }
+                BuyOutcome::UnknownProduct => {}
+            }
+        }
+        for answer in &applied.answers {
+            if let Answer::Restock(Ok(names)) = answer {
+                self.metrics.restocked_toys.inc_by(names.len() as u64);
+                if !names.is_empty() {
+                    tracing::info!(toys = ?names, "restocked");
                 }
             }
-            let stale: Vec<StaleToy> = applied
-                .changed
-                .iter()
-                .map(|(name, state)| StaleToy {
-                    name: name.clone(),
-                    version: state.version,
-                })
-                .collect();
-            self.leases.push(&stale).await;
         }
-        for answer in applied.answers {
-            // A caller that gave up has dropped its receiver; the change stands regardless.
-            let _ = match answer {
-                Answer::Buy(reply, result) => reply.send(result).map_err(drop),
-                Answer::Restock(reply, names) => {
-                    if !names.is_empty() {
-                        tracing::info!(toys = ?names, "restocked");
-                    }
-                    reply.send(Ok(names)).map_err(drop)
-                }
-            };
+    }
+
+    /// Makes a committed batch visible to readers and invalidates the front-ends' caches.
+    async fn publish(&self, applied: &Applied) {
+        if applied.changed.is_empty() {
+            return;
         }
+        {
+            let mut toys = self.toys.write();
+            for (name, state) in &applied.changed {
+                toys.insert(name.clone(), state.clone());
+            }
+        }
+        let stale: Vec<StaleToy> = applied
+            .changed
+            .iter()
+            .map(|(name, state)| StaleToy {
+                name: name.clone(),
+                version: state.version,
+            })
+            .collect();
+        self.leases.push(&stale).await;
     }
 }
 

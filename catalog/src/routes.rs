@@ -27,15 +27,10 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
         .route("/frontends", post(register_frontend))
         .route_layer(middleware::from_fn_with_state(token, require_cluster_token));
     Router::new()
-        .route("/health", get(health))
         .route("/products", get(products))
         .route("/products/{name}", get(product))
         .merge(internal)
         .with_state(state)
-}
-
-async fn health() -> Data<&'static str> {
-    Data::new("ok")
 }
 
 async fn products(State(state): State<AppState>) -> Data<Vec<VersionedProduct>> {
@@ -66,7 +61,9 @@ async fn buy_many(
     JsonBody(batch): JsonBody<BuyBatch>,
 ) -> ApiResult<BuyAnswers> {
     if batch.buys.len() > MAX_BUY_BATCH {
-        return Err(ApiError::bad_request(format!("at most {MAX_BUY_BATCH} buys per batch")));
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_BUY_BATCH} buys per batch"
+        )));
     }
     let answers = state
         .ledger

@@ -8,9 +8,6 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(String),
-
     #[error("cannot list the toys at {url}: {reason}")]
     ProductList { url: String, reason: String },
 

@@ -60,7 +60,7 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
     }
 
     let workers = usize::try_from(config.clients).unwrap_or(usize::MAX);
-    let store = Store::new(config.frontend.clone(), config.timeout, workers)?;
+    let store = Store::new(config.frontend.clone(), config.timeout);
     let progress = Arc::new(Progress::new(config.total_iterations(), config.quiet));
     progress.say(&format!("seed {seed} (repeat this run with --seed {seed})"));
 
@@ -142,10 +142,10 @@ async fn toy_names(store: &Store) -> Result<Arc<[String]>, ClientError> {
         url: url.clone(),
         reason: failure.to_string(),
     })?;
-    if products.data.is_empty() {
+    if products.is_empty() {
         return Err(ClientError::EmptyCatalog { url });
     }
-    Ok(products.data.into_iter().map(|p| p.name).collect())
+    Ok(products.into_iter().map(|p| p.name).collect())
 }
 
 /// Looks up every number with `workers` concurrent workers, each retrying like an order (a
@@ -203,9 +203,9 @@ async fn look_up(store: &Store, tally: &mut Tally, number: u64, session: u64) ->
     let (reply, latency) =
         with_retries(tally, RequestKind::Lookup, session, || store.lookup(number)).await;
     match reply {
-        Ok(answer) => {
+        Ok(record) => {
             tally.answered(RequestKind::Lookup, latency);
-            LookupAnswer::Found(answer.data)
+            LookupAnswer::Found(record)
         }
         Err(failure) if failure.is_not_found() => {
             // An answer, and the one verification is looking for: the order is gone.

@@ -54,7 +54,7 @@ pub async fn run_session(
         match reply {
             Ok(answer) => {
                 tally.answered(RequestKind::Query, started.elapsed());
-                let shown = answer.data.quantity;
+                let shown = answer.quantity;
                 if shown > 0 && coin < plan.prob {
                     let quantity = order_quantity(size, plan.max_quantity, shown);
                     place_order(&store, &plan, &mut tally, toy, quantity).await;
@@ -85,7 +85,7 @@ async fn place_order(
         Ok(answer) => {
             tally.answered(RequestKind::Order, latency);
             tally.placed.push(PlacedOrder {
-                number: answer.data.order_number,
+                number: answer.order_number,
                 name: toy.to_string(),
                 quantity,
                 session: plan.index,
@@ -133,10 +133,12 @@ where
     }
 }
 
+/// The status the timeline records: 200 for a `data` answer (the only success status the
+/// store sends), the error's status, or 0 when there was no answer.
 fn status_of<T>(reply: &Reply<T>) -> u16 {
     match reply {
-        Ok(answer) => answer.status,
-        Err(failure) => failure.status(),
+        Ok(_) => 200,
+        Err(failure) => failure.status_code(),
     }
 }
 
@@ -159,7 +161,9 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::store::{Answer, RequestFailure};
+    use api::ApiError;
+    use api::client::CallError;
+    use axum::http::StatusCode;
 
     /// Runs `with_retries` over canned replies; returns how many attempts were sent, the final
     /// status, and the timeline's statuses.
@@ -181,27 +185,22 @@ mod tests {
     }
 
     fn busy() -> Reply<u64> {
-        Err(RequestFailure::Status {
-            status: 503,
-            message: "no leader".into(),
-        })
+        Err(CallError::Api(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no leader",
+        )))
     }
 
     #[tokio::test]
     async fn retries_only_what_may_not_have_happened() {
-        let ok = || {
-            Ok(Answer {
-                status: 200,
-                data: 7,
-            })
-        };
+        let ok = || Ok(7);
         let refused = || {
-            Err(RequestFailure::Status {
-                status: 400,
-                message: "out of stock".into(),
-            })
+            Err(CallError::Api(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "\"Tux\" is out of stock",
+            )))
         };
-        let dropped = || Err(RequestFailure::Transport("reset".into()));
+        let dropped = || Err(CallError::Unreachable("reset".into()));
 
         assert_eq!(attempts(vec![ok()]).await, (1, 200, vec![200]));
         assert_eq!(attempts(vec![refused()]).await, (1, 400, vec![400]));

@@ -108,15 +108,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The catalog URL for a path made of `segments`, each percent-encoded (toy names have
-    /// spaces and apostrophes).
-    pub fn catalog_endpoint(&self, segments: &[&str]) -> Result<reqwest::Url, api::ApiError> {
-        let mut url = self.catalog_url.clone();
-        url.path_segments_mut()
-            .map_err(|()| api::ApiError::internal("the catalog URL cannot take a path"))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+    /// The catalog URL for a path made of `segments`.
+    pub fn catalog_endpoint(&self, segments: &[&str]) -> reqwest::Url {
+        api::client::endpoint(&self.catalog_url, segments)
     }
 }
 

@@ -8,10 +8,8 @@
 
 use std::time::Duration;
 
-use api::ApiError;
 use api::client::{CallError, ServiceClient};
 use api::order::{OrderPlaced, OrderRecord, PlaceOrder};
-use axum::http::StatusCode;
 use prometheus_client::metrics::counter::Counter;
 use reqwest::RequestBuilder;
 use serde::de::DeserializeOwned;
@@ -101,9 +99,9 @@ impl OrderForwarder {
                     last_error = err.to_string();
                     target = self.selector.failed(id).await;
                 }
-                Err(CallError::Api(err)) if retryable(&err) => {
+                Err(err) if err.is_retryable() => {
                     tracing::debug!(replica = id, %err, attempt, "order service busy; retrying");
-                    last_error = err.message;
+                    last_error = err.to_string();
                     tokio::time::sleep(BACKOFF.min(remaining)).await;
                 }
                 Err(CallError::Api(err)) => return Err(FrontendError::Api(err)),
@@ -118,14 +116,4 @@ impl OrderForwarder {
             last_error,
         })
     }
-}
-
-/// Answers that mean "not now" rather than "no": the replica has no leader yet, its write did
-/// not commit in time, or the catalog is briefly unavailable. The same request id makes the
-/// retry safe.
-fn retryable(err: &ApiError) -> bool {
-    matches!(
-        err.status,
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT | StatusCode::BAD_GATEWAY
-    )
 }

@@ -7,7 +7,7 @@ use api::catalog::{Invalidation, Product, VersionedProduct};
 use api::envelope::{ApiResult, Data};
 use api::order::{
     CacheStatus, FrontendStatus, IDEMPOTENCY_KEY, OrderPlaced, OrderRecord, OrderRequest,
-    PlaceOrder, REQUEST_ID_RULE, valid_request_id,
+    PlaceOrder, REQUEST_ID_RULE, parse_order_number, valid_request_id,
 };
 use api::server::{JsonBody, PathParam, require_cluster_token};
 use axum::Router;
@@ -26,7 +26,6 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
         .route("/invalidate", post(invalidate))
         .route_layer(middleware::from_fn_with_state(token, require_cluster_token));
     Router::new()
-        .route("/health", get(health))
         .route("/status", get(status))
         .route("/products", get(products))
         .route("/products/{name}", get(product))
@@ -34,10 +33,6 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
         .route("/orders/{number}", get(lookup_order))
         .merge(internal)
         .with_state(state)
-}
-
-async fn health() -> Data<&'static str> {
-    Data::new("ok")
 }
 
 async fn status(State(state): State<AppState>) -> Data<FrontendStatus> {
@@ -59,7 +54,7 @@ async fn status(State(state): State<AppState>) -> Data<FrontendStatus> {
 }
 
 async fn products(State(state): State<AppState>) -> ApiResult<Vec<Product>> {
-    let url = state.catalog_endpoint(&["products"])?;
+    let url = state.catalog_endpoint(&["products"]);
     let toys: Vec<VersionedProduct> = state
         .client
         .call(state.client.get(url.as_str()))
@@ -76,10 +71,7 @@ async fn product(State(state): State<AppState>, PathParam(name): PathParam<Strin
         return json_body(body);
     }
     let ticket = state.cache.ticket();
-    let url = match state.catalog_endpoint(&["products", &name]) {
-        Ok(url) => url,
-        Err(err) => return err.into_response(),
-    };
+    let url = state.catalog_endpoint(&["products", &name]);
     let toy: VersionedProduct = match state.client.call(state.client.get(url.as_str())).await {
         Ok(toy) => toy,
         Err(err) => return ApiError::from(FrontendError::from_catalog(err)).into_response(),
@@ -133,11 +125,7 @@ async fn lookup_order(
     State(state): State<AppState>,
     PathParam(number): PathParam<String>,
 ) -> ApiResult<OrderRecord> {
-    let number: u64 = number.parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "order number {number:?} is not a non-negative integer"
-        ))
-    })?;
+    let number = parse_order_number(&number)?;
     let order = state.orders.lookup(number).await.map_err(ApiError::from)?;
     Ok(Data::new(order))
 }

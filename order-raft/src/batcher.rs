@@ -15,8 +15,8 @@ use openraft::error::{ClientWriteError, RaftError};
 use prometheus_client::metrics::histogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::BatchQueue;
 use crate::types::{NewOrder, NodeId, OrderBatch, OrderOutcome, Raft};
+use api::batch::BatchQueue;
 
 /// Why a proposed order has no outcome.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,16 +58,21 @@ impl OrderBatcher {
             return (batcher, None);
         }
         let proposer = raft.clone();
-        let (queue, task) = BatchQueue::start(max_batch, batch_sizes, shutdown, move |orders: Vec<NewOrder>| {
-            let raft = proposer.clone();
-            async move {
-                let count = orders.len();
-                match write(&raft, orders, write_timeout).await {
-                    Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-                    Err(err) => vec![Err(err); count],
+        let (queue, task) = BatchQueue::start(
+            max_batch,
+            batch_sizes,
+            shutdown,
+            move |orders: Vec<NewOrder>| {
+                let raft = proposer.clone();
+                async move {
+                    let count = orders.len();
+                    match write(&raft, orders, write_timeout).await {
+                        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                        Err(err) => vec![Err(err); count],
+                    }
                 }
-            }
-        });
+            },
+        );
         let batcher = Self {
             raft,
             queue: Some(queue),

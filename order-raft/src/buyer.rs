@@ -12,7 +12,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::BatchQueue;
+use api::batch::BatchQueue;
 
 #[derive(Clone)]
 pub struct CatalogBuyer {
@@ -41,10 +41,15 @@ impl CatalogBuyer {
         }
         let max_batch = max_batch.min(api::catalog::MAX_BUY_BATCH);
         let (batch_client, batch_url) = (client.clone(), url.clone());
-        let (queue, task) = BatchQueue::start(max_batch, batch_sizes, shutdown, move |buys: Vec<BuyRequest>| {
-            let (client, url) = (batch_client.clone(), batch_url.clone());
-            async move { buy_all(&client, &url, buys).await }
-        });
+        let (queue, task) = BatchQueue::start(
+            max_batch,
+            batch_sizes,
+            shutdown,
+            move |buys: Vec<BuyRequest>| {
+                let (client, url) = (batch_client.clone(), batch_url.clone());
+                async move { buy_all(&client, &url, buys).await }
+            },
+        );
         let buyer = Self {
             client,
             url,
@@ -68,15 +73,21 @@ impl CatalogBuyer {
     }
 }
 
-async fn buy_all(client: &ServiceClient, url: &str, buys: Vec<BuyRequest>) -> Vec<Result<BuyOutcome, CallError>> {
+async fn buy_all(
+    client: &ServiceClient,
+    url: &str,
+    buys: Vec<BuyRequest>,
+) -> Vec<Result<BuyOutcome, CallError>> {
     let count = buys.len();
-    let answers: Result<BuyAnswers, CallError> = client.call(client.post(url).json(&BuyBatch { buys })).await;
+    let answers: Result<BuyAnswers, CallError> =
+        client.call(client.post(url).json(&BuyBatch { buys })).await;
     match answers {
         Ok(answers) if answers.len() == count => answers
             .into_iter()
             .map(|answer| {
                 answer.map_err(|refusal| {
-                    let status = StatusCode::from_u16(refusal.code).unwrap_or(StatusCode::BAD_GATEWAY);
+                    let status =
+                        StatusCode::from_u16(refusal.code).unwrap_or(StatusCode::BAD_GATEWAY);
                     CallError::Api(ApiError::new(status, refusal.message))
                 })
             })

@@ -7,7 +7,6 @@
 //! order API and forwards to the leader when it is not the leader itself ([`node`],
 //! [`routes`]).
 
-pub mod batch;
 pub mod batcher;
 pub mod buyer;
 pub mod error;
@@ -33,9 +32,9 @@ use openraft::{BasicNode, SnapshotPolicy};
 use prometheus_client::registry::Registry;
 
 use batcher::OrderBatcher;
+use buyer::CatalogBuyer;
 pub use error::OrderError;
 use network::HttpNetwork;
-use buyer::CatalogBuyer;
 use node::{Faults, NodeMetrics, OrderNode};
 use types::{NodeId, Raft};
 

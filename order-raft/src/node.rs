@@ -221,7 +221,11 @@ impl OrderNode {
             name: order.name.clone(),
             quantity: order.quantity,
         };
-        let bought = self.buyer.buy(buy).await.map_err(OrderError::from_catalog)?;
+        let bought = self
+            .buyer
+            .buy(buy)
+            .await
+            .map_err(OrderError::from_catalog)?;
         match bought {
             BuyOutcome::Bought { .. } => {}
             BuyOutcome::OutOfStock { available } => {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use api::ApiError;
 use api::envelope::{ApiResult, Data};
-use api::order::{LeaderNotice, NodeStatus, OrderPlaced, OrderRecord, PlaceOrder};
+use api::order::{
+    LeaderNotice, NodeStatus, OrderPlaced, OrderRecord, PlaceOrder, parse_order_number,
+};
 use api::server::{JsonBody, PathParam, require_cluster_token};
 use axum::Router;
 use axum::extract::State;
@@ -30,14 +32,9 @@ pub fn router(node: Arc<OrderNode>, token: Option<Arc<str>>, fault_injection: bo
         .merge(network::router(node.clone()))
         .route_layer(middleware::from_fn_with_state(token, require_cluster_token));
     Router::new()
-        .route("/health", get(health))
         .route("/status", get(status))
         .with_state(node)
         .merge(internal)
-}
-
-async fn health() -> Data<&'static str> {
-    Data::new("ok")
 }
 
 async fn status(State(node): State<Arc<OrderNode>>) -> Data<NodeStatus> {
@@ -65,11 +62,7 @@ async fn lookup_order(
     headers: HeaderMap,
     PathParam(number): PathParam<String>,
 ) -> ApiResult<OrderRecord> {
-    let number: u64 = number.parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "order number {number:?} is not a non-negative integer"
-        ))
-    })?;
+    let number = parse_order_number(&number)?;
     let order = node
         .lookup(number, forwarded(&headers))
         .await

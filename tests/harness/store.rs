@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use api::catalog::VersionedProduct;
-use api::client::{CallError, ServiceClient};
+use api::catalog::{Product, VersionedProduct};
+use api::client::{CallError, ServiceClient, endpoint};
 use api::cluster::NodeAddrs;
-use api::order::{NodeStatus, OrderPlaced, OrderRecord, PlaceOrder};
+use api::order::{FrontendStatus, NodeStatus, OrderPlaced, OrderRecord, PlaceOrder};
 use api::server::ServerHandle;
 use tempfile::TempDir;
 
@@ -211,15 +211,37 @@ impl TestStore {
 
     /// The catalog's view of a toy.
     pub async fn product(&self, name: &str) -> VersionedProduct {
-        let mut url = reqwest::Url::parse(&self.catalog_url).expect("catalog URL");
-        url.path_segments_mut()
-            .expect("base URL")
-            .push("products")
-            .push(name);
+        let url = endpoint(&url(&self.catalog_url), &["products", name]);
         self.http
             .call(self.http.get(url.as_str()))
             .await
             .expect("the catalog answers")
+    }
+
+    /// `GET /products/{name}` through the front-end (and its cache).
+    pub async fn frontend_product(&self, name: &str) -> Product {
+        let url = endpoint(&url(&self.frontend_url()), &["products", name]);
+        self.http
+            .call(self.http.get(url.as_str()))
+            .await
+            .expect("the front-end answers")
+    }
+
+    /// Waits until the front-end holds a cache lease (before it, every read is a miss).
+    pub async fn wait_for_cache_lease(&self) {
+        wait_for("the cache lease", Duration::from_secs(10), || async {
+            self.frontend_status().await.cache.lease_valid.then_some(())
+        })
+        .await;
+    }
+
+    /// The front-end's `/status`.
+    pub async fn frontend_status(&self) -> FrontendStatus {
+        let url = format!("{}/status", self.frontend_url());
+        self.http
+            .call(self.http.get(&url))
+            .await
+            .expect("front-end status")
     }
 
     /// Takes a replica off the network, as a crash would (its data stays on disk).
@@ -278,4 +300,8 @@ impl TestStore {
         }
         self.catalog.shutdown().await;
     }
+}
+
+fn url(base: &str) -> reqwest::Url {
+    reqwest::Url::parse(base).expect("a service URL")
 }

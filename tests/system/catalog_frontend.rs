@@ -1,28 +1,11 @@
 //! Catalog and front-end together: the cached product path.
 
-use std::time::Duration;
-
 use api::catalog::{BuyOutcome, BuyRequest, Product};
-use api::order::FrontendStatus;
 use system_tests::store::{StoreOptions, TestStore};
-use system_tests::wait_for;
 
 fn product_url(base: &str, name: &str) -> String {
-    let mut url = reqwest::Url::parse(base).expect("base URL");
-    url.path_segments_mut()
-        .expect("base URL")
-        .push("products")
-        .push(name);
-    url.to_string()
-}
-
-async fn frontend_status(store: &TestStore) -> FrontendStatus {
-    let url = format!("{}/status", store.frontend_url());
-    store
-        .http
-        .call(store.http.get(&url))
-        .await
-        .expect("front-end status")
+    let base = reqwest::Url::parse(base).expect("base URL");
+    api::client::endpoint(&base, &["products", name]).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,14 +18,7 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
     .await;
     let frontend = store.frontend_url();
     // The cache is used only under a lease from the catalog.
-    wait_for("the cache lease", Duration::from_secs(10), || async {
-        frontend_status(&store)
-            .await
-            .cache
-            .lease_valid
-            .then_some(())
-    })
-    .await;
+    store.wait_for_cache_lease().await;
 
     let toys: Vec<Product> = store
         .http
@@ -50,7 +26,7 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
         .await
         .unwrap();
     assert!(toys.len() >= 15, "the catalog has at least 15 toys");
-    let capacity = frontend_status(&store).await.cache.capacity;
+    let capacity = store.frontend_status().await.cache.capacity;
     assert!(
         capacity < toys.len(),
         "the default cache is smaller than the catalog"
@@ -59,15 +35,11 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
     // Query each toy twice in a row: the second read of each is a hit.
     for toy in &toys {
         for _ in 0..2 {
-            let seen: Product = store
-                .http
-                .call(store.http.get(&product_url(&frontend, &toy.name)))
-                .await
-                .unwrap();
+            let seen = store.frontend_product(&toy.name).await;
             assert_eq!(&seen, toy);
         }
     }
-    let status = frontend_status(&store).await;
+    let status = store.frontend_status().await;
     assert_eq!(status.cache.hits, toys.len() as u64);
     assert_eq!(status.cache.misses, toys.len() as u64);
     assert_eq!(status.cache.entries, capacity);
@@ -92,13 +64,9 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
         .unwrap();
     assert!(matches!(outcome, BuyOutcome::Bought { remaining: 96, .. }));
     // Acknowledged means invalidated: the very next front-end read shows the new quantity.
-    let seen: Product = store
-        .http
-        .call(store.http.get(&product_url(&frontend, &toy.name)))
-        .await
-        .unwrap();
+    let seen = store.frontend_product(&toy.name).await;
     assert_eq!(seen.quantity, 96);
-    assert!(frontend_status(&store).await.cache.invalidations >= 1);
+    assert!(store.frontend_status().await.cache.invalidations >= 1);
     store.shutdown().await;
 }
 

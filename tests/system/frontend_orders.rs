@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use api::catalog::Product;
 use api::client::ServiceClient;
-use api::order::{FrontendStatus, OrderPlaced, OrderRecord};
+use api::order::{OrderPlaced, OrderRecord};
 use system_tests::store::{StoreOptions, TestStore};
 use system_tests::wait_for;
 
@@ -28,21 +28,13 @@ async fn order(
 }
 
 async fn quantity(http: &ServiceClient, frontend: &str, name: &str) -> u32 {
-    let url = format!("{frontend}/products/{}", name.replace(' ', "%20"));
+    let base = reqwest::Url::parse(frontend).expect("front-end URL");
+    let url = api::client::endpoint(&base, &["products", name]);
     let product: Product = http
-        .call(http.get(&url))
+        .call(http.get(url.as_str()))
         .await
         .expect("the toy is readable");
     product.quantity
-}
-
-async fn frontend_status(store: &TestStore) -> FrontendStatus {
-    let url = format!("{}/status", store.frontend_url());
-    store
-        .http
-        .call(store.http.get(&url))
-        .await
-        .expect("front-end status")
 }
 
 /// Waits until every running replica reports `selected` as the front-end's selection.
@@ -79,7 +71,7 @@ async fn orders_go_to_the_highest_live_replica_and_survive_its_crash() {
         .await
         .unwrap();
     assert_eq!((record.name.as_str(), record.quantity), ("Teddy Bear", 2));
-    assert_eq!(frontend_status(&store).await.selected_leader, Some(3));
+    assert_eq!(store.frontend_status().await.selected_leader, Some(3));
     all_report_selected(&store, 3).await;
 
     // A missing order is a 404 in the envelope.
@@ -92,7 +84,7 @@ async fn orders_go_to_the_highest_live_replica_and_survive_its_crash() {
     store.stop_node(3).await;
     let after = order(&http, &frontend, "Teddy Bear", 1, None).await;
     assert_eq!(after.order_number, first.order_number + 1);
-    let status = frontend_status(&store).await;
+    let status = store.frontend_status().await;
     assert_eq!(status.selected_leader, Some(2));
     assert!(status.reselections >= 1);
     all_report_selected(&store, 2).await;
@@ -167,14 +159,7 @@ async fn after_an_order_is_acknowledged_the_front_end_never_shows_the_old_quanti
     .await;
     let frontend = store.frontend_url();
     let http = store.http.clone();
-    wait_for("the cache lease", Duration::from_secs(10), || async {
-        frontend_status(&store)
-            .await
-            .cache
-            .lease_valid
-            .then_some(())
-    })
-    .await;
+    store.wait_for_cache_lease().await;
     // Readers hammer the same toy so that cache fills race every invalidation.
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..4)
@@ -203,7 +188,7 @@ async fn after_an_order_is_acknowledged_the_front_end_never_shows_the_old_quanti
         reader.await.unwrap();
     }
     assert!(
-        frontend_status(&store).await.cache.hits > 0,
+        store.frontend_status().await.cache.hits > 0,
         "the cache was in use throughout"
     );
     store.shutdown().await;

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use api::catalog::VersionedProduct;
-use api::order::{OrderPlaced, OrderRecord};
 use system_tests::processes::ProcessStore;
 use system_tests::wait_for;
 
@@ -99,27 +98,15 @@ async fn a_leader_crash_between_the_buy_and_the_commit_yields_exactly_one_order(
         .await
         .expect("fault injection is enabled");
 
-    let order = http
-        .post(&format!("{}/orders", store.frontend_url()))
-        .header("Idempotency-Key", "crash-between")
-        .json(&serde_json::json!({"name": "Monopoly", "quantity": 2}));
-    let placed: OrderPlaced = http
-        .call(order)
+    let placed = store
+        .place("Monopoly", 2, Some("crash-between"))
         .await
         .expect("the front-end's retry places the order on the new leader");
-
     assert!(
         store.status(leader).await.is_none(),
         "the armed leader really crashed"
     );
-    let record: OrderRecord = http
-        .call(http.get(&format!(
-            "{}/orders/{}",
-            store.frontend_url(),
-            placed.order_number
-        )))
-        .await
-        .unwrap();
+    let record = store.lookup(placed.order_number).await.unwrap();
     assert_eq!((record.name.as_str(), record.quantity), ("Monopoly", 2));
     assert_eq!(
         product("Monopoly").await.quantity,
@@ -136,11 +123,7 @@ async fn up_is_idempotent_and_a_restart_keeps_every_order() {
     let store = tokio::task::spawn_blocking(|| ProcessStore::up(&[]))
         .await
         .unwrap();
-    let http = &store.http;
-    let order = http
-        .post(&format!("{}/orders", store.frontend_url()))
-        .json(&serde_json::json!({"name": "Tux", "quantity": 1}));
-    let placed: OrderPlaced = http.call(order).await.unwrap();
+    let placed = store.place("Tux", 1, None).await.unwrap();
     let pids = std::fs::read_dir(store.home().join("pids"))
         .unwrap()
         .count();
@@ -150,12 +133,8 @@ async fn up_is_idempotent_and_a_restart_keeps_every_order() {
     assert!(again.contains("already running"), "{again}");
     store.script_ok("down.sh", &[]);
     store.script_ok("up.sh", &[]);
-    let record: OrderRecord = http
-        .call(http.get(&format!(
-            "{}/orders/{}",
-            store.frontend_url(),
-            placed.order_number
-        )))
+    let record = store
+        .lookup(placed.order_number)
         .await
         .expect("the order survived down.sh and up.sh");
     assert_eq!(record.name, "Tux");

@@ -68,36 +68,46 @@ pub struct LevelResult {
 
 impl OrdersBench {
     pub async fn run(&self) -> anyhow::Result<()> {
+        const COLUMNS: [&str; 8] = [
+            "label",
+            "target",
+            "concurrency",
+            "orders_per_sec",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "errors",
+        ];
         println!(
-            "{:<16} {:>11} {:>10} {:>8} {:>8} {:>8} {:>7}",
-            "run", "concurrency", "orders/s", "p50_ms", "p90_ms", "p99_ms", "errors"
+            "{:<16} {:>9} {:>11} {:>14} {:>8} {:>8} {:>8} {:>7}",
+            COLUMNS[0],
+            COLUMNS[1],
+            COLUMNS[2],
+            COLUMNS[3],
+            COLUMNS[4],
+            COLUMNS[5],
+            COLUMNS[6],
+            COLUMNS[7]
         );
-        let mut rows = String::new();
+        let mut csv = String::new();
         for &concurrency in &self.concurrency {
             let result = self.level(concurrency.max(1)).await;
             let s = &result.stats;
+            let row = [
+                self.label.clone(),
+                format!("{:?}", self.target).to_lowercase(),
+                concurrency.to_string(),
+                format!("{:.0}", result.orders_per_sec),
+                ms(s.quantile(0.5)),
+                ms(s.quantile(0.9)),
+                ms(s.quantile(0.99)),
+                s.errors().to_string(),
+            ];
             println!(
-                "{:<16} {:>11} {:>10.0} {:>8} {:>8} {:>8} {:>7}",
-                self.label,
-                concurrency,
-                result.orders_per_sec,
-                ms(s.quantile(0.5)),
-                ms(s.quantile(0.9)),
-                ms(s.quantile(0.99)),
-                s.errors()
+                "{:<16} {:>9} {:>11} {:>14} {:>8} {:>8} {:>8} {:>7}",
+                row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7]
             );
-            writeln!(
-                rows,
-                "{},{:?},{},{:.1},{},{},{},{}",
-                self.label,
-                self.target,
-                concurrency,
-                result.orders_per_sec,
-                ms(s.quantile(0.5)),
-                ms(s.quantile(0.9)),
-                ms(s.quantile(0.99)),
-                s.errors()
-            )?;
+            writeln!(csv, "{}", row.join(","))?;
         }
         if let Some(path) = &self.csv {
             use std::io::Write as _;
@@ -107,12 +117,9 @@ impl OrdersBench {
                 .append(true)
                 .open(path)?;
             if new {
-                writeln!(
-                    file,
-                    "label,target,concurrency,orders_per_sec,p50_ms,p90_ms,p99_ms,errors"
-                )?;
+                writeln!(file, "{}", COLUMNS.join(","))?;
             }
-            file.write_all(rows.as_bytes())?;
+            file.write_all(csv.as_bytes())?;
         }
         Ok(())
     }

@@ -5,8 +5,9 @@
 //! flight at a time, so while it runs the next one fills up: under load a batch grows until one
 //! round trip serves everyone waiting, and a lone caller pays nothing but a channel hop.
 //!
-//! The replica uses it twice: for the catalog buys of concurrent orders (one HTTP call) and for
-//! their Raft proposals (one log entry, one fsync round).
+//! The catalog's stock writer uses it (one synced commit for many buys), and so does the order
+//! leader, twice: for the catalog buys of concurrent orders (one HTTP call) and for their Raft
+//! proposals (one log entry, one fsync round).
 
 use std::future::Future;
 
@@ -88,14 +89,19 @@ mod tests {
     async fn concurrent_items_share_batches_and_each_gets_its_own_answer() {
         let sizes = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0].into_iter());
         let (gate_open, gate) = tokio::sync::watch::channel(false);
-        let (queue, _task) = BatchQueue::start(64, sizes, CancellationToken::new(), move |items: Vec<u32>| {
-            let mut gate = gate.clone();
-            async move {
-                // Hold the first batch until every caller has queued.
-                let _ = gate.wait_for(|open| *open).await;
-                items.into_iter().map(|i| i * 10).collect::<Vec<_>>()
-            }
-        });
+        let (queue, _task) = BatchQueue::start(
+            64,
+            sizes,
+            CancellationToken::new(),
+            move |items: Vec<u32>| {
+                let mut gate = gate.clone();
+                async move {
+                    // Hold the first batch until every caller has queued.
+                    let _ = gate.wait_for(|open| *open).await;
+                    items.into_iter().map(|i| i * 10).collect::<Vec<_>>()
+                }
+            },
+        );
         let callers: Vec<_> = (0..20u32)
             .map(|i| {
                 let queue = queue.clone();
@@ -114,7 +120,12 @@ mod tests {
     async fn a_stopped_queue_says_so() {
         let sizes = Histogram::new([1.0].into_iter());
         let stop = CancellationToken::new();
-        let (queue, task) = BatchQueue::start(8, sizes, stop.clone(), |items: Vec<u8>| async move { items });
+        let (queue, task) = BatchQueue::start(
+            8,
+            sizes,
+            stop.clone(),
+            |items: Vec<u8>| async move { items },
+        );
         stop.cancel();
         task.await.unwrap();
         assert!(queue.submit(1).await.is_err());
