@@ -104,7 +104,10 @@ impl Ledger {
             move |commands: Vec<Command>| {
                 let writer = writer.clone();
                 async move {
-                    tokio::time::sleep_until(hold_until).await;
+                    // Checked first: even an expired sleep waits for the timer's next tick.
+                    if Instant::now() < hold_until {
+                        tokio::time::sleep_until(hold_until).await;
+                    }
                     writer.commit(commands).await
                 }
             },
