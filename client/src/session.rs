@@ -1,7 +1,8 @@
 //! One simulated shopper: query a random toy, sometimes order it, remember what was bought.
 //!
-//! Also the retry rule every request type shares: resend a request that got no answer or a 5xx,
-//! a bounded number of times, after a short growing pause.
+//! Also the retry rule every request type shares: resend a request that got no answer or a
+//! "not now" (502, 503, 504; see `CallError::is_retryable`), a bounded number of times, after a
+//! short growing pause.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use crate::store::{Reply, Store};
 use crate::tally::Tally;
 use crate::verify::PlacedOrder;
 
-/// Resends after the first attempt of an order (or lookup) that got no answer or a 5xx.
+/// Resends after the first attempt of an order (or lookup) that got no answer or a "not now".
 pub const MAX_RETRIES: u32 = 3;
 
 /// Pause before the first resend; doubled before each further one.
