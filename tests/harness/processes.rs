@@ -31,6 +31,8 @@ pub fn binaries() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // `-p system-tests` makes cargo resolve features as it did for this test binary, so
+        // the libraries built for the tests are reused and only the binaries are linked.
         let status = Command::new(cargo)
             .current_dir(repo_root())
             .args([
@@ -44,6 +46,8 @@ pub fn binaries() -> &'static Path {
                 "order-raft",
                 "-p",
                 "client",
+                "-p",
+                "system-tests",
             ])
             .status()
             .expect("cargo runs");
