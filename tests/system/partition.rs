@@ -64,15 +64,12 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
         }
     }
 
-    // An order sent to the isolated leader is refused within its deadline, never acknowledged.
-    let started = std::time::Instant::now();
+    // An order sent to the isolated leader is refused, never acknowledged. The refusal is the
+    // leader's own 503 at its write deadline: a hang would end in the test client's timeout,
+    // which is not an enveloped 503.
     let isolated = store.place(old, "isolated-order", "Rocking Horse", 7).await;
     let err = isolated.expect_err("an isolated leader must not acknowledge a write");
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "refused, not hung"
-    );
     // Nor does it serve a read it cannot prove is current.
     let read = store
         .lookup(old, 0)
