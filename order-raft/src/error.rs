@@ -47,6 +47,15 @@ impl From<rocksdb::Error> for OrderError {
 }
 
 impl OrderError {
+    /// A failed call to the leader we forwarded to: its answers pass through, silence is
+    /// "try again".
+    pub fn from_leader(err: CallError) -> Self {
+        match err {
+            CallError::Api(err) => Self::Downstream(err),
+            other => Self::LeaderUnreachable(other.to_string()),
+        }
+    }
+
     /// A failed call to the catalog: its refusals stay refusals, silence is "try again".
     pub fn from_catalog(err: CallError) -> Self {
         match err {

@@ -198,10 +198,10 @@ impl OrderNode {
                     .post(&url)
                     .header(FORWARDED_BY, self.id)
                     .json(&order);
-                self.client.call(request).await.map_err(|err| match err {
-                    api::client::CallError::Api(api) => OrderError::Downstream(api),
-                    other => OrderError::LeaderUnreachable(other.to_string()),
-                })
+                self.client
+                    .call(request)
+                    .await
+                    .map_err(OrderError::from_leader)
             }
             _ => Err(OrderError::NoLeader),
         }
@@ -303,10 +303,10 @@ impl OrderNode {
                 self.metrics.forwarded.inc();
                 let url = format!("{}/orders/{number}", self.leader_url(leader)?);
                 let request = self.client.get(&url).header(FORWARDED_BY, self.id);
-                self.client.call(request).await.map_err(|err| match err {
-                    api::client::CallError::Api(api) => OrderError::Downstream(api),
-                    other => OrderError::LeaderUnreachable(other.to_string()),
-                })
+                self.client
+                    .call(request)
+                    .await
+                    .map_err(OrderError::from_leader)
             }
             _ => Err(OrderError::NoLeader),
         }
