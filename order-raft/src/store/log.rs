@@ -27,20 +27,15 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct RocksLogStore {
     db: Arc<DB>,
-    syncer: mpsc::Sender<LogFlushed<TypeConfig>>,
+    syncer: Arc<LogSyncer>,
 }
 
 impl RocksLogStore {
     pub(crate) fn new(db: Arc<DB>) -> Self {
-        let (syncer, waiting) = mpsc::channel();
-        let sync_db = db.clone();
-        // The thread ends when the last clone of this store (and so the sender) is dropped.
-        std::thread::Builder::new()
-            .name("raft-log-sync".into())
-            .spawn(move || LogSyncer { db: sync_db }.run(waiting))
-            .map(drop)
-            .unwrap_or_else(|err| tracing::error!(%err, "cannot start the log sync thread"));
-        Self { db, syncer }
+        Self {
+            syncer: Arc::new(LogSyncer::start(db.clone())),
+            db,
+        }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -58,22 +53,63 @@ impl RocksLogStore {
     }
 }
 
-/// Syncs the WAL for appends that are written but not yet durable.
+/// The thread that syncs the WAL for appends that are written but not yet durable, shared by
+/// every clone of the store.
 struct LogSyncer {
-    db: Arc<DB>,
+    waiting: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LogSyncer {
-    fn run(self, waiting: mpsc::Receiver<LogFlushed<TypeConfig>>) {
-        while let Ok(first) = waiting.recv() {
-            let mut callbacks = vec![first];
-            callbacks.extend(waiting.try_iter());
-            // One fsync makes every write issued before it durable, so it serves every append
-            // that queued up while the previous one ran.
-            let synced = self.db.flush_wal(true).map_err(|e| e.into_string());
-            for callback in callbacks {
-                callback.log_io_completed(synced.clone().map_err(io::Error::other));
-            }
+    fn start(db: Arc<DB>) -> Self {
+        let (waiting, queue) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("raft-log-sync".into())
+            .spawn(move || sync_appends(&db, queue))
+            .map_err(|err| tracing::error!(%err, "cannot start the log sync thread"))
+            .ok();
+        Self {
+            waiting: Some(waiting),
+            thread,
+        }
+    }
+
+    fn submit(&self, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError> {
+        let sent = self
+            .waiting
+            .as_ref()
+            .is_some_and(|waiting| waiting.send(callback).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            let gone = io::Error::other("the log sync thread is gone");
+            Err(StorageIOError::write_logs(&gone).into())
+        }
+    }
+}
+
+impl Drop for LogSyncer {
+    /// Closes the queue (the thread then ends) and waits for the thread, so that it never
+    /// outlives the store: a RocksDB handle still being closed on another thread while the
+    /// process exits makes RocksDB abort ("pthread lock: Invalid argument").
+    fn drop(&mut self) {
+        self.waiting.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The sync thread's loop.
+fn sync_appends(db: &DB, queue: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    while let Ok(first) = queue.recv() {
+        let mut callbacks = vec![first];
+        callbacks.extend(queue.try_iter());
+        // One fsync makes every write issued before it durable, so it serves every append
+        // that queued up while the previous one ran.
+        let synced = db.flush_wal(true).map_err(|e| e.into_string());
+        for callback in callbacks {
+            callback.log_io_completed(synced.clone().map_err(io::Error::other));
         }
     }
 }
@@ -182,10 +218,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         self.db
             .write(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
-        self.syncer.send(callback).map_err(|_| {
-            StorageIOError::write_logs(&io::Error::other("the log sync thread is gone"))
-        })?;
-        Ok(())
+        self.syncer.submit(callback)
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
