@@ -1,8 +1,8 @@
 //! Test harness for whole-system tests.
 //!
 //! - [`store`]: a complete store (catalog, three order replicas, front-end) running in this
-//!   process on ephemeral ports, with RocksDB in a temporary directory, whose replicas can be
-//!   stopped and restarted on their data.
+//!   process, with RocksDB in a temporary directory, whose replicas can be stopped and
+//!   restarted on their data and their port (see [`free_port`]).
 //! - [`proxy`]: a TCP proxy that can cut a link, for partitions between replicas.
 //! - [`processes`]: the same store as real processes started by `cluster/up.sh`, for kill -9.
 //!
@@ -14,17 +14,43 @@ pub mod proxy;
 pub mod store;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use api::client::ServiceClient;
 use tokio::time::Instant;
 
-/// A port that was free a moment ago (the OS may hand it out again, but not soon).
+/// A port no test in this process has been given and nothing listens on now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("the OS has a free port on 127.0.0.1")
+    free_port_block(1)
+}
+
+/// The first of `len` consecutive ports no test in this process has been given and none of
+/// which is in use now.
+///
+/// The ports come from below Linux's ephemeral range (32768+), which the kernel uses for
+/// outgoing connections and binds to port 0. So a port handed out here stays free until the
+/// test binds it, and stays free while a replica is stopped and before it is restarted on the
+/// same port: nothing else in the process (clients, servers on port 0, proxies) can take it.
+pub fn free_port_block(len: u16) -> u16 {
+    const FIRST: u32 = 10_000;
+    const END: u32 = 32_000;
+    static HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+    let len = u32::from(len);
+    let span = END - FIRST - len;
+    // Concurrent test processes start at different places in the range.
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..100 {
+        let base = FIRST + (start + HANDED_OUT.fetch_add(len, Ordering::Relaxed)) % span;
+        let all_free = (base..base + len).all(|port| {
+            u16::try_from(port)
+                .is_ok_and(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        });
+        if all_free {
+            return u16::try_from(base).expect("below 32 000");
+        }
+    }
+    panic!("no {len} free ports on 127.0.0.1 between {FIRST} and {END}");
 }
 
 /// An HTTP client for talking to the store from a test.

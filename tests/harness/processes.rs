@@ -7,14 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use api::client::{CallError, ServiceClient};
 use api::order::{NodeStatus, OrderPlaced, OrderRecord};
 use tempfile::TempDir;
 
-use crate::wait_for;
+use crate::{free_port_block, wait_for};
 
 /// The workspace root (this crate lives in `tests/`).
 pub fn repo_root() -> PathBuf {
@@ -61,28 +60,6 @@ pub fn binaries() -> &'static Path {
     })
 }
 
-/// A port base none of whose five ports (base, +100, +201..=203) is in use. Bases are 250
-/// apart, below Linux's ephemeral range (32768+) so outgoing connections do not take them,
-/// and each test in this process gets its own.
-fn free_port_base() -> u16 {
-    const FIRST: u16 = 10_000;
-    const SLOTS: u16 = 88; // 10_000 + 88 * 250 = 32_000
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % u32::from(SLOTS)) as u16;
-    for _ in 0..SLOTS {
-        let slot = (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SLOTS;
-        let base = FIRST + slot * 250;
-        let ports = [base, base + 100, base + 201, base + 202, base + 203];
-        if ports
-            .iter()
-            .all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        {
-            return base;
-        }
-    }
-    panic!("no free port range on 127.0.0.1");
-}
-
 pub struct ProcessStore {
     home: TempDir,
     port_base: u16,
@@ -95,7 +72,8 @@ impl ProcessStore {
     pub fn up(extra_env: &[(&str, &str)]) -> Self {
         let bin_dir = binaries();
         let home = TempDir::new().expect("a temporary TOYSTORE_HOME");
-        let port_base = free_port_base();
+        // The store uses base, base + 100 and base + 201..=203.
+        let port_base = free_port_block(204);
         let mut env: Vec<(String, String)> = vec![
             ("TOYSTORE_HOME".into(), home.path().display().to_string()),
             ("TOYSTORE_PORT_BASE".into(), port_base.to_string()),
