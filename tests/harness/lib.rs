@@ -3,12 +3,14 @@
 //! - [`store`]: a complete store (catalog, three order replicas, front-end) running in this
 //!   process, with RocksDB in a temporary directory, whose replicas can be stopped and
 //!   restarted on their data and their port (see [`free_port`]).
+//! - [`frontend`]: a shopper's requests to a front-end, for either kind of store.
 //! - [`proxy`]: a TCP proxy that can cut a link, for partitions between replicas.
 //! - [`processes`]: the same store as real processes started by `cluster/up.sh`, for kill -9.
 //!
 //! Everything listens on 127.0.0.1 only. Waiting is always "poll a condition until a
 //! deadline", never a bare sleep.
 
+pub mod frontend;
 pub mod processes;
 pub mod proxy;
 pub mod store;

@@ -9,10 +9,11 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use api::client::{CallError, ServiceClient};
-use api::order::{NodeStatus, OrderPlaced, OrderRecord};
+use api::client::ServiceClient;
+use api::order::NodeStatus;
 use tempfile::TempDir;
 
+use crate::frontend::FrontendApi;
 use crate::{free_port_block, wait_for};
 
 /// The workspace root (this crate lives in `tests/`).
@@ -176,27 +177,9 @@ impl ProcessStore {
         .await
     }
 
-    /// `POST /orders` through the front-end, with an idempotency key if given.
-    pub async fn place(
-        &self,
-        name: &str,
-        quantity: u32,
-        key: Option<&str>,
-    ) -> Result<OrderPlaced, CallError> {
-        let mut request = self
-            .http
-            .post(&format!("{}/orders", self.frontend_url()))
-            .json(&serde_json::json!({"name": name, "quantity": quantity}));
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        self.http.call(request).await
-    }
-
-    /// `GET /orders/{number}` through the front-end.
-    pub async fn lookup(&self, number: u64) -> Result<OrderRecord, CallError> {
-        let url = format!("{}/orders/{number}", self.frontend_url());
-        self.http.call(self.http.get(&url)).await
+    /// The front-end's public API.
+    pub fn frontend(&self) -> FrontendApi {
+        FrontendApi::new(self.http.clone(), &self.frontend_url())
     }
 
     /// A `client` run against this store's front-end.

@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use api::catalog::{Product, VersionedProduct};
+use api::catalog::VersionedProduct;
 use api::client::{CallError, ServiceClient, endpoint};
 use api::cluster::NodeAddrs;
 use api::order::{FrontendStatus, NodeStatus, OrderPlaced, OrderRecord, PlaceOrder};
 use api::server::ServerHandle;
 use tempfile::TempDir;
 
+use crate::frontend::FrontendApi;
 use crate::{free_port, http, wait_for};
 
 /// Knobs of a test store.
@@ -142,6 +143,11 @@ impl TestStore {
             .url()
     }
 
+    /// The front-end's public API.
+    pub fn frontend(&self) -> FrontendApi {
+        FrontendApi::new(self.http.clone(), &self.frontend_url())
+    }
+
     pub fn node_url(&self, id: u64) -> String {
         self.node_urls.get(id).expect("a known replica").to_string()
     }
@@ -216,15 +222,6 @@ impl TestStore {
             .call(self.http.get(url.as_str()))
             .await
             .expect("the catalog answers")
-    }
-
-    /// `GET /products/{name}` through the front-end (and its cache).
-    pub async fn frontend_product(&self, name: &str) -> Product {
-        let url = endpoint(&url(&self.frontend_url()), &["products", name]);
-        self.http
-            .call(self.http.get(url.as_str()))
-            .await
-            .expect("the front-end answers")
     }
 
     /// Waits until the front-end holds a cache lease (before it, every read is a miss).

@@ -35,7 +35,7 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
     // Query each toy twice in a row: the second read of each is a hit.
     for toy in &toys {
         for _ in 0..2 {
-            let seen = store.frontend_product(&toy.name).await;
+            let seen = store.frontend().product(&toy.name).await.unwrap();
             assert_eq!(&seen, toy);
         }
     }
@@ -64,7 +64,7 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
         .unwrap();
     assert!(matches!(outcome, BuyOutcome::Bought { remaining: 96, .. }));
     // Acknowledged means invalidated: the very next front-end read shows the new quantity.
-    let seen = store.frontend_product(&toy.name).await;
+    let seen = store.frontend().product(&toy.name).await.unwrap();
     assert_eq!(seen.quantity, 96);
     assert!(store.frontend_status().await.cache.invalidations >= 1);
     store.shutdown().await;

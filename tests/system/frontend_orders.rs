@@ -5,37 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use api::catalog::Product;
-use api::client::ServiceClient;
-use api::order::{OrderPlaced, OrderRecord};
 use system_tests::store::{StoreOptions, TestStore};
 use system_tests::wait_for;
-
-async fn order(
-    http: &ServiceClient,
-    frontend: &str,
-    name: &str,
-    quantity: u32,
-    key: Option<&str>,
-) -> OrderPlaced {
-    let mut request = http
-        .post(&format!("{frontend}/orders"))
-        .json(&serde_json::json!({"name": name, "quantity": quantity}));
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    http.call(request).await.expect("the order is placed")
-}
-
-async fn quantity(http: &ServiceClient, frontend: &str, name: &str) -> u32 {
-    let base = reqwest::Url::parse(frontend).expect("front-end URL");
-    let url = api::client::endpoint(&base, &["products", name]);
-    let product: Product = http
-        .call(http.get(url.as_str()))
-        .await
-        .expect("the toy is readable");
-    product.quantity
-}
 
 /// Waits until every running replica reports `selected` as the front-end's selection.
 async fn all_report_selected(store: &TestStore, selected: u64) {
@@ -61,35 +32,29 @@ async fn orders_go_to_the_highest_live_replica_and_survive_its_crash() {
         ..Default::default()
     })
     .await;
-    let frontend = store.frontend_url();
-    let http = store.http.clone();
+    let frontend = store.frontend();
     store.leader().await;
 
-    let first = order(&http, &frontend, "Teddy Bear", 2, None).await;
-    let record: OrderRecord = http
-        .call(http.get(&format!("{frontend}/orders/{}", first.order_number)))
-        .await
-        .unwrap();
+    let first = frontend.place("Teddy Bear", 2, None).await.unwrap();
+    let record = frontend.lookup(first.order_number).await.unwrap();
     assert_eq!((record.name.as_str(), record.quantity), ("Teddy Bear", 2));
     assert_eq!(store.frontend_status().await.selected_leader, Some(3));
     all_report_selected(&store, 3).await;
 
     // A missing order is a 404 in the envelope.
-    let missing = http
-        .call::<OrderRecord>(http.get(&format!("{frontend}/orders/999999")))
-        .await;
+    let missing = frontend.lookup(999_999).await;
     assert_eq!(missing.unwrap_err().status().map(|s| s.as_u16()), Some(404));
 
     // The selected replica crashes: the next order succeeds with no error visible to the client.
     store.stop_node(3).await;
-    let after = order(&http, &frontend, "Teddy Bear", 1, None).await;
+    let after = frontend.place("Teddy Bear", 1, None).await.unwrap();
     assert_eq!(after.order_number, first.order_number + 1);
     let status = store.frontend_status().await;
     assert_eq!(status.selected_leader, Some(2));
     assert!(status.reselections >= 1);
     all_report_selected(&store, 2).await;
-    let record: OrderRecord = http
-        .call(http.get(&format!("{frontend}/orders/{}", first.order_number)))
+    let record = frontend
+        .lookup(first.order_number)
         .await
         .expect("orders placed before the crash are still served");
     assert_eq!(record.quantity, 2);
@@ -103,16 +68,21 @@ async fn an_idempotency_key_places_one_order_and_buys_once() {
         ..Default::default()
     })
     .await;
-    let frontend = store.frontend_url();
-    let http = store.http.clone();
+    let frontend = store.frontend();
     let before = store.product("Hot Wheels").await.quantity;
-    let first = order(&http, &frontend, "Hot Wheels", 3, Some("client-key-1")).await;
-    let again = order(&http, &frontend, "Hot Wheels", 3, Some("client-key-1")).await;
+    let first = frontend
+        .place("Hot Wheels", 3, Some("client-key-1"))
+        .await
+        .unwrap();
+    let again = frontend
+        .place("Hot Wheels", 3, Some("client-key-1"))
+        .await
+        .unwrap();
     assert_eq!(first, again);
     assert_eq!(store.product("Hot Wheels").await.quantity, before - 3);
     // Without a key, two identical requests are two orders.
-    let a = order(&http, &frontend, "Hot Wheels", 1, None).await;
-    let b = order(&http, &frontend, "Hot Wheels", 1, None).await;
+    let a = frontend.place("Hot Wheels", 1, None).await.unwrap();
+    let b = frontend.place("Hot Wheels", 1, None).await.unwrap();
     assert_ne!(a, b);
     assert_eq!(store.product("Hot Wheels").await.quantity, before - 5);
     store.shutdown().await;
@@ -126,17 +96,10 @@ async fn rejected_orders_buy_nothing() {
         ..Default::default()
     })
     .await;
-    let frontend = store.frontend_url();
-    let http = store.http.clone();
-    let place = |name: &str, quantity: u32| {
-        http.call::<OrderPlaced>(
-            http.post(&format!("{frontend}/orders"))
-                .json(&serde_json::json!({"name": name, "quantity": quantity})),
-        )
-    };
-    let unknown = place("Flux Capacitor", 1).await.unwrap_err();
+    let frontend = store.frontend();
+    let unknown = frontend.place("Flux Capacitor", 1, None).await.unwrap_err();
     assert_eq!(unknown.status().map(|s| s.as_u16()), Some(404));
-    let too_many = place("Jump Rope", 6).await.unwrap_err();
+    let too_many = frontend.place("Jump Rope", 6, None).await.unwrap_err();
     assert_eq!(too_many.status().map(|s| s.as_u16()), Some(400));
     assert!(
         api::order::is_out_of_stock(&too_many.to_string()),
@@ -144,7 +107,7 @@ async fn rejected_orders_buy_nothing() {
     );
     assert_eq!(store.product("Jump Rope").await.quantity, 5);
     // No order was created by either.
-    let first = place("Jump Rope", 5).await.unwrap();
+    let first = frontend.place("Jump Rope", 5, None).await.unwrap();
     assert_eq!(first.order_number, 0);
     store.shutdown().await;
 }
@@ -157,28 +120,30 @@ async fn after_an_order_is_acknowledged_the_front_end_never_shows_the_old_quanti
         ..Default::default()
     })
     .await;
-    let frontend = store.frontend_url();
-    let http = store.http.clone();
+    let frontend = store.frontend();
     store.wait_for_cache_lease().await;
     // Readers hammer the same toy so that cache fills race every invalidation.
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..4)
         .map(|_| {
-            let (http, frontend, stop) = (http.clone(), frontend.clone(), stop.clone());
+            let (frontend, stop) = (frontend.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    quantity(&http, &frontend, "Play-Doh").await;
+                    frontend
+                        .product("Play-Doh")
+                        .await
+                        .expect("the toy is readable");
                 }
             })
         })
         .collect();
-    let mut expected = quantity(&http, &frontend, "Play-Doh").await;
+    let mut expected = frontend.product("Play-Doh").await.unwrap().quantity;
     for i in 0..40 {
         let q = 1 + i % 3;
-        order(&http, &frontend, "Play-Doh", q, None).await;
+        frontend.place("Play-Doh", q, None).await.unwrap();
         expected -= q;
         assert_eq!(
-            quantity(&http, &frontend, "Play-Doh").await,
+            frontend.product("Play-Doh").await.unwrap().quantity,
             expected,
             "read right after order {i} was acknowledged"
         );

@@ -99,6 +99,7 @@ async fn a_leader_crash_between_the_buy_and_the_commit_yields_exactly_one_order(
         .expect("fault injection is enabled");
 
     let placed = store
+        .frontend()
         .place("Monopoly", 2, Some("crash-between"))
         .await
         .expect("the front-end's retry places the order on the new leader");
@@ -106,7 +107,7 @@ async fn a_leader_crash_between_the_buy_and_the_commit_yields_exactly_one_order(
         store.status(leader).await.is_none(),
         "the armed leader really crashed"
     );
-    let record = store.lookup(placed.order_number).await.unwrap();
+    let record = store.frontend().lookup(placed.order_number).await.unwrap();
     assert_eq!((record.name.as_str(), record.quantity), ("Monopoly", 2));
     assert_eq!(
         product("Monopoly").await.quantity,
@@ -123,7 +124,7 @@ async fn up_is_idempotent_and_a_restart_keeps_every_order() {
     let store = tokio::task::spawn_blocking(|| ProcessStore::up(&[]))
         .await
         .unwrap();
-    let placed = store.place("Tux", 1, None).await.unwrap();
+    let placed = store.frontend().place("Tux", 1, None).await.unwrap();
     let pids = std::fs::read_dir(store.home().join("pids"))
         .unwrap()
         .count();
@@ -134,6 +135,7 @@ async fn up_is_idempotent_and_a_restart_keeps_every_order() {
     store.script_ok("down.sh", &[]);
     store.script_ok("up.sh", &[]);
     let record = store
+        .frontend()
         .lookup(placed.order_number)
         .await
         .expect("the order survived down.sh and up.sh");
