@@ -79,7 +79,7 @@ async fn place_order(
 ) {
     let key = uuid::Uuid::new_v4().to_string();
     let (reply, latency) = with_retries(tally, RequestKind::Order, plan.index, || {
-        store.order(toy, quantity, &key)
+        store.order(toy, quantity, Some(&key))
     })
     .await;
     match reply {

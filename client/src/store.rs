@@ -1,4 +1,5 @@
-//! The front-end's public API as the client calls it: one method per endpoint.
+//! The front-end's public API as a shopper calls it: one method per endpoint. The load
+//! client, the benchmarks and the system tests all reach the front-end through it.
 //!
 //! Each call is a single HTTP request (no retries here; the session decides what to retry),
 //! made with the project's shared [`ServiceClient`]. A failure is a [`CallError`]: no answer,
@@ -25,10 +26,12 @@ pub struct Store {
 impl Store {
     /// `timeout` bounds each whole request.
     pub fn new(base: Url, timeout: Duration) -> Self {
-        Self {
-            http: ServiceClient::new(timeout, None),
-            base,
-        }
+        Self::with_client(base, ServiceClient::new(timeout, None))
+    }
+
+    /// The front-end at `base`, reached through an existing connection pool.
+    pub fn with_client(base: Url, http: ServiceClient) -> Self {
+        Self { http, base }
     }
 
     /// `GET /products`: the whole catalog.
@@ -45,17 +48,17 @@ impl Store {
             .await
     }
 
-    /// `POST /orders` with an idempotency key, so that sending it again cannot buy twice.
-    pub async fn order(&self, name: &str, quantity: u32, key: &str) -> Reply<OrderPlaced> {
+    /// `POST /orders`. With an idempotency key, sending it again cannot buy twice; without
+    /// one, every request is a new order.
+    pub async fn order(&self, name: &str, quantity: u32, key: Option<&str>) -> Reply<OrderPlaced> {
         let body = OrderRequest {
             name: name.to_string(),
             quantity: i64::from(quantity),
         };
-        let request = self
-            .http
-            .post(self.url(&["orders"]).as_str())
-            .header(IDEMPOTENCY_KEY, key)
-            .json(&body);
+        let mut request = self.http.post(self.url(&["orders"]).as_str()).json(&body);
+        if let Some(key) = key {
+            request = request.header(IDEMPOTENCY_KEY, key);
+        }
         self.http.call(request).await
     }
 

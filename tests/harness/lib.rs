@@ -3,14 +3,12 @@
 //! - [`store`]: a complete store (catalog, three order replicas, front-end) running in this
 //!   process, with RocksDB in a temporary directory, whose replicas can be stopped and
 //!   restarted on their data and their port (see [`free_port`]).
-//! - [`frontend`]: a shopper's requests to a front-end, for either kind of store.
 //! - [`proxy`]: a TCP proxy that can cut a link, for partitions between replicas.
 //! - [`processes`]: the same store as real processes started by `cluster/up.sh`, for kill -9.
 //!
 //! Everything listens on 127.0.0.1 only. Waiting is always "poll a condition until a
 //! deadline", never a bare sleep.
 
-pub mod frontend;
 pub mod processes;
 pub mod proxy;
 pub mod store;
@@ -55,9 +53,18 @@ pub fn free_port_block(len: u16) -> u16 {
     panic!("no {len} free ports on 127.0.0.1 between {FIRST} and {END}");
 }
 
+/// How long a test waits for any one HTTP answer.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// An HTTP client for talking to the store from a test.
 pub fn http() -> ServiceClient {
-    ServiceClient::new(Duration::from_secs(15), None)
+    ServiceClient::new(HTTP_TIMEOUT, None)
+}
+
+/// The public API of the front-end at `url`, as the load client calls it.
+pub fn frontend_api(url: &str) -> client::store::Store {
+    let base = reqwest::Url::parse(url).expect("a front-end URL");
+    client::store::Store::new(base, HTTP_TIMEOUT)
 }
 
 /// Polls `probe` every 20 ms until it yields a value; panics naming `what` after `limit`.

@@ -13,7 +13,6 @@ use api::client::ServiceClient;
 use api::order::NodeStatus;
 use tempfile::TempDir;
 
-use crate::frontend::FrontendApi;
 use crate::{free_port_block, wait_for};
 
 /// The workspace root (this crate lives in `tests/`).
@@ -178,8 +177,8 @@ impl ProcessStore {
     }
 
     /// The front-end's public API.
-    pub fn frontend(&self) -> FrontendApi {
-        FrontendApi::new(self.http.clone(), &self.frontend_url())
+    pub fn frontend(&self) -> client::store::Store {
+        crate::frontend_api(&self.frontend_url())
     }
 
     /// A `client` run against this store's front-end.

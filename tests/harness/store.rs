@@ -15,8 +15,7 @@ use api::order::{FrontendStatus, NodeStatus, OrderPlaced, OrderRecord, PlaceOrde
 use api::server::ServerHandle;
 use tempfile::TempDir;
 
-use crate::frontend::FrontendApi;
-use crate::{free_port, http, wait_for};
+use crate::{HTTP_TIMEOUT, free_port, http, wait_for};
 
 /// Knobs of a test store.
 pub struct StoreOptions {
@@ -130,7 +129,7 @@ impl TestStore {
             node_urls,
             frontend,
             http: match options.cluster_token {
-                Some(token) => ServiceClient::new(Duration::from_secs(15), Some(token.into())),
+                Some(token) => ServiceClient::new(HTTP_TIMEOUT, Some(token.into())),
                 None => http(),
             },
         }
@@ -144,8 +143,8 @@ impl TestStore {
     }
 
     /// The front-end's public API.
-    pub fn frontend(&self) -> FrontendApi {
-        FrontendApi::new(self.http.clone(), &self.frontend_url())
+    pub fn frontend(&self) -> client::store::Store {
+        crate::frontend_api(&self.frontend_url())
     }
 
     pub fn node_url(&self, id: u64) -> String {

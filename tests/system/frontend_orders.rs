@@ -35,7 +35,7 @@ async fn orders_go_to_the_highest_live_replica_and_survive_its_crash() {
     let frontend = store.frontend();
     store.leader().await;
 
-    let first = frontend.place("Teddy Bear", 2, None).await.unwrap();
+    let first = frontend.order("Teddy Bear", 2, None).await.unwrap();
     let record = frontend.lookup(first.order_number).await.unwrap();
     assert_eq!((record.name.as_str(), record.quantity), ("Teddy Bear", 2));
     assert_eq!(store.frontend_status().await.selected_leader, Some(3));
@@ -47,7 +47,7 @@ async fn orders_go_to_the_highest_live_replica_and_survive_its_crash() {
 
     // The selected replica crashes: the next order succeeds with no error visible to the client.
     store.stop_node(3).await;
-    let after = frontend.place("Teddy Bear", 1, None).await.unwrap();
+    let after = frontend.order("Teddy Bear", 1, None).await.unwrap();
     assert_eq!(after.order_number, first.order_number + 1);
     let status = store.frontend_status().await;
     assert_eq!(status.selected_leader, Some(2));
@@ -71,18 +71,18 @@ async fn an_idempotency_key_places_one_order_and_buys_once() {
     let frontend = store.frontend();
     let before = store.product("Hot Wheels").await.quantity;
     let first = frontend
-        .place("Hot Wheels", 3, Some("client-key-1"))
+        .order("Hot Wheels", 3, Some("client-key-1"))
         .await
         .unwrap();
     let again = frontend
-        .place("Hot Wheels", 3, Some("client-key-1"))
+        .order("Hot Wheels", 3, Some("client-key-1"))
         .await
         .unwrap();
     assert_eq!(first, again);
     assert_eq!(store.product("Hot Wheels").await.quantity, before - 3);
     // Without a key, two identical requests are two orders.
-    let a = frontend.place("Hot Wheels", 1, None).await.unwrap();
-    let b = frontend.place("Hot Wheels", 1, None).await.unwrap();
+    let a = frontend.order("Hot Wheels", 1, None).await.unwrap();
+    let b = frontend.order("Hot Wheels", 1, None).await.unwrap();
     assert_ne!(a, b);
     assert_eq!(store.product("Hot Wheels").await.quantity, before - 5);
     store.shutdown().await;
@@ -97,9 +97,9 @@ async fn rejected_orders_buy_nothing() {
     })
     .await;
     let frontend = store.frontend();
-    let unknown = frontend.place("Flux Capacitor", 1, None).await.unwrap_err();
+    let unknown = frontend.order("Flux Capacitor", 1, None).await.unwrap_err();
     assert_eq!(unknown.status().map(|s| s.as_u16()), Some(404));
-    let too_many = frontend.place("Jump Rope", 6, None).await.unwrap_err();
+    let too_many = frontend.order("Jump Rope", 6, None).await.unwrap_err();
     assert_eq!(too_many.status().map(|s| s.as_u16()), Some(400));
     assert!(
         api::order::is_out_of_stock(&too_many.to_string()),
@@ -107,7 +107,7 @@ async fn rejected_orders_buy_nothing() {
     );
     assert_eq!(store.product("Jump Rope").await.quantity, 5);
     // No order was created by either.
-    let first = frontend.place("Jump Rope", 5, None).await.unwrap();
+    let first = frontend.order("Jump Rope", 5, None).await.unwrap();
     assert_eq!(first.order_number, 0);
     store.shutdown().await;
 }
@@ -140,7 +140,7 @@ async fn after_an_order_is_acknowledged_the_front_end_never_shows_the_old_quanti
     let mut expected = frontend.product("Play-Doh").await.unwrap().quantity;
     for i in 0..40 {
         let q = 1 + i % 3;
-        frontend.place("Play-Doh", q, None).await.unwrap();
+        frontend.order("Play-Doh", q, None).await.unwrap();
         expected -= q;
         assert_eq!(
             frontend.product("Play-Doh").await.unwrap().quantity,

@@ -100,7 +100,7 @@ async fn a_leader_crash_between_the_buy_and_the_commit_yields_exactly_one_order(
 
     let placed = store
         .frontend()
-        .place("Monopoly", 2, Some("crash-between"))
+        .order("Monopoly", 2, Some("crash-between"))
         .await
         .expect("the front-end's retry places the order on the new leader");
     assert!(
@@ -124,7 +124,7 @@ async fn up_is_idempotent_and_a_restart_keeps_every_order() {
     let store = tokio::task::spawn_blocking(|| ProcessStore::up(&[]))
         .await
         .unwrap();
-    let placed = store.frontend().place("Tux", 1, None).await.unwrap();
+    let placed = store.frontend().order("Tux", 1, None).await.unwrap();
     let pids = std::fs::read_dir(store.home().join("pids"))
         .unwrap()
         .count();

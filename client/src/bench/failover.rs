@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use api::client::ServiceClient;
 use api::cluster::NodeAddrs;
-use api::order::{FrontendStatus, NodeStatus, OrderPlaced, OrderRequest};
+use api::order::{FrontendStatus, NodeStatus};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::bench::ms;
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct FailoverBench {
@@ -52,6 +53,9 @@ type Acks = Arc<Mutex<Vec<(Instant, Instant)>>>;
 impl FailoverBench {
     pub async fn run(&self) -> anyhow::Result<()> {
         let http = ServiceClient::new(Duration::from_secs(10), None);
+        let base = reqwest::Url::parse(&self.frontend)
+            .map_err(|err| anyhow::anyhow!("--frontend {:?} is not a URL: {err}", self.frontend))?;
+        let frontend = Store::with_client(base, http.clone());
         let mut gaps = Vec::new();
         let mut rows = String::from("round,killed,selected_before,gap_ms,longest_order_ms\n");
         println!(
@@ -65,11 +69,7 @@ impl FailoverBench {
                 .await?
                 .selected_leader;
             let acks: Acks = Arc::default();
-            let stream = tokio::spawn(order_stream(
-                http.clone(),
-                self.frontend.clone(),
-                acks.clone(),
-            ));
+            let stream = tokio::spawn(order_stream(frontend.clone(), acks.clone()));
             // Let the stream reach a steady pace before the kill.
             tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -185,19 +185,10 @@ impl FailoverBench {
 }
 
 /// Places orders one after another until aborted, recording when each was sent and answered.
-async fn order_stream(http: ServiceClient, frontend: String, acks: Acks) {
-    let url = format!("{frontend}/orders");
-    let order = OrderRequest {
-        name: "Tux".into(),
-        quantity: 1,
-    };
+async fn order_stream(frontend: Store, acks: Acks) {
     loop {
         let sent = Instant::now();
-        if http
-            .call::<OrderPlaced>(http.post(&url).json(&order))
-            .await
-            .is_ok()
-        {
+        if frontend.order("Tux", 1, None).await.is_ok() {
             acks.lock().push((sent, Instant::now()));
         }
     }

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::client::ServiceClient;
-use api::order::{IDEMPOTENCY_KEY, OrderPlaced, OrderRequest, PlaceOrder};
+use api::order::{OrderPlaced, PlaceOrder};
 use tokio::time::Instant;
 
 use crate::LatencyStats;
 use crate::bench::ms;
+use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
@@ -89,9 +90,11 @@ impl OrdersBench {
             COLUMNS[6],
             COLUMNS[7]
         );
+        let base = reqwest::Url::parse(&self.url)
+            .map_err(|err| anyhow::anyhow!("--url {:?} is not a URL: {err}", self.url))?;
         let mut csv = String::new();
         for &concurrency in &self.concurrency {
-            let result = self.level(concurrency.max(1)).await;
+            let result = self.level(&base, concurrency.max(1)).await;
             let s = &result.stats;
             let row = [
                 self.label.clone(),
@@ -124,17 +127,18 @@ impl OrdersBench {
         Ok(())
     }
 
-    async fn level(&self, concurrency: usize) -> LevelResult {
+    async fn level(&self, base: &reqwest::Url, concurrency: usize) -> LevelResult {
         let client = ServiceClient::new(
             Duration::from_secs(10),
             self.token.as_deref().map(Arc::from),
         );
+        let frontend = Store::with_client(base.clone(), client.clone());
         let start = Instant::now();
         let measure_from = start + Duration::from_secs(1);
         let end = measure_from + Duration::from_secs_f64(self.seconds);
         let workers: Vec<_> = (0..concurrency)
             .map(|worker| {
-                let client = client.clone();
+                let (client, frontend) = (client.clone(), frontend.clone());
                 let (url, toy, target) = (
                     format!("{}/orders", self.url.trim_end_matches('/')),
                     self.toy.clone(),
@@ -146,23 +150,18 @@ impl OrdersBench {
                     while Instant::now() < end {
                         let id = format!("bench-{}-{worker}-{n}", uuid::Uuid::new_v4());
                         n += 1;
-                        let request =
-                            match target {
-                                Target::Node => client.post(&url).json(&PlaceOrder {
+                        let sent = Instant::now();
+                        let answer = match target {
+                            Target::Node => {
+                                let request = client.post(&url).json(&PlaceOrder {
                                     request_id: id,
                                     name: toy.clone(),
                                     quantity: 1,
-                                }),
-                                Target::Frontend => client
-                                    .post(&url)
-                                    .header(IDEMPOTENCY_KEY, id)
-                                    .json(&OrderRequest {
-                                        name: toy.clone(),
-                                        quantity: 1,
-                                    }),
-                            };
-                        let sent = Instant::now();
-                        let answer = client.call::<OrderPlaced>(request).await;
+                                });
+                                client.call::<OrderPlaced>(request).await
+                            }
+                            Target::Frontend => frontend.order(&toy, 1, Some(&id)).await,
+                        };
                         // Only orders sent and answered inside the measured window count.
                         if sent < measure_from || Instant::now() > end {
                             continue;
