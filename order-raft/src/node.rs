@@ -94,6 +94,11 @@ impl NodeMetrics {
             "Orders per Raft entry",
             metrics.batch_size.clone(),
         );
+        registry.register(
+            "buy_batch_size",
+            "Catalog buys per POST /buys call",
+            metrics.buy_batch_size.clone(),
+        );
         registry.register("raft_term", "Current Raft term", metrics.term.clone());
         registry.register(
             "raft_last_log_index",

@@ -3,6 +3,7 @@
 
 mod catalog_frontend;
 mod frontend_orders;
+mod metrics;
 mod partition;
 mod processes;
 mod raft_cluster;

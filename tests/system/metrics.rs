@@ -1,0 +1,70 @@
+//! `/metrics` on every service carries the series the README promises.
+
+use system_tests::store::{StoreOptions, TestStore};
+
+/// The service-specific series of README's "Observability" paragraph, per service.
+const FRONTEND: &[&str] = &[
+    "frontend_cache_hits",
+    "frontend_cache_misses",
+    "frontend_cache_evictions",
+    "frontend_cache_invalidations",
+    "frontend_leader_reselections",
+    "frontend_selected_replica",
+    "frontend_order_retries",
+];
+const CATALOG: &[&str] = &[
+    "catalog_buys",
+    "catalog_units_sold",
+    "catalog_out_of_stock",
+    "catalog_duplicate_buys",
+    "catalog_restocked_toys",
+    "catalog_commits",
+    "catalog_commit_batch_size",
+    "catalog_invalidations_pushed",
+    "catalog_leases_revoked",
+];
+const ORDER: &[&str] = &[
+    "order_orders_placed",
+    "order_orders_deduplicated",
+    "order_forwarded",
+    "order_entries_received",
+    "order_write_failures",
+    "order_batch_size",
+    "order_buy_batch_size",
+    "order_raft_term",
+    "order_raft_last_log_index",
+    "order_raft_applied_index",
+    "order_raft_is_leader",
+];
+
+/// The series of `expected` that `/metrics` at `base` does not declare (Prometheus text has a
+/// `# TYPE <name> ` line per series).
+async fn missing(base: &str, expected: &[&'static str]) -> Vec<&'static str> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .and_then(|answer| answer.error_for_status())
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics is text");
+    expected
+        .iter()
+        .copied()
+        .filter(|name| !text.contains(&format!("# TYPE {name} ")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_exports_the_series_the_readme_lists() {
+    let store = TestStore::start(StoreOptions {
+        frontend: true,
+        ..Default::default()
+    })
+    .await;
+    let leader = store.leader().await;
+    let none: Vec<&str> = Vec::new();
+    assert_eq!(missing(&store.frontend_url(), FRONTEND).await, none);
+    assert_eq!(missing(&store.catalog_url, CATALOG).await, none);
+    assert_eq!(missing(&store.node_url(leader), ORDER).await, none);
+    store.shutdown().await;
+}
