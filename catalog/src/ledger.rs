@@ -2,12 +2,12 @@
 //!
 //! Every change goes through one task (a [`BatchQueue`]), so buys of the same toy are
 //! serialized and can never oversell. The task takes every command waiting in its queue,
-//! applies them in arrival order to a working copy, writes all their effects in one synced RocksDB batch (one fsync for many
-//! buys), publishes the new state to readers, pushes the invalidations, and only then answers
-//! each caller. A caller that has its buy acknowledged can therefore never read the pre-buy
-//! quantity from any front-end cache.
+//! applies them in arrival order to a working copy, writes all their effects in one synced
+//! RocksDB batch (one fsync for many buys), publishes the new state to readers, pushes the
+//! invalidations, and only then answers each caller. A caller that has its buy acknowledged
+//! can therefore never read the pre-buy quantity from any front-end cache.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::CatalogError;
 use crate::leases::FrontendLeases;
-use crate::store::{BuyRecord, StockStore, ToyState};
+use crate::store::{BuyRecord, StockStore, ToyState, Toys};
 
 /// Most commands folded into one commit.
 const MAX_BATCH: usize = 512;
-
-type Toys = BTreeMap<String, ToyState>;
 
 /// A change to the stock.
 enum Command {
@@ -185,7 +183,7 @@ struct Writer {
 /// The result of applying one batch to the working copy.
 #[derive(Default)]
 struct Applied {
-    changed: BTreeMap<String, ToyState>,
+    changed: Toys,
     records: Vec<(String, BuyRecord)>,
     answers: Vec<Answer>,
 }
@@ -236,12 +234,7 @@ impl Writer {
             };
             applied.answers.push(answer);
         }
-        let toys: Vec<(String, ToyState)> = applied
-            .changed
-            .iter()
-            .map(|(n, s)| (n.clone(), s.clone()))
-            .collect();
-        match self.store.commit(&toys, &applied.records) {
+        match self.store.commit(&applied.changed, &applied.records) {
             Ok(()) => self.count(&applied),
             Err(err) => {
                 tracing::error!(%err, "cannot commit stock changes");

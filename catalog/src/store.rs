@@ -21,6 +21,9 @@ const CF_BUYS: &str = "buys";
 const CF_META: &str = "meta";
 const KEY_INITIAL_STOCK: &[u8] = b"initial_stock";
 
+/// Every toy's state, by name.
+pub type Toys = BTreeMap<String, ToyState>;
+
 /// One toy's persisted state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToyState {
@@ -70,7 +73,7 @@ impl StockStore {
 
     fn create(&mut self, initial_stock: u32) -> Result<(), CatalogError> {
         self.existed = false;
-        let toys: Vec<(String, ToyState)> = INITIAL_TOYS
+        let toys: Toys = INITIAL_TOYS
             .iter()
             .map(|&(name, price)| {
                 let state = ToyState {
@@ -104,7 +107,7 @@ impl StockStore {
     }
 
     /// Every toy, by name.
-    pub fn load(&self) -> Result<BTreeMap<String, ToyState>, CatalogError> {
+    pub fn load(&self) -> Result<Toys, CatalogError> {
         let mut toys = BTreeMap::new();
         for item in self
             .db
@@ -130,11 +133,7 @@ impl StockStore {
     }
 
     /// Writes changed toys and new buy records atomically and durably.
-    pub fn commit(
-        &self,
-        toys: &[(String, ToyState)],
-        buys: &[(String, BuyRecord)],
-    ) -> Result<(), CatalogError> {
+    pub fn commit(&self, toys: &Toys, buys: &[(String, BuyRecord)]) -> Result<(), CatalogError> {
         if toys.is_empty() && buys.is_empty() {
             return Ok(());
         }
@@ -146,7 +145,7 @@ impl StockStore {
     fn put_all(
         &self,
         batch: &mut WriteBatch,
-        toys: &[(String, ToyState)],
+        toys: &Toys,
         buys: &[(String, BuyRecord)],
     ) -> Result<(), CatalogError> {
         let cf_toys = self.cf(CF_TOYS)?;
