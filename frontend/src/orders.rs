@@ -74,14 +74,14 @@ impl OrderForwarder {
         let mut target = self.selector.current().await;
         let mut attempt = 0u32;
         loop {
-            if attempt > 0 {
-                self.retries.inc();
-            }
-            attempt += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 break;
             }
+            if attempt > 0 {
+                self.retries.inc();
+            }
+            attempt += 1;
             let (id, url) = match target {
                 Ok(ref chosen) => chosen.clone(),
                 Err(err) => {
