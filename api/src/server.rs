@@ -139,13 +139,6 @@ impl ServerHandle {
             }
         }
     }
-
-    /// Waits until the service stops (after [`Self::shutdown_token`] is cancelled elsewhere).
-    pub async fn wait(mut self) {
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
-        }
-    }
 }
 
 /// Serves `router` on `listener` until the returned handle is shut down.

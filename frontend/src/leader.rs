@@ -55,11 +55,6 @@ impl LeaderSelector {
         self.metrics.reselections.get()
     }
 
-    /// Base URL of a replica.
-    pub fn url(&self, id: u64) -> Option<&str> {
-        self.nodes.get(id)
-    }
-
     /// The selected replica, selecting one first if there is none.
     pub async fn current(&self) -> Result<(u64, String), FrontendError> {
         if let Some(id) = self.selected()
