@@ -130,7 +130,7 @@ impl fmt::Display for OutputFile {
     }
 }
 
-fn parse_frontend_url(text: &str) -> Result<Url, String> {
+pub(crate) fn parse_frontend_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text.trim()).map_err(|err| {
         format!("{text:?} is not a URL ({err}); expected e.g. http://127.0.0.1:8000")
     })?;

@@ -11,20 +11,22 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::client::ServiceClient;
+use api::client::{ServiceClient, endpoint};
 use api::cluster::NodeAddrs;
 use api::order::{FrontendStatus, NodeStatus};
 use parking_lot::Mutex;
+use reqwest::Url;
 use tokio::time::Instant;
 
 use crate::bench::ms;
+use crate::config::parse_frontend_url;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct FailoverBench {
     /// The front-end orders go through.
-    #[arg(long, default_value = "http://127.0.0.1:8000")]
-    pub frontend: String,
+    #[arg(long, default_value = "http://127.0.0.1:8000", value_parser = parse_frontend_url)]
+    pub frontend: Url,
 
     /// The order replicas, to find the leader.
     #[arg(long, env = "TOYSTORE_NODES", default_value = api::defaults::ORDER_NODES)]
@@ -53,9 +55,7 @@ type Acks = Arc<Mutex<Vec<(Instant, Instant)>>>;
 impl FailoverBench {
     pub async fn run(&self) -> anyhow::Result<()> {
         let http = ServiceClient::new(Duration::from_secs(10), None);
-        let base = reqwest::Url::parse(&self.frontend)
-            .map_err(|err| anyhow::anyhow!("--frontend {:?} is not a URL: {err}", self.frontend))?;
-        let frontend = Store::with_client(base, http.clone());
+        let frontend = Store::with_client(self.frontend.clone(), http.clone());
         let mut gaps = Vec::new();
         let mut rows = String::from("round,killed,selected_before,gap_ms,longest_order_ms\n");
         println!(
@@ -65,7 +65,7 @@ impl FailoverBench {
         for round in 1..=self.kills {
             self.wait_steady(&http).await?;
             let selected = http
-                .call::<FrontendStatus>(http.get(&format!("{}/status", self.frontend)))
+                .call::<FrontendStatus>(http.get(endpoint(&self.frontend, &["status"]).as_str()))
                 .await?
                 .selected_leader;
             let acks: Acks = Arc::default();

@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::client::ServiceClient;
+use api::client::{ServiceClient, endpoint};
 use api::order::{OrderPlaced, PlaceOrder};
+use reqwest::Url;
 use tokio::time::Instant;
 
 use crate::LatencyStats;
 use crate::bench::ms;
+use crate::config::parse_frontend_url;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,8 +31,8 @@ pub enum Target {
 #[derive(Debug, clap::Args)]
 pub struct OrdersBench {
     /// Base URL orders are sent to.
-    #[arg(long)]
-    pub url: String,
+    #[arg(long, value_parser = parse_frontend_url)]
+    pub url: Url,
 
     #[arg(long, value_enum, default_value = "node")]
     pub target: Target,
@@ -90,11 +92,9 @@ impl OrdersBench {
             COLUMNS[6],
             COLUMNS[7]
         );
-        let base = reqwest::Url::parse(&self.url)
-            .map_err(|err| anyhow::anyhow!("--url {:?} is not a URL: {err}", self.url))?;
         let mut csv = String::new();
         for &concurrency in &self.concurrency {
-            let result = self.level(&base, concurrency.max(1)).await;
+            let result = self.level(concurrency.max(1)).await;
             let s = &result.stats;
             let row = [
                 self.label.clone(),
@@ -127,12 +127,12 @@ impl OrdersBench {
         Ok(())
     }
 
-    async fn level(&self, base: &reqwest::Url, concurrency: usize) -> LevelResult {
+    async fn level(&self, concurrency: usize) -> LevelResult {
         let client = ServiceClient::new(
             Duration::from_secs(10),
             self.token.as_deref().map(Arc::from),
         );
-        let frontend = Store::with_client(base.clone(), client.clone());
+        let frontend = Store::with_client(self.url.clone(), client.clone());
         let start = Instant::now();
         let measure_from = start + Duration::from_secs(1);
         let end = measure_from + Duration::from_secs_f64(self.seconds);
@@ -140,7 +140,7 @@ impl OrdersBench {
             .map(|worker| {
                 let (client, frontend) = (client.clone(), frontend.clone());
                 let (url, toy, target) = (
-                    format!("{}/orders", self.url.trim_end_matches('/')),
+                    endpoint(&self.url, &["orders"]),
                     self.toy.clone(),
                     self.target,
                 );
@@ -153,7 +153,7 @@ impl OrdersBench {
                         let sent = Instant::now();
                         let answer = match target {
                             Target::Node => {
-                                let request = client.post(&url).json(&PlaceOrder {
+                                let request = client.post(url.as_str()).json(&PlaceOrder {
                                     request_id: id,
                                     name: toy.clone(),
                                     quantity: 1,
