@@ -142,7 +142,7 @@ impl ProcessStore {
             .ok()
     }
 
-    /// Waits until the live replicas agree on a leader; returns its id.
+    /// Waits until a replica reports itself the Raft leader; returns its id.
     pub async fn leader(&self) -> u64 {
         wait_for("a Raft leader", Duration::from_secs(30), || async {
             for id in 1..=3 {
