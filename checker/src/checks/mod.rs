@@ -1,0 +1,427 @@
+//! The checks: what a violation is, the indexes every check shares, and running them all.
+//!
+//! Each submodule holds one group of checks; each check is a function from the shared
+//! `Ctx` to the violations it found, so the checks stay independent of one another.
+
+mod cache;
+mod orders;
+mod reads;
+mod replicas;
+mod stock;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::{Event, Outcome};
+use crate::state::{FinalState, StoredOrder};
+
+/// What kind of promise a violation breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ViolationKind {
+    /// The final state lists no replica at all, so nothing can be proven.
+    NoReplicas,
+    /// Two replicas hold different orders.
+    ReplicasDiffer,
+    /// A replica's numbers skip some value below its highest.
+    NumberGap,
+    /// One number held twice by a replica, or acknowledged to two different keys.
+    DuplicateNumber,
+    /// One request id held twice by a replica, or acknowledged with two numbers.
+    DuplicateRequestId,
+    /// An acknowledged order is missing from a replica.
+    LostOrder,
+    /// A replica holds something else at an acknowledged order's number.
+    ChangedOrder,
+    /// A refused order exists.
+    FailedOrderExists,
+    /// An order acknowledged before another was placed got a number not below it.
+    RealTimeOrder,
+    /// A read returned a record that is not the order at that number.
+    ReadWrongRecord,
+    /// The reads of one order number admit no linearization (a stale read).
+    NonLinearizableRead,
+    /// After its order, a session's query showed the pre-order stock.
+    ReadYourWrites,
+    /// initial + restocked − sold − pending ≠ quantity.
+    StockMismatch,
+    /// A toy's stock is below zero.
+    NegativeStock,
+    /// Reservations still held after the store settled.
+    UnsettledReservations,
+    /// A replica holds an order for a toy the catalog does not know.
+    UnknownToy,
+}
+
+impl ViolationKind {
+    /// The name used in reports (`lost-order`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationKind::NoReplicas => "no-replicas",
+            ViolationKind::ReplicasDiffer => "replicas-differ",
+            ViolationKind::NumberGap => "number-gap",
+            ViolationKind::DuplicateNumber => "duplicate-number",
+            ViolationKind::DuplicateRequestId => "duplicate-request-id",
+            ViolationKind::LostOrder => "lost-order",
+            ViolationKind::ChangedOrder => "changed-order",
+            ViolationKind::FailedOrderExists => "failed-order-exists",
+            ViolationKind::RealTimeOrder => "real-time-order",
+            ViolationKind::ReadWrongRecord => "read-wrong-record",
+            ViolationKind::NonLinearizableRead => "non-linearizable-read",
+            ViolationKind::ReadYourWrites => "read-your-writes",
+            ViolationKind::StockMismatch => "stock-mismatch",
+            ViolationKind::NegativeStock => "negative-stock",
+            ViolationKind::UnsettledReservations => "unsettled-reservations",
+            ViolationKind::UnknownToy => "unknown-toy",
+        }
+    }
+}
+
+impl fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One broken promise.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub kind: ViolationKind,
+    /// One line saying what went wrong.
+    pub message: String,
+    /// The operations involved: indices into the history (0-based, in file order, blank lines
+    /// not counted).
+    pub ops: Vec<usize>,
+}
+
+impl Violation {
+    fn new(kind: ViolationKind, message: String, mut ops: Vec<usize>) -> Violation {
+        ops.sort_unstable();
+        ops.dedup();
+        Violation { kind, message, ops }
+    }
+}
+
+/// A check as listed in the report.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Runs the check.
+    run: fn(&Ctx<'_>) -> Vec<Violation>,
+}
+
+/// Every check, in the order they run and are reported.
+pub const CHECKS: &[CheckInfo] = &[
+    CheckInfo {
+        name: "replicas-identical",
+        description: "every replica holds the same list of orders",
+        run: replicas::identical,
+    },
+    CheckInfo {
+        name: "numbers-dense",
+        description: "each replica's order numbers are exactly 0..n-1",
+        run: replicas::dense,
+    },
+    CheckInfo {
+        name: "unique-request-ids",
+        description: "at most one order per request id on each replica",
+        run: replicas::unique_request_ids,
+    },
+    CheckInfo {
+        name: "acked-orders-durable",
+        description: "every acknowledged order is on every replica, unchanged; no number acknowledged twice",
+        run: orders::acked_durable,
+    },
+    CheckInfo {
+        name: "failed-orders-absent",
+        description: "no refused order exists",
+        run: orders::failed_absent,
+    },
+    CheckInfo {
+        name: "real-time-order",
+        description: "an order acknowledged before another was placed has a lower number",
+        run: orders::real_time,
+    },
+    CheckInfo {
+        name: "linearizable-reads",
+        description: "order reads are linearizable (write-once register per number)",
+        run: reads::linearizable,
+    },
+    CheckInfo {
+        name: "read-your-writes",
+        description: "after its order, a session never sees the pre-order stock",
+        run: cache::read_your_writes,
+    },
+    CheckInfo {
+        name: "stock-conservation",
+        description: "initial + restocked - sold - pending == quantity >= 0, nothing pending",
+        run: stock::conservation,
+    },
+];
+
+/// A replica's orders, indexed.
+pub(crate) struct ReplicaView<'a> {
+    pub id: u64,
+    /// Sorted by number (stable, so duplicates keep file order).
+    pub orders: Vec<&'a StoredOrder>,
+    /// The first order held at each number.
+    pub by_number: HashMap<u64, &'a StoredOrder>,
+    /// Every number held for each request id.
+    pub by_key: HashMap<&'a str, Vec<u64>>,
+}
+
+/// One order as the history saw it, across every operation that carried its key.
+pub(crate) struct KeyInfo {
+    /// Earliest invoke of any operation with this key: the order cannot exist before.
+    pub invoke: f64,
+    pub first_op: usize,
+    /// Earliest completion of an `ok` operation with this key: it exists from then on.
+    pub ok_complete: Option<f64>,
+    pub first_ok: Option<usize>,
+    /// The number the first `ok` answer gave.
+    pub ack_number: Option<u64>,
+    pub ops: Vec<usize>,
+}
+
+/// The indexes every check shares, built once.
+pub(crate) struct Ctx<'a> {
+    pub history: &'a [Event],
+    pub state: &'a FinalState,
+    /// The earliest invoke in the history, for relative times in messages.
+    pub t0: f64,
+    pub replicas: Vec<ReplicaView<'a>>,
+    /// The replica the history is compared against: the one holding the most orders
+    /// (the first such). `None` when there is no replica.
+    pub reference: Option<usize>,
+    pub keys: HashMap<&'a str, KeyInfo>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(history: &'a [Event], state: &'a FinalState) -> Ctx<'a> {
+        let t0 = history
+            .iter()
+            .map(Event::invoke)
+            .fold(f64::INFINITY, f64::min);
+        let t0 = if t0.is_finite() { t0 } else { 0.0 };
+        let replicas: Vec<ReplicaView<'a>> = state
+            .replicas
+            .iter()
+            .map(|replica| {
+                let mut orders: Vec<&StoredOrder> = replica.orders.iter().collect();
+                orders.sort_by_key(|order| order.number);
+                let mut by_number = HashMap::new();
+                let mut by_key: HashMap<&str, Vec<u64>> = HashMap::new();
+                for order in &orders {
+                    by_number.entry(order.number).or_insert(*order);
+                    if let Some(key) = &order.request_id {
+                        by_key.entry(key.as_str()).or_default().push(order.number);
+                    }
+                }
+                ReplicaView {
+                    id: replica.id,
+                    orders,
+                    by_number,
+                    by_key,
+                }
+            })
+            .collect();
+        let reference = (0..replicas.len())
+            .rev()
+            .max_by_key(|&i| replicas[i].orders.len());
+        let mut keys: HashMap<&str, KeyInfo> = HashMap::new();
+        for (i, event) in history.iter().enumerate() {
+            let Event::Order(order) = event else {
+                continue;
+            };
+            let info = keys.entry(order.key.as_str()).or_insert(KeyInfo {
+                invoke: order.invoke,
+                first_op: i,
+                ok_complete: None,
+                first_ok: None,
+                ack_number: None,
+                ops: Vec::new(),
+            });
+            info.ops.push(i);
+            if order.invoke < info.invoke {
+                info.invoke = order.invoke;
+                info.first_op = i;
+            }
+            if order.outcome == Outcome::Ok {
+                if info.first_ok.is_none() {
+                    info.first_ok = Some(i);
+                    info.ack_number = order.number;
+                }
+                if info.ok_complete.is_none_or(|t| order.complete < t) {
+                    info.ok_complete = Some(order.complete);
+                }
+            }
+        }
+        Ctx {
+            history,
+            state,
+            t0,
+            replicas,
+            reference,
+            keys,
+        }
+    }
+
+    /// The reference replica, if any.
+    pub fn reference(&self) -> Option<&ReplicaView<'a>> {
+        self.reference.map(|i| &self.replicas[i])
+    }
+
+    /// The history operations that carried `key` (none for an unknown or absent key).
+    pub fn key_ops(&self, key: Option<&str>) -> Vec<usize> {
+        key.and_then(|k| self.keys.get(k))
+            .map(|info| info.ops.clone())
+            .unwrap_or_default()
+    }
+
+    /// A time relative to the start of the history, for messages.
+    pub fn at(&self, t: f64) -> String {
+        if t.is_finite() {
+            format!("t={:.3}s", (t - self.t0) / 1000.0)
+        } else if t > 0.0 {
+            "t=never".to_string()
+        } else {
+            "t=any".to_string()
+        }
+    }
+}
+
+/// Describes a stored order in messages.
+pub(crate) fn describe_stored(order: &StoredOrder) -> String {
+    format!(
+        "#{} key {} {}×{:?}",
+        order.number,
+        order.request_id.as_deref().unwrap_or("(none)"),
+        order.quantity,
+        order.name
+    )
+}
+
+/// Runs every check; returns each check's violations, in [`CHECKS`] order.
+pub(crate) fn run_all(history: &[Event], state: &FinalState) -> BTreeMap<usize, Vec<Violation>> {
+    let ctx = Ctx::new(history, state);
+    CHECKS
+        .iter()
+        .enumerate()
+        .map(|(i, check)| (i, (check.run)(&ctx)))
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! Builders for hand-made histories and states.
+
+    use crate::history::{Event, Nemesis, Order, OrderRecord, Outcome, Phase, Query, Read};
+    use crate::state::{CatalogState, FinalState, Replica, StoredOrder, ToyStock};
+
+    pub fn order(
+        session: u64,
+        span: (f64, f64),
+        outcome: Outcome,
+        key: &str,
+        toy: &str,
+        number: Option<u64>,
+    ) -> Event {
+        Event::Order(Order {
+            session,
+            invoke: span.0,
+            complete: span.1,
+            outcome,
+            key: key.into(),
+            toy: toy.into(),
+            quantity: 1,
+            number,
+            error: (outcome != Outcome::Ok).then(|| "refused".to_string()),
+        })
+    }
+
+    pub fn ok_order(session: u64, span: (f64, f64), key: &str, number: u64) -> Event {
+        order(session, span, Outcome::Ok, key, "Tux", Some(number))
+    }
+
+    pub fn read(session: u64, span: (f64, f64), number: u64, found: Option<&str>) -> Event {
+        Event::Read(Read {
+            session,
+            invoke: span.0,
+            complete: span.1,
+            outcome: Outcome::Ok,
+            number,
+            found: Some(found.map(|name| OrderRecord {
+                name: name.into(),
+                quantity: 1,
+            })),
+            error: None,
+        })
+    }
+
+    pub fn query(session: u64, span: (f64, f64), toy: &str, version: u64) -> Event {
+        Event::Query(Query {
+            session,
+            invoke: span.0,
+            complete: span.1,
+            outcome: Outcome::Ok,
+            toy: toy.into(),
+            quantity: Some(100),
+            version: Some(version),
+            error: None,
+        })
+    }
+
+    pub fn nemesis(span: (f64, f64), fault: &str, phase: Phase) -> Event {
+        Event::Nemesis(Nemesis {
+            invoke: span.0,
+            complete: span.1,
+            fault: fault.into(),
+            target: Some("node-1".into()),
+            phase,
+        })
+    }
+
+    pub fn stored(number: u64, key: &str, toy: &str) -> StoredOrder {
+        StoredOrder {
+            number,
+            request_id: Some(key.into()),
+            name: toy.into(),
+            quantity: 1,
+        }
+    }
+
+    /// Three identical replicas holding `orders`, and a catalog whose Tux and Lego stock
+    /// adds up with them (100 initial each, no restock, nothing pending).
+    pub fn state(orders: &[StoredOrder]) -> FinalState {
+        let sold = |toy: &str| {
+            orders
+                .iter()
+                .filter(|o| o.name == toy)
+                .map(|o| i64::from(o.quantity))
+                .sum::<i64>()
+        };
+        FinalState {
+            replicas: (1..=3)
+                .map(|id| Replica {
+                    id,
+                    orders: orders.to_vec(),
+                })
+                .collect(),
+            catalog: CatalogState {
+                toys: ["Tux", "Lego"]
+                    .into_iter()
+                    .map(|toy| ToyStock {
+                        name: toy.into(),
+                        initial: 100,
+                        restocked: 0,
+                        quantity: 100 - sold(toy),
+                        pending: 0,
+                    })
+                    .collect(),
+            },
+        }
+    }
+}

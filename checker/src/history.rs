@@ -1,0 +1,391 @@
+//! The history file: one JSON object per completed operation (JSON Lines), its Rust types,
+//! and reading / writing it.
+//!
+//! The load client builds [`Event`]s and writes them with [`write_event`]; the checker reads
+//! them back with [`read_history`] / [`parse_history`]. Unknown fields are ignored so older
+//! checkers read newer histories; a line that is not a valid event is an error naming its line.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::Error;
+
+/// How an operation ended, as the client saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A definite, usable answer.
+    Ok,
+    /// A definite refusal (for an order: a 4xx; the order must not exist).
+    Fail,
+    /// No usable answer (503, timeout, connection lost): the effect may or may not have happened.
+    Unknown,
+}
+
+impl Outcome {
+    /// The name used in the file (`ok`, `fail`, `unknown`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// `GET /products/{toy}` through the front-end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Query {
+    pub session: u64,
+    /// Unix epoch milliseconds when the request was sent.
+    pub invoke: f64,
+    /// Unix epoch milliseconds when the answer (or the give-up) came.
+    pub complete: f64,
+    pub outcome: Outcome,
+    pub toy: String,
+    /// Units in stock, on `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    /// The catalog's version of this toy's stock (one more per stock change), on `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /orders` with an `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub session: u64,
+    pub invoke: f64,
+    pub complete: f64,
+    pub outcome: Outcome,
+    /// The `Idempotency-Key` header: the order's request id in the store.
+    pub key: String,
+    pub toy: String,
+    pub quantity: u32,
+    /// The order number, on `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What `GET /orders/{n}` returned.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub name: String,
+    pub quantity: u32,
+}
+
+/// `GET /orders/{number}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Read {
+    pub session: u64,
+    pub invoke: f64,
+    pub complete: f64,
+    pub outcome: Outcome,
+    pub number: u64,
+    /// On `ok`: `Some(Some(record))` when found, `Some(None)` (`"found":null`) for a 404.
+    /// `None` (field absent) on `fail` / `unknown`.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub found: Option<Option<OrderRecord>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Whether a nemesis line opens or closes a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Start,
+    Heal,
+}
+
+/// A fault injected by the test harness (kill -9, partition, pause, ...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Nemesis {
+    pub invoke: f64,
+    pub complete: f64,
+    /// e.g. `kill-leader`, `partition`, `pause`.
+    pub fault: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub phase: Phase,
+}
+
+/// One line of the history file, tagged by its `op` field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Event {
+    Query(Query),
+    Order(Order),
+    Read(Read),
+    Nemesis(Nemesis),
+}
+
+impl Event {
+    /// The operation's name as in the file (`query`, `order`, `read`, `nemesis`).
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            Event::Query(_) => "query",
+            Event::Order(_) => "order",
+            Event::Read(_) => "read",
+            Event::Nemesis(_) => "nemesis",
+        }
+    }
+
+    /// The client session, absent on nemesis events.
+    pub fn session(&self) -> Option<u64> {
+        match self {
+            Event::Query(q) => Some(q.session),
+            Event::Order(o) => Some(o.session),
+            Event::Read(r) => Some(r.session),
+            Event::Nemesis(_) => None,
+        }
+    }
+
+    /// The outcome, absent on nemesis events.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            Event::Query(q) => Some(q.outcome),
+            Event::Order(o) => Some(o.outcome),
+            Event::Read(r) => Some(r.outcome),
+            Event::Nemesis(_) => None,
+        }
+    }
+
+    pub fn invoke(&self) -> f64 {
+        match self {
+            Event::Query(q) => q.invoke,
+            Event::Order(o) => o.invoke,
+            Event::Read(r) => r.invoke,
+            Event::Nemesis(n) => n.invoke,
+        }
+    }
+
+    pub fn complete(&self) -> f64 {
+        match self {
+            Event::Query(q) => q.complete,
+            Event::Order(o) => o.complete,
+            Event::Read(r) => r.complete,
+            Event::Nemesis(n) => n.complete,
+        }
+    }
+
+    /// A short human description, used in reports and tooltips.
+    pub fn describe(&self) -> String {
+        match self {
+            Event::Query(q) => match (q.outcome, q.quantity, q.version) {
+                (Outcome::Ok, Some(quantity), Some(version)) => format!(
+                    "session {} query {:?} ok: quantity {quantity}, version {version}",
+                    q.session, q.toy
+                ),
+                _ => format!(
+                    "session {} query {:?} {}",
+                    q.session,
+                    q.toy,
+                    q.outcome.as_str()
+                ),
+            },
+            Event::Order(o) => {
+                let number = o.number.map(|n| format!(" → #{n}")).unwrap_or_default();
+                format!(
+                    "session {} order {}×{:?} key {} {}{number}",
+                    o.session,
+                    o.quantity,
+                    o.toy,
+                    o.key,
+                    o.outcome.as_str()
+                )
+            }
+            Event::Read(r) => {
+                let found = match &r.found {
+                    Some(Some(rec)) => format!(": {}×{:?}", rec.quantity, rec.name),
+                    Some(None) => ": not found".to_string(),
+                    None => String::new(),
+                };
+                format!(
+                    "session {} read #{} {}{found}",
+                    r.session,
+                    r.number,
+                    r.outcome.as_str()
+                )
+            }
+            Event::Nemesis(n) => {
+                let phase = match n.phase {
+                    Phase::Start => "start",
+                    Phase::Heal => "heal",
+                };
+                match &n.target {
+                    Some(target) => format!("nemesis {} {target} {phase}", n.fault),
+                    None => format!("nemesis {} {phase}", n.fault),
+                }
+            }
+        }
+    }
+
+    /// Checks what the types cannot say: times in order, `ok` answers carrying their data.
+    fn validate(&self) -> Result<(), String> {
+        let (invoke, complete) = (self.invoke(), self.complete());
+        if !invoke.is_finite() || !complete.is_finite() {
+            return Err("invoke and complete must be finite numbers".into());
+        }
+        if complete < invoke {
+            return Err(format!("complete {complete} is before invoke {invoke}"));
+        }
+        match self {
+            Event::Query(q)
+                if q.outcome == Outcome::Ok && (q.quantity.is_none() || q.version.is_none()) =>
+            {
+                Err("an ok query needs quantity and version".into())
+            }
+            Event::Order(o) if o.outcome == Outcome::Ok && o.number.is_none() => {
+                Err("an ok order needs its number".into())
+            }
+            Event::Read(r) if r.outcome == Outcome::Ok && r.found.is_none() => {
+                Err("an ok read needs found (an order or null)".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Maps a present field to `Some(..)` even when it is `null`, so `"found":null` (404)
+/// differs from an absent `found` (no answer).
+fn present_or_null<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<OrderRecord>>, D::Error> {
+    Option::<OrderRecord>::deserialize(deserializer).map(Some)
+}
+
+/// Parses a history from JSON Lines. Blank lines are skipped; the events keep file order.
+pub fn parse_history<R: BufRead>(reader: R) -> Result<Vec<Event>, Error> {
+    let mut events = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let line_no = index + 1;
+        let line = line.map_err(|e| Error::HistoryLine {
+            line: line_no,
+            message: e.to_string(),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event: Event = serde_json::from_str(&line).map_err(|e| Error::HistoryLine {
+            line: line_no,
+            message: e.to_string(),
+        })?;
+        event.validate().map_err(|message| Error::HistoryLine {
+            line: line_no,
+            message,
+        })?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// Reads a history file (see [`parse_history`]).
+pub fn read_history(path: &Path) -> Result<Vec<Event>, Error> {
+    let file = File::open(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_history(BufReader::new(file)).map_err(|e| Error::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
+}
+
+/// Writes one event as one line (the client calls this after every completed operation).
+pub fn write_event<W: Write>(mut out: W, event: &Event) -> io::Result<()> {
+    serde_json::to_writer(&mut out, event)?;
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_op_and_ignores_unknown_fields() {
+        let text = r#"
+{"session":3,"op":"query","invoke":1.5,"complete":2,"outcome":"ok","toy":"Tux","quantity":97,"version":12,"node":"x"}
+{"session":3,"op":"query","invoke":1,"complete":2,"outcome":"unknown","toy":"Tux","error":"timeout"}
+{"session":3,"op":"order","invoke":1,"complete":2,"outcome":"ok","key":"k-1","toy":"Tux","quantity":1,"number":41}
+{"session":3,"op":"read","invoke":1,"complete":2,"outcome":"ok","number":41,"found":{"name":"Tux","quantity":1,"number":41}}
+{"session":3,"op":"read","invoke":1,"complete":2,"outcome":"ok","number":42,"found":null}
+{"session":3,"op":"read","invoke":1,"complete":2,"outcome":"fail","number":42,"error":"503"}
+{"op":"nemesis","invoke":1,"complete":2,"fault":"kill-leader","target":"node-2","phase":"start"}
+"#;
+        let events = parse_history(text.as_bytes()).unwrap();
+        assert_eq!(events.len(), 7);
+        assert!(matches!(&events[0], Event::Query(q) if q.version == Some(12) && q.invoke == 1.5));
+        assert!(matches!(&events[2], Event::Order(o) if o.number == Some(41) && o.key == "k-1"));
+        assert!(matches!(&events[3], Event::Read(r)
+            if r.found == Some(Some(OrderRecord { name: "Tux".into(), quantity: 1 }))));
+        assert!(matches!(&events[4], Event::Read(r) if r.found == Some(None)));
+        assert!(matches!(&events[5], Event::Read(r) if r.found.is_none()));
+        assert!(matches!(&events[6], Event::Nemesis(n) if n.phase == Phase::Start));
+    }
+
+    #[test]
+    fn events_round_trip_through_write_event() {
+        let events = vec![
+            Event::Read(Read {
+                session: 1,
+                invoke: 10.0,
+                complete: 11.0,
+                outcome: Outcome::Ok,
+                number: 4,
+                found: Some(None),
+                error: None,
+            }),
+            Event::Order(Order {
+                session: 2,
+                invoke: 10.0,
+                complete: 12.5,
+                outcome: Outcome::Unknown,
+                key: "k".into(),
+                toy: "Lego Set".into(),
+                quantity: 2,
+                number: None,
+                error: Some("timeout".into()),
+            }),
+        ];
+        let mut buffer = Vec::new();
+        for event in &events {
+            write_event(&mut buffer, event).unwrap();
+        }
+        let text = String::from_utf8(buffer).unwrap();
+        assert!(text.contains(r#""found":null"#), "{text}");
+        assert!(!text.contains(r#""number":null"#), "{text}");
+        assert_eq!(parse_history(text.as_bytes()).unwrap(), events);
+    }
+
+    #[test]
+    fn malformed_lines_name_their_line_number() {
+        let cases = [
+            "{\"op\":\"query\"}\n",
+            "not json\n",
+            r#"{"session":1,"op":"teleport","invoke":1,"complete":2}"#,
+            r#"{"session":1,"op":"query","invoke":1,"complete":2,"outcome":"ok","toy":"Tux"}"#,
+            r#"{"session":1,"op":"order","invoke":3,"complete":2,"outcome":"fail","key":"k","toy":"T","quantity":1}"#,
+            r#"{"session":1,"op":"read","invoke":1,"complete":2,"outcome":"ok","number":1}"#,
+            r#"{"session":1,"op":"order","invoke":1,"complete":2,"outcome":"ok","key":"k","toy":"T","quantity":1}"#,
+        ];
+        for case in cases {
+            let text = format!("\n{case}");
+            match parse_history(text.as_bytes()) {
+                Err(Error::HistoryLine { line, .. }) => assert_eq!(line, 2, "{case}"),
+                other => panic!("{case}: expected a line error, got {other:?}"),
+            }
+        }
+    }
+}
