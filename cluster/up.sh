@@ -164,6 +164,26 @@ done
 start_one frontend
 ts_wait_healthy frontend "$deadline"
 
+# The front-end selects the highest healthy replica, and leadership follows the selection:
+# wait (briefly) for the selected replica to lead, so orders take no forwarding hop.
+selected_leads() {
+    local body sel
+    body=$(ts_get "$TS_FRONTEND_URL/status") || return 1
+    sel=$(ts_json "$body" data.selected_replica)
+    [[ $sel =~ ^[0-9]+$ && -n ${TS_NODE_URL[$sel]:-} ]] || return 1
+    body=$(ts_get "${TS_NODE_URL[$sel]}/status") || return 1
+    [[ $(ts_json "$body" data.role) == leader ]]
+}
+handover_deadline=$(($(date +%s) + 10))
+until selected_leads; do
+    if (($(date +%s) >= handover_deadline)); then
+        ts_say "note: the front-end's selected replica has not become the Raft leader yet; it forwards orders meanwhile (see cluster/status.sh)"
+        break
+    fi
+    sleep 0.1
+done
+leader=$(ts_settled_leader || ts_leader || echo "$leader")
+
 # ---------------------------------------------------------------------------------------------
 # Report
 

@@ -1,6 +1,26 @@
-//! Bodies of the catalog's endpoints and of the invalidations it pushes to front-ends.
+//! The catalog's HTTP contract: its routes, the bodies of its endpoints, and
+//! [`CatalogClient`], the typed client the front-end, the order leader and the tests call it
+//! with. The cache-lease part of the contract (registration and invalidations) is in
+//! [`crate::cache_lease`].
 
 use serde::{Deserialize, Serialize};
+
+use crate::cache_lease::{LeaseGrant, LeaseRequest};
+use crate::client::{CallError, ServiceClient, route_url};
+
+/// The catalog's routes. The catalog's router and every caller use these templates.
+pub mod routes {
+    /// `GET`: every toy, with versions.
+    pub const PRODUCTS: &str = "/products";
+    /// `GET`: one toy, with its version.
+    pub const PRODUCT: &str = "/products/{name}";
+    /// `POST` (internal): one idempotent buy.
+    pub const BUY: &str = "/buy";
+    /// `POST` (internal): several buys in one call.
+    pub const BUYS: &str = "/buys";
+    /// `POST` (internal): a front-end registers for invalidations and renews its cache lease.
+    pub const FRONTENDS: &str = "/frontends";
+}
 
 /// A toy as the public API shows it (`GET /products/{name}` on the front-end).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,38 +88,54 @@ pub enum BuyOutcome {
     UnknownProduct,
 }
 
-/// A toy whose cached entry must go, and the version that made it stale.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StaleToy {
-    pub name: String,
-    pub version: u64,
+/// The catalog as its callers see it.
+#[derive(Debug, Clone)]
+pub struct CatalogClient {
+    http: ServiceClient,
+    base: reqwest::Url,
 }
 
-/// `POST /invalidate` on a front-end (internal), pushed by the catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Invalidation {
-    pub toys: Vec<StaleToy>,
-}
+impl CatalogClient {
+    pub fn new(base: reqwest::Url, http: ServiceClient) -> Self {
+        Self { http, base }
+    }
 
-/// `POST /frontends` on the catalog (internal): a front-end asks to receive invalidations.
-///
-/// Sent at start and then periodically; each call renews the front-end's cache lease.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseRequest {
-    /// Base URL the catalog pushes invalidations to, e.g. `http://127.0.0.1:8000`.
-    pub url: String,
-}
+    pub fn base(&self) -> &reqwest::Url {
+        &self.base
+    }
 
-/// The catalog's answer to a [`LeaseRequest`].
-///
-/// Until `lease_ms` after it *sent* the request, the front-end may serve cached entries: the
-/// catalog promises not to acknowledge a stock change before either delivering the
-/// invalidation or waiting out that lease.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseGrant {
-    pub lease_ms: u64,
-    /// True when the catalog did not hold a live lease for this front-end (it is new, the
-    /// catalog restarted, or an invalidation to it failed). The front-end must then empty its
-    /// cache before using the lease: it may have missed invalidations.
-    pub fresh: bool,
+    /// `GET /products`.
+    pub async fn products(&self) -> Result<Vec<VersionedProduct>, CallError> {
+        self.http
+            .get_json(&route_url(&self.base, routes::PRODUCTS, &[]))
+            .await
+    }
+
+    /// `GET /products/{name}`.
+    pub async fn product(&self, name: &str) -> Result<VersionedProduct, CallError> {
+        self.http
+            .get_json(&route_url(&self.base, routes::PRODUCT, &[name]))
+            .await
+    }
+
+    /// `POST /buy`.
+    pub async fn buy(&self, request: &BuyRequest) -> Result<BuyOutcome, CallError> {
+        self.http
+            .post_json(&route_url(&self.base, routes::BUY, &[]), request)
+            .await
+    }
+
+    /// `POST /buys`: one answer per buy, in order.
+    pub async fn buys(&self, batch: &BuyBatch) -> Result<BuyAnswers, CallError> {
+        self.http
+            .post_json(&route_url(&self.base, routes::BUYS, &[]), batch)
+            .await
+    }
+
+    /// `POST /frontends`: registers a front-end and renews its cache lease.
+    pub async fn renew_lease(&self, request: &LeaseRequest) -> Result<LeaseGrant, CallError> {
+        self.http
+            .post_json(&route_url(&self.base, routes::FRONTENDS, &[]), request)
+            .await
+    }
 }

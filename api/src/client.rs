@@ -139,15 +139,6 @@ impl ServiceClient {
         Self { http, token }
     }
 
-    /// The underlying client, for calls with non-JSON bodies.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
-    }
-
     /// A GET with the shared headers.
     pub fn get(&self, url: &str) -> reqwest::RequestBuilder {
         self.with_headers(self.http.get(url))
@@ -169,6 +160,20 @@ impl ServiceClient {
         req
     }
 
+    /// `GET url`, decoded.
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &reqwest::Url) -> Result<T, CallError> {
+        self.call(self.get(url.as_str())).await
+    }
+
+    /// `POST url` with a JSON body, decoded.
+    pub async fn post_json<T: DeserializeOwned, B: serde::Serialize + ?Sized>(
+        &self,
+        url: &reqwest::Url,
+        body: &B,
+    ) -> Result<T, CallError> {
+        self.call(self.post(url.as_str()).json(body)).await
+    }
+
     /// Sends the request and decodes the envelope.
     pub async fn call<T: DeserializeOwned>(
         &self,
@@ -185,15 +190,38 @@ impl ServiceClient {
     }
 }
 
-/// `base` with `segments` appended to its path, each percent-encoded as one segment (toy names
-/// have spaces, apostrophes, even slashes).
-pub fn endpoint(base: &reqwest::Url, segments: &[&str]) -> reqwest::Url {
+/// The URL of a route: `base` joined with the route `template` (one of the route constants in
+/// [`crate::catalog::routes`], [`crate::frontend::routes`], [`crate::order::routes`]), each
+/// `{param}` segment replaced by the next of `params`, percent-encoded as one segment (toy
+/// names have spaces, apostrophes, even slashes). Routers use the same templates, so caller and
+/// server cannot disagree on a path.
+pub fn route_url(base: &reqwest::Url, template: &str, params: &[&str]) -> reqwest::Url {
     let mut url = base.clone();
+    let mut params = params.iter();
     // Only URLs that cannot have a path (`mailto:`) refuse; every base here is http://.
     if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty().extend(segments);
+        path.pop_if_empty();
+        for segment in template.split('/').filter(|s| !s.is_empty()) {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                path.push(params.next().copied().unwrap_or_default());
+            } else {
+                path.push(segment);
+            }
+        }
     }
     url
+}
+
+/// Parses a service's base URL (`http://host:port`, optionally with a path prefix), or says
+/// why it is not one.
+pub fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|err| {
+        format!("{text:?} is not a URL ({err}); expected e.g. http://127.0.0.1:8100")
+    })?;
+    if url.scheme() != "http" || url.host_str().is_none() {
+        return Err(format!("{text:?} must be an http:// URL with a host"));
+    }
+    Ok(url)
 }
 
 /// Turns an HTTP answer into its `data` value or the [`ApiError`] it carries.
@@ -242,21 +270,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn segments_are_percent_encoded_one_by_one() {
+    fn route_templates_are_filled_one_percent_encoded_segment_per_param() {
         let base = reqwest::Url::parse("http://127.0.0.1:8000").unwrap();
         assert_eq!(
-            endpoint(&base, &["products", "Rubik's Cube"]).as_str(),
+            route_url(&base, "/products/{name}", &["Rubik's Cube"]).as_str(),
             "http://127.0.0.1:8000/products/Rubik's%20Cube"
         );
         assert_eq!(
-            endpoint(&base, &["products", "a/b?c#d%"]).as_str(),
+            route_url(&base, "/products/{name}", &["a/b?c#d%"]).as_str(),
             "http://127.0.0.1:8000/products/a%2Fb%3Fc%23d%25"
+        );
+        assert_eq!(
+            route_url(&base, "/products", &[]).as_str(),
+            "http://127.0.0.1:8000/products"
         );
         let prefixed = reqwest::Url::parse("http://h:1/store/").unwrap();
         assert_eq!(
-            endpoint(&prefixed, &["orders", "7"]).as_str(),
+            route_url(&prefixed, "/orders/{number}", &["7"]).as_str(),
             "http://h:1/store/orders/7"
         );
+        assert!(parse_base_url("ftp://x").is_err());
+        assert!(parse_base_url("http://catalog.local:8100").is_ok());
     }
 
     #[test]

@@ -4,6 +4,10 @@
 pub const FRONTEND_ADDR: &str = "127.0.0.1:8000";
 /// Catalog listen address.
 pub const CATALOG_ADDR: &str = "127.0.0.1:8100";
+/// Where the front-end and the order replicas reach the catalog by default.
+pub const CATALOG_URL: &str = "http://127.0.0.1:8100";
+/// Where clients reach the front-end by default.
+pub const FRONTEND_URL: &str = "http://127.0.0.1:8000";
 /// Order replicas, `id=url` pairs: node `N` listens on port `8200 + N`.
 pub const ORDER_NODES: &str =
     "1=http://127.0.0.1:8201,2=http://127.0.0.1:8202,3=http://127.0.0.1:8203";

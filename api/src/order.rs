@@ -1,9 +1,87 @@
-//! Bodies of the order endpoints (front-end and order nodes) and of the status pages.
+//! The order replicas' HTTP contract: their routes, the bodies of the order endpoints (the
+//! front-end's public ones and the replicas' internal ones share [`OrderPlaced`] and
+//! [`OrderRecord`]), the request-id rules, and [`ReplicaClient`], the typed client the
+//! front-end, the other replicas and the tests call a replica with.
 
 use serde::{Deserialize, Serialize};
 
-/// Header a client may set on `POST /orders` so that retries return the same order.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+use crate::client::{CallError, ServiceClient, route_url};
+use crate::status::NodeStatus;
+
+/// A replica's routes. Its router and every caller use these templates.
+pub mod routes {
+    /// `POST` (internal): place an order (request id in the body).
+    pub const ORDERS: &str = "/orders";
+    /// `GET` (internal): one order, linearizable.
+    pub const ORDER: &str = "/orders/{number}";
+    /// `POST` (internal): the front-end's replica selection.
+    pub const SELECTION: &str = "/selection";
+    /// `GET`: role, term, indexes, digest.
+    pub const STATUS: &str = "/status";
+    /// `POST` (internal, tests and chaos runs only): arm a fault point.
+    pub const FAULTS: &str = "/faults";
+    /// `POST` (internal): Raft AppendEntries, bincode body.
+    pub const RAFT_APPEND: &str = "/raft/append";
+    /// `POST` (internal): Raft RequestVote, bincode body.
+    pub const RAFT_VOTE: &str = "/raft/vote";
+    /// `POST` (internal): Raft InstallSnapshot, bincode body.
+    pub const RAFT_SNAPSHOT: &str = "/raft/snapshot";
+}
+
+/// Header marking a request one replica forwarded to another (its value: the forwarder's id).
+/// A forwarded request is never forwarded again.
+pub const FORWARDED_BY: &str = "x-forwarded-by";
+
+/// Header carrying how many milliseconds the sender will still wait for the answer. The
+/// front-end sets it on every attempt, a replica passes what is left of it on when it
+/// forwards, so no step inside the store outlives the request that asked for it.
+pub const BUDGET_MS: &str = "x-budget-ms";
+
+/// How a request reaches a replica: from whom, and how long its sender waits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hop {
+    /// The replica that forwarded it, if one did.
+    pub forwarded_by: Option<u64>,
+    /// How long the sender will wait for the answer, if it said.
+    pub budget: Option<std::time::Duration>,
+}
+
+impl Hop {
+    /// A request straight from a client with `budget` to spend.
+    pub fn with_budget(budget: std::time::Duration) -> Self {
+        Self {
+            forwarded_by: None,
+            budget: Some(budget),
+        }
+    }
+
+    /// Reads the two headers; a malformed value counts as absent.
+    pub fn from_headers(headers: &reqwest::header::HeaderMap) -> Self {
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        Self {
+            forwarded_by: number(FORWARDED_BY),
+            budget: number(BUDGET_MS).map(std::time::Duration::from_millis),
+        }
+    }
+
+    fn apply(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(id) = self.forwarded_by {
+            request = request.header(FORWARDED_BY, id);
+        }
+        if let Some(budget) = self.budget {
+            request = request
+                .header(BUDGET_MS, budget.as_millis() as u64)
+                // Our side of the call waits no longer than we told the replica.
+                .timeout(budget);
+        }
+        request
+    }
+}
 
 /// Longest accepted idempotency key / request id, in bytes.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
@@ -36,15 +114,7 @@ pub fn parse_order_number(text: &str) -> Result<u64, crate::ApiError> {
     })
 }
 
-/// `POST /orders` on the front-end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OrderRequest {
-    pub name: String,
-    pub quantity: i64,
-}
-
-/// `POST /orders` on an order node (internal): the front-end's order with its request id.
+/// `POST /orders` on an order replica (internal): the front-end's order with its request id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaceOrder {
     pub request_id: String,
@@ -66,51 +136,87 @@ pub struct OrderRecord {
     pub quantity: u32,
 }
 
-/// `POST /leader` on an order node (internal): the front-end's leader selection.
+/// `POST /selection` on an order replica (internal): the replica the front-end selected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaderNotice {
-    pub leader_id: u64,
+pub struct Selection {
+    pub replica_id: u64,
 }
 
-/// `GET /status` on an order node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeStatus {
-    pub id: u64,
-    /// `leader`, `follower`, `candidate` or `learner`.
-    pub role: String,
-    pub term: u64,
-    /// The Raft leader this node currently knows of.
-    pub leader: Option<u64>,
-    pub last_log_index: Option<u64>,
-    pub applied_index: Option<u64>,
-    /// The node the front-end selected (`POST /leader`), if any told this node.
-    pub selected_leader: Option<u64>,
-    /// Number of orders in the state machine.
-    pub orders: u64,
-    /// SHA-256 chain over all orders in number order, hex.
-    pub digest: String,
-    /// Log entries this node received from a leader since it started.
-    pub entries_received: u64,
-    /// Snapshots this node installed since it started.
-    pub snapshots_installed: u64,
+/// One order replica as its callers see it.
+#[derive(Debug, Clone)]
+pub struct ReplicaClient {
+    http: ServiceClient,
+    base: reqwest::Url,
 }
 
-/// `GET /status` on the front-end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FrontendStatus {
-    pub selected_leader: Option<u64>,
-    pub reselections: u64,
-    pub cache: CacheStatus,
-}
+impl ReplicaClient {
+    pub fn new(base: reqwest::Url, http: ServiceClient) -> Self {
+        Self { http, base }
+    }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CacheStatus {
-    pub capacity: usize,
-    pub entries: usize,
-    pub hits: u64,
-    pub misses: u64,
-    pub evictions: u64,
-    pub invalidations: u64,
-    /// Whether the front-end currently holds a cache lease from the catalog.
-    pub lease_valid: bool,
+    /// A client for every replica of the address book, by id, all sharing `http`.
+    pub fn all(
+        nodes: &crate::cluster::NodeAddrs,
+        http: &ServiceClient,
+    ) -> std::collections::BTreeMap<u64, ReplicaClient> {
+        nodes
+            .iter()
+            .map(|(id, url)| (id, ReplicaClient::new(url.clone(), http.clone())))
+            .collect()
+    }
+
+    pub fn base(&self) -> &reqwest::Url {
+        &self.base
+    }
+
+    /// `POST /orders`.
+    pub async fn place(&self, order: &PlaceOrder, hop: Hop) -> Result<OrderPlaced, CallError> {
+        let request = self
+            .http
+            .post(route_url(&self.base, routes::ORDERS, &[]).as_str())
+            .json(order);
+        self.http.call(hop.apply(request)).await
+    }
+
+    /// `GET /orders/{number}`.
+    pub async fn lookup(&self, number: u64, hop: Hop) -> Result<OrderRecord, CallError> {
+        let number = number.to_string();
+        let request = self
+            .http
+            .get(route_url(&self.base, routes::ORDER, &[&number]).as_str());
+        self.http.call(hop.apply(request)).await
+    }
+
+    /// `POST /selection`: tells the replica which replica the front-end selected.
+    pub async fn announce_selection(&self, selection: &Selection) -> Result<(), CallError> {
+        self.http
+            .post_json::<serde_json::Value, _>(
+                &route_url(&self.base, routes::SELECTION, &[]),
+                selection,
+            )
+            .await
+            .map(drop)
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<serde_json::Value, CallError> {
+        self.http
+            .get_json(&route_url(&self.base, crate::server::routes::HEALTH, &[]))
+            .await
+    }
+
+    /// `GET /status`.
+    pub async fn status(&self) -> Result<NodeStatus, CallError> {
+        self.http
+            .get_json(&route_url(&self.base, routes::STATUS, &[]))
+            .await
+    }
+
+    /// `POST /faults` (only on replicas started with fault injection).
+    pub async fn arm_fault(&self, fault: &serde_json::Value) -> Result<(), CallError> {
+        self.http
+            .post_json::<serde_json::Value, _>(&route_url(&self.base, routes::FAULTS, &[]), fault)
+            .await
+            .map(drop)
+    }
 }

@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -38,6 +38,14 @@ use tracing::Level;
 
 use crate::defaults::{CLUSTER_TOKEN_HEADER, MAX_JSON_BODY, REQUEST_ID_HEADER};
 use crate::envelope::ApiError;
+
+/// The routes every service serves.
+pub mod routes {
+    /// `GET`: whether the service can do its work now.
+    pub const HEALTH: &str = "/health";
+    /// `GET`: Prometheus text.
+    pub const METRICS: &str = "/metrics";
+}
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -102,7 +110,30 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct ServerHandle {
     addr: SocketAddr,
     shutdown: CancellationToken,
+    failure: Failure,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// Lets a part of a service stop the whole service because it failed for good (a Raft core
+/// that stopped with a fatal error): the reason is kept for `main`, which then exits non-zero,
+/// and the service shuts down as it would on SIGTERM.
+#[derive(Clone)]
+pub struct Failure {
+    reason: Arc<std::sync::OnceLock<String>>,
+    shutdown: CancellationToken,
+}
+
+impl Failure {
+    /// Records `reason` (the first one wins) and stops the service.
+    pub fn fail(&self, reason: String) {
+        tracing::error!(%reason, "stopping the service after a failure");
+        let _ = self.reason.set(reason);
+        self.shutdown.cancel();
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.get().map(String::as_str)
+    }
 }
 
 impl ServerHandle {
@@ -121,6 +152,11 @@ impl ServerHandle {
         self.shutdown.clone()
     }
 
+    /// What a part of the service calls to stop it for good after a failure.
+    pub fn failure(&self) -> Failure {
+        self.failure.clone()
+    }
+
     /// Adds a background task that the handle waits for on shutdown. The task must stop when
     /// [`Self::shutdown_token`] is cancelled.
     pub fn attach(&mut self, task: JoinHandle<()>) {
@@ -128,8 +164,8 @@ impl ServerHandle {
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and waits for every
-    /// attached task.
-    pub async fn shutdown(mut self) {
+    /// attached task. Returns the failure that stopped the service, if one did.
+    pub async fn shutdown(mut self) -> Result<(), String> {
         self.shutdown.cancel();
         for task in self.tasks.drain(..) {
             if let Err(err) = task.await
@@ -138,17 +174,22 @@ impl ServerHandle {
                 tracing::error!(%err, "a service task panicked");
             }
         }
+        match self.failure.reason() {
+            Some(reason) => Err(reason.to_string()),
+            None => Ok(()),
+        }
     }
 }
 
-/// Serves `router` on `listener` until the returned handle is shut down.
+/// Serves `router` on `listener` until `shutdown` is cancelled (by the returned handle, or by
+/// the service itself). The service's background tasks watch the same token.
 pub fn spawn(
     listener: TcpListener,
     router: Router,
     name: &'static str,
+    shutdown: CancellationToken,
 ) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     // Orders are small request/response exchanges: Nagle's algorithm would only add latency.
     let listener = listener.tap_io(|tcp| {
@@ -165,20 +206,25 @@ pub fn spawn(
     });
     Ok(ServerHandle {
         addr,
+        failure: Failure {
+            reason: Arc::default(),
+            shutdown: shutdown.clone(),
+        },
         shutdown,
         tasks: vec![task],
     })
 }
 
-/// Adds the parts every service shares to a service's own routes: `/health`, `/metrics`, and
-/// the layers below. Call it last, after every route is in place (the wrong-method handler
-/// applies to the routes it finds).
-pub fn finish(router: Router, mut registry: Registry) -> Router {
+/// Adds the parts every service shares to a service's own routes: `/health` (answered by
+/// `health`: [`process_up`], or the service's own check), `/metrics`, and the layers below.
+/// Call it last, after every route is in place (the wrong-method handler applies to the routes
+/// it finds).
+pub fn finish(router: Router, mut registry: Registry, health: MethodRouter) -> Router {
     let http = HttpMetrics::register(&mut registry);
     let registry = Arc::new(registry);
     router
-        .route("/health", get(health))
-        .route("/metrics", get(move || render_metrics(registry.clone())))
+        .route(routes::HEALTH, health)
+        .route(routes::METRICS, get(move || render_metrics(registry.clone())))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(http, track_http))
@@ -205,9 +251,9 @@ pub fn finish(router: Router, mut registry: Registry) -> Router {
         ))
 }
 
-/// `GET /health`: the process is up and serving HTTP.
-async fn health() -> crate::Data<&'static str> {
-    crate::Data::new("ok")
+/// `GET /health` for a service that can do its work whenever it is up and serving HTTP.
+pub fn process_up() -> MethodRouter {
+    get(|| async { crate::Data::new("ok") })
 }
 
 async fn scope_request_id(req: Request, next: Next) -> Response {
@@ -438,13 +484,15 @@ impl MakeRequestId for MakeRequestIds {
 }
 
 /// What a service's `main` does once it is serving: waits for SIGTERM or Ctrl-C (or for the
-/// service to stop by itself), then shuts it down gracefully.
-pub async fn run_until_signal(handle: ServerHandle) {
+/// service to stop by itself), then shuts it down gracefully. An `Err` is the failure that
+/// stopped the service: `main` returns it, so the process exits non-zero.
+pub async fn run_until_signal(handle: ServerHandle) -> Result<(), String> {
     let stopped = handle.shutdown_token();
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = stopped.cancelled() => {}
     }
-    handle.shutdown().await;
+    let result = handle.shutdown().await;
     tracing::info!("stopped");
+    result
 }

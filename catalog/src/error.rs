@@ -1,4 +1,5 @@
-//! The catalog's one error type and how it is shown to callers.
+//! The catalog's errors: [`CatalogError`] for a request (shown to callers once, through
+//! [`ApiError`]), [`StartError`] for what stops the service from starting.
 
 use api::ApiError;
 
@@ -16,8 +17,6 @@ pub enum CatalogError {
     Storage(String),
     #[error("the catalog is shutting down")]
     ShuttingDown,
-    #[error("cannot listen: {0}")]
-    Bind(#[from] std::io::Error),
 }
 
 impl From<rocksdb::Error> for CatalogError {
@@ -36,7 +35,16 @@ impl From<CatalogError> for ApiError {
             }
             CatalogError::RequestIdReused(_) => ApiError::conflict(message),
             CatalogError::ShuttingDown => ApiError::unavailable(message),
-            CatalogError::Storage(_) | CatalogError::Bind(_) => ApiError::internal(message),
+            CatalogError::Storage(_) => ApiError::internal(message),
         }
     }
+}
+
+/// Why the catalog could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the stock store: {0}")]
+    Open(#[source] CatalogError),
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
 }

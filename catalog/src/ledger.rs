@@ -12,16 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::batch::BatchQueue;
-use api::catalog::{BuyOutcome, BuyRequest, StaleToy, VersionedProduct};
+use api::cache_lease::StaleToy;
+use api::catalog::{BuyOutcome, BuyRequest, VersionedProduct};
 use api::order::valid_request_id;
 use parking_lot::RwLock;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache_lease::CacheLeases;
 use crate::error::CatalogError;
-use crate::leases::FrontendLeases;
+use crate::metrics::CatalogMetrics;
 use crate::store::{BuyRecord, StockStore, ToyState, Toys};
 
 /// Most commands folded into one commit.
@@ -37,32 +37,6 @@ enum Command {
 enum Answer {
     Buy(Result<BuyOutcome, CatalogError>),
     Restock(Result<Vec<String>, CatalogError>),
-}
-
-/// Counters the ledger keeps for `/metrics`.
-#[derive(Clone)]
-pub struct LedgerMetrics {
-    pub buys: Counter,
-    pub units_sold: Counter,
-    pub out_of_stock: Counter,
-    pub duplicate_buys: Counter,
-    pub restocked_toys: Counter,
-    pub commits: Counter,
-    pub commit_batch_size: Histogram,
-}
-
-impl Default for LedgerMetrics {
-    fn default() -> Self {
-        Self {
-            buys: Counter::default(),
-            units_sold: Counter::default(),
-            out_of_stock: Counter::default(),
-            duplicate_buys: Counter::default(),
-            restocked_toys: Counter::default(),
-            commits: Counter::default(),
-            commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
-        }
-    }
 }
 
 /// The handle request handlers and the restock loop use.
@@ -83,8 +57,8 @@ impl Ledger {
     /// cache, since its lease is `fresh` here) or stopped trusting its cache.
     pub fn start(
         store: Arc<StockStore>,
-        leases: Arc<FrontendLeases>,
-        metrics: LedgerMetrics,
+        leases: Arc<CacheLeases>,
+        metrics: CatalogMetrics,
         hold_until: Instant,
         shutdown: CancellationToken,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), CatalogError> {
@@ -97,7 +71,7 @@ impl Ledger {
         });
         let (commands, task) = BatchQueue::start(
             MAX_BATCH,
-            metrics.commit_batch_size,
+            metrics.commit_batch_size.clone(),
             shutdown,
             move |commands: Vec<Command>| {
                 let writer = writer.clone();
@@ -176,8 +150,8 @@ fn versioned(name: &str, state: &ToyState) -> VersionedProduct {
 struct Writer {
     store: Arc<StockStore>,
     toys: Arc<RwLock<Toys>>,
-    leases: Arc<FrontendLeases>,
-    metrics: LedgerMetrics,
+    leases: Arc<CacheLeases>,
+    metrics: CatalogMetrics,
 }
 
 /// The result of applying one batch to the working copy.

@@ -7,6 +7,7 @@ async fn main() -> anyhow::Result<()> {
     api::server::init_tracing();
     let config = catalog::Config::parse();
     let handle = catalog::serve(config).await?;
-    api::server::run_until_signal(handle).await;
-    Ok(())
+    api::server::run_until_signal(handle)
+        .await
+        .map_err(|reason| anyhow::anyhow!("stopped after a failure: {reason}"))
 }

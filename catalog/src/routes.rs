@@ -1,12 +1,13 @@
-//! HTTP handlers: thin wrappers over the ledger and the lease table.
+//! HTTP handlers: thin wrappers over the ledger and the cache leases.
 
 use std::sync::Arc;
 
 use api::ApiError;
+use api::cache_lease::{LeaseGrant, LeaseRequest};
 use api::catalog::{
-    BuyAnswers, BuyBatch, BuyOutcome, BuyRequest, LeaseGrant, LeaseRequest, MAX_BUY_BATCH,
-    VersionedProduct,
+    BuyAnswers, BuyBatch, BuyOutcome, BuyRequest, MAX_BUY_BATCH, VersionedProduct, routes,
 };
+use api::client::parse_base_url;
 use api::envelope::{ApiResult, Data};
 use api::server::{JsonBody, PathParam, require_cluster_token};
 use axum::Router;
@@ -19,16 +20,16 @@ use crate::error::CatalogError;
 
 pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
     let internal = Router::new()
-        .route("/buy", post(buy))
+        .route(routes::BUY, post(buy))
         .route(
-            "/buys",
+            routes::BUYS,
             post(buy_many).layer(DefaultBodyLimit::max(api::catalog::MAX_BUY_BATCH_BODY)),
         )
-        .route("/frontends", post(register_frontend))
+        .route(routes::FRONTENDS, post(register_frontend))
         .route_layer(middleware::from_fn_with_state(token, require_cluster_token));
     Router::new()
-        .route("/products", get(products))
-        .route("/products/{name}", get(product))
+        .route(routes::PRODUCTS, get(products))
+        .route(routes::PRODUCT, get(product))
         .merge(internal)
         .with_state(state)
 }
@@ -79,12 +80,9 @@ async fn register_frontend(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<LeaseRequest>,
 ) -> ApiResult<LeaseGrant> {
-    if !request.url.starts_with("http://") || request.url.len() > 256 {
-        return Err(ApiError::bad_request(
-            "url must be an http:// URL of at most 256 bytes",
-        ));
+    if request.url.len() > 256 {
+        return Err(ApiError::bad_request("url must be at most 256 bytes"));
     }
-    Ok(Data::new(
-        state.leases.grant(request.url.trim_end_matches('/')),
-    ))
+    let url = parse_base_url(&request.url).map_err(ApiError::bad_request)?;
+    Ok(Data::new(state.leases.grant(url)))
 }

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::catalog::{BuyOutcome, BuyRequest, Invalidation};
+use api::cache_lease::Invalidation;
+use api::catalog::{BuyOutcome, BuyRequest};
 use api::client::ServiceClient;
 use axum::Router;
 use axum::extract::State;
@@ -15,14 +16,15 @@ use tempfile::TempDir;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache_lease::CacheLeases;
 use crate::error::CatalogError;
-use crate::leases::FrontendLeases;
-use crate::ledger::{Ledger, LedgerMetrics};
+use crate::ledger::Ledger;
+use crate::metrics::CatalogMetrics;
 use crate::store::StockStore;
 
 struct Running {
     ledger: Ledger,
-    leases: Arc<FrontendLeases>,
+    leases: Arc<CacheLeases>,
     stop: CancellationToken,
     writer: tokio::task::JoinHandle<()>,
 }
@@ -31,7 +33,7 @@ impl Running {
     fn start(dir: &TempDir, stock: u32, lease: Duration) -> Self {
         let store = Arc::new(StockStore::open(dir.path(), stock).expect("store opens"));
         let client = ServiceClient::new(Duration::from_millis(300), None);
-        let leases = Arc::new(FrontendLeases::new(
+        let leases = Arc::new(CacheLeases::new(
             lease,
             client,
             Counter::default(),
@@ -41,7 +43,7 @@ impl Running {
         let (ledger, writer) = Ledger::start(
             store,
             leases.clone(),
-            LedgerMetrics::default(),
+            CatalogMetrics::default(),
             Instant::now(),
             stop.clone(),
         )
@@ -220,11 +222,11 @@ async fn stock_and_buy_records_survive_a_restart_on_the_same_directory() {
 type Received = Arc<Mutex<Vec<(Instant, Invalidation)>>>;
 
 /// A stand-in front-end that records the invalidations it receives.
-async fn recording_frontend() -> (String, Received) {
+async fn recording_frontend() -> (reqwest::Url, Received) {
     let seen: Received = Arc::default();
     let router = Router::new()
         .route(
-            "/invalidate",
+            api::frontend::routes::INVALIDATE,
             post(
                 |State(seen): State<Received>,
                  axum::Json(body): axum::Json<Invalidation>| async move {
@@ -235,7 +237,7 @@ async fn recording_frontend() -> (String, Received) {
         )
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let url = reqwest::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
     (url, seen)
 }
@@ -245,7 +247,7 @@ async fn a_buy_is_acknowledged_only_after_the_front_end_has_its_invalidation() {
     let dir = TempDir::new().unwrap();
     let catalog = Running::start(&dir, 100, Duration::from_secs(5));
     let (url, seen) = recording_frontend().await;
-    assert!(catalog.leases.grant(&url).fresh);
+    assert!(catalog.leases.grant(url).fresh);
 
     let outcome = catalog.ledger.buy(buy("inv", "Yo-Yo", 2)).await.unwrap();
     let acknowledged = Instant::now();
@@ -270,10 +272,10 @@ async fn an_unreachable_front_end_is_revoked_and_its_lease_waited_out() {
     // A port nobody listens on: connections are refused.
     let dead = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
+        reqwest::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap()
     };
     let granted_at = Instant::now();
-    catalog.leases.grant(&dead);
+    catalog.leases.grant(dead.clone());
     catalog.ledger.buy(buy("late", "Marbles", 1)).await.unwrap();
     assert!(
         Instant::now() >= granted_at + lease,
@@ -281,7 +283,7 @@ async fn an_unreachable_front_end_is_revoked_and_its_lease_waited_out() {
     );
     assert_eq!(catalog.leases.live(), 0, "the lease is revoked");
     assert!(
-        catalog.leases.grant(&dead).fresh,
+        catalog.leases.grant(dead).fresh,
         "coming back, the front-end must empty its cache"
     );
     catalog.stop().await;

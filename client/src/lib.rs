@@ -8,7 +8,6 @@
 //!
 //! Modules:
 //! - [`config`]: the command line, validated by clap.
-//! - [`store`]: the front-end's public API as HTTP calls.
 //! - [`session`]: one shopper's loop, and the retry rule.
 //! - [`verify`]: the pure checks over placed orders and lookup answers.
 //! - [`stats`]: latency histograms per request type (reused by the benchmark tool).
@@ -25,7 +24,6 @@ pub mod progress;
 pub mod report;
 pub mod session;
 pub mod stats;
-pub mod store;
 pub mod tally;
 pub mod verify;
 
@@ -39,9 +37,10 @@ pub use report::{Report, RunParams, Totals};
 pub use stats::{LatencyStats, LatencySummary, RequestKind};
 pub use verify::{LookupAnswer, PlacedOrder, VerificationFailure};
 
+use api::client::ServiceClient;
+use api::frontend::{FrontendClient, routes};
 use progress::Progress;
 use session::{SessionPlan, run_session, with_retries};
-use store::Store;
 use tally::Tally;
 
 /// Runs the whole load and verification described by `config` and returns its report.
@@ -60,7 +59,10 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
     }
 
     let workers = usize::try_from(config.clients).unwrap_or(usize::MAX);
-    let store = Store::new(config.frontend.clone(), config.timeout);
+    let store = FrontendClient::new(
+        config.frontend.clone(),
+        ServiceClient::new(config.timeout, None),
+    );
     let progress = Arc::new(Progress::new(config.total_iterations(), config.quiet));
     progress.say(&format!("seed {seed} (repeat this run with --seed {seed})"));
 
@@ -133,8 +135,8 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
 }
 
 /// `GET /products`, retried like an order: without the names there is nothing to query.
-async fn toy_names(store: &Store) -> Result<Arc<[String]>, ClientError> {
-    let url = store.products_url();
+async fn toy_names(store: &FrontendClient) -> Result<Arc<[String]>, ClientError> {
+    let url = store.url(routes::PRODUCTS, &[]).to_string();
     // A throwaway tally: this request is not one of the three measured kinds.
     let mut scratch = Tally::new(Instant::now(), false);
     let (reply, _) = with_retries(&mut scratch, RequestKind::Query, 0, || store.products()).await;
@@ -152,7 +154,7 @@ async fn toy_names(store: &Store) -> Result<Arc<[String]>, ClientError> {
 /// lookup that cannot get through is a request error, not a lost order). Lookup latencies,
 /// errors and timeline rows are added to `tally`.
 async fn look_up_orders(
-    store: &Store,
+    store: &FrontendClient,
     tally: &mut Tally,
     numbers: Vec<u64>,
     workers: usize,
@@ -199,7 +201,12 @@ async fn look_up_orders(
 }
 
 /// One `GET /orders/{number}`, sorted into what verification needs to know.
-async fn look_up(store: &Store, tally: &mut Tally, number: u64, session: u64) -> LookupAnswer {
+async fn look_up(
+    store: &FrontendClient,
+    tally: &mut Tally,
+    number: u64,
+    session: u64,
+) -> LookupAnswer {
     let (reply, latency) =
         with_retries(tally, RequestKind::Lookup, session, || store.lookup(number)).await;
     match reply {

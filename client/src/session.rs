@@ -8,12 +8,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use api::frontend::{FrontendClient, Reply};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::progress::Progress;
 use crate::stats::RequestKind;
-use crate::store::{Reply, Store};
 use crate::tally::Tally;
 use crate::verify::PlacedOrder;
 
@@ -35,7 +35,7 @@ pub struct SessionPlan {
 
 /// Runs one session to the end and hands back what it counted.
 pub async fn run_session(
-    store: Store,
+    store: FrontendClient,
     toys: Arc<[String]>,
     plan: SessionPlan,
     progress: Arc<Progress>,
@@ -71,7 +71,7 @@ pub async fn run_session(
 /// Orders `quantity` of `toy`; every resend carries the same idempotency key, so the store
 /// places it at most once however many attempts it takes.
 async fn place_order(
-    store: &Store,
+    store: &FrontendClient,
     plan: &SessionPlan,
     tally: &mut Tally,
     toy: &str,

@@ -11,7 +11,7 @@
 //!    refused. A fill also carries the cache's generation from before the read, so a fill that
 //!    straddles a [`ProductCache::clear`] is refused too.
 //! 3. **Lease**: entries are served (and filled) only while the catalog's lease is live (see
-//!    [`crate::lease`]); a front-end the catalog could not reach stops trusting its cache.
+//!    [`crate::cache_lease`]); a front-end the catalog could not reach stops trusting its cache.
 //!
 //! One mutex guards the LRU list, the versions and the lease together, because an LRU read is
 //! also a write (it moves the entry to the front).
@@ -22,17 +22,9 @@ use std::num::NonZeroUsize;
 use bytes::Bytes;
 use lru::LruCache;
 use parking_lot::Mutex;
-use prometheus_client::metrics::counter::Counter;
 use tokio::time::Instant;
 
-/// Counters exported on `/metrics`.
-#[derive(Clone, Default)]
-pub struct CacheMetrics {
-    pub hits: Counter,
-    pub misses: Counter,
-    pub evictions: Counter,
-    pub invalidations: Counter,
-}
+use crate::metrics::CacheMetrics;
 
 /// Proof of when a fill started; see rule 2 above.
 #[derive(Debug, Clone, Copy)]

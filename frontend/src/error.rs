@@ -1,4 +1,5 @@
-//! The front-end's one error type and how it is shown to clients.
+//! The front-end's errors: [`FrontendError`] for a request (shown to clients once, through
+//! [`ApiError`]), [`StartError`] for what stops the service from starting.
 
 use std::time::Duration;
 
@@ -19,10 +20,8 @@ pub enum FrontendError {
         budget: Duration,
         last_error: String,
     },
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("cannot listen: {0}")]
-    Bind(#[from] std::io::Error),
+    #[error("cannot encode the answer: {0}")]
+    Encode(String),
 }
 
 impl FrontendError {
@@ -40,11 +39,17 @@ impl From<FrontendError> for ApiError {
     fn from(err: FrontendError) -> Self {
         match err {
             FrontendError::Api(err) => err,
-            FrontendError::BadRequest(message) => ApiError::bad_request(message),
             FrontendError::CatalogUnavailable(_)
             | FrontendError::NoOrderReplica
             | FrontendError::OrdersUnavailable { .. } => ApiError::unavailable(err.to_string()),
-            FrontendError::Bind(_) => ApiError::internal(err.to_string()),
+            FrontendError::Encode(_) => ApiError::internal(err.to_string()),
         }
     }
+}
+
+/// Why the front-end could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
 }

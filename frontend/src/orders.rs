@@ -1,73 +1,75 @@
-//! Forwarding orders and order queries to the selected replica, with failover.
+//! `OrderForwarder`: orders and order queries go to the selected replica, with failover.
 //!
 //! Every `POST /orders` carries a request id (the client's `Idempotency-Key`, or a fresh UUID)
 //! that the replicas use to deduplicate. So a request that failed for any reason can be sent
 //! again, to the same or another replica, without risking a second order: the front-end keeps
-//! trying, re-selecting when the replica does not answer and backing off while the cluster
-//! elects a leader, until it gets an answer or its retry budget runs out.
+//! trying, re-selecting when the replica does not answer or keeps saying it cannot serve, until
+//! it gets an answer or its retry budget runs out. Each attempt tells the replica how long it
+//! will wait (`x-budget-ms`), so the replica can wait out an election instead of failing fast.
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
 use api::client::{CallError, ServiceClient};
-use api::order::{OrderPlaced, OrderRecord, PlaceOrder};
+use api::cluster::NodeAddrs;
+use api::order::{Hop, OrderPlaced, OrderRecord, PlaceOrder, ReplicaClient};
+use axum::http::StatusCode;
 use prometheus_client::metrics::counter::Counter;
-use reqwest::RequestBuilder;
-use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::error::FrontendError;
-use crate::leader::LeaderSelector;
+use crate::selector::ReplicaSelector;
 
-/// Pause before retrying a replica that answered "no leader yet".
-const BACKOFF: Duration = Duration::from_millis(50);
+/// Pause before retrying a replica that answered "not now".
+const BACKOFF: Duration = Duration::from_millis(20);
 
 pub struct OrderForwarder {
-    selector: LeaderSelector,
-    client: ServiceClient,
+    selector: ReplicaSelector,
+    /// Every replica, reached with the attempt deadline.
+    replicas: BTreeMap<u64, ReplicaClient>,
     /// How long one order may be retried in all.
     budget: Duration,
-    /// Deadline of one attempt.
-    attempt_timeout: Duration,
     retries: Counter,
 }
 
 impl OrderForwarder {
+    /// `client` bounds each attempt with its own deadline.
     pub fn new(
-        selector: LeaderSelector,
+        selector: ReplicaSelector,
+        nodes: &NodeAddrs,
         client: ServiceClient,
         budget: Duration,
-        attempt_timeout: Duration,
         retries: Counter,
     ) -> Self {
         Self {
             selector,
-            client,
+            replicas: ReplicaClient::all(nodes, &client),
             budget,
-            attempt_timeout,
             retries,
         }
     }
 
-    pub fn selector(&self) -> &LeaderSelector {
+    pub fn selector(&self) -> &ReplicaSelector {
         &self.selector
     }
 
     /// Places an order exactly once, whatever fails on the way.
     pub async fn place(&self, order: PlaceOrder) -> Result<OrderPlaced, FrontendError> {
-        self.with_failover(|url| self.client.post(&format!("{url}/orders")).json(&order))
+        self.with_failover(|replica, budget| replica.place(&order, Hop::with_budget(budget)))
             .await
     }
 
     /// Reads an order from the replicas' linearizable view.
     pub async fn lookup(&self, number: u64) -> Result<OrderRecord, FrontendError> {
-        self.with_failover(|url| self.client.get(&format!("{url}/orders/{number}")))
+        self.with_failover(|replica, budget| replica.lookup(number, Hop::with_budget(budget)))
             .await
     }
 
-    async fn with_failover<T, F>(&self, request: F) -> Result<T, FrontendError>
+    async fn with_failover<'a, T, F, Fut>(&'a self, request: F) -> Result<T, FrontendError>
     where
-        T: DeserializeOwned,
-        F: Fn(&str) -> RequestBuilder,
+        F: Fn(&'a ReplicaClient, Duration) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
     {
         let deadline = Instant::now() + self.budget;
         let mut last_error = String::from("no attempt made");
@@ -82,8 +84,8 @@ impl OrderForwarder {
                 self.retries.inc();
             }
             attempt += 1;
-            let (id, url) = match target {
-                Ok(ref chosen) => chosen.clone(),
+            let id = match target {
+                Ok(id) => id,
                 Err(err) => {
                     last_error = err.to_string();
                     tokio::time::sleep(BACKOFF.min(remaining)).await;
@@ -91,13 +93,39 @@ impl OrderForwarder {
                     continue;
                 }
             };
-            let timeout = self.attempt_timeout.min(remaining);
-            match self.client.call::<T>(request(&url).timeout(timeout)).await {
-                Ok(value) => return Ok(value),
+            let Some(replica) = self.replicas.get(&id) else {
+                last_error = format!("replica {id} is not in the address book");
+                target = self.selector.failed(id).await;
+                continue;
+            };
+            let answer = tokio::time::timeout(remaining, request(replica, remaining))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CallError::Timeout(format!(
+                        "replica {id} did not answer within the order's budget"
+                    )))
+                });
+            match answer {
+                Ok(value) => {
+                    self.selector.served(id);
+                    return Ok(value);
+                }
                 Err(err) if err.is_unreachable() => {
                     tracing::warn!(replica = id, %err, attempt, "selected replica did not answer; selecting again");
                     last_error = err.to_string();
                     target = self.selector.failed(id).await;
+                }
+                Err(err) if err.status() == Some(StatusCode::SERVICE_UNAVAILABLE) => {
+                    // The replica says it cannot serve (no leader, no quorum). For a moment
+                    // that is an election; for longer than one, it is cut off or broken.
+                    tracing::debug!(replica = id, %err, attempt, "selected replica cannot serve; retrying");
+                    last_error = err.to_string();
+                    if self.selector.cannot_serve(id) {
+                        tracing::warn!(replica = id, %err, "selected replica has not been able to serve for an election timeout; selecting again");
+                        target = self.selector.failed(id).await;
+                    } else {
+                        tokio::time::sleep(BACKOFF.min(remaining)).await;
+                    }
                 }
                 Err(err) if err.is_retryable() => {
                     tracing::debug!(replica = id, %err, attempt, "order service busy; retrying");

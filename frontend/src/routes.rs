@@ -1,36 +1,38 @@
-//! HTTP handlers: the public API, the catalog's invalidation endpoint, and status.
+//! HTTP handlers: the public API, the catalog's invalidation endpoint, and status. Each one
+//! validates its input and hands the work to a module ([`crate::products`],
+//! [`crate::orders`], [`crate::cache`]).
 
 use std::sync::Arc;
 
 use api::ApiError;
-use api::catalog::{Invalidation, Product, VersionedProduct};
+use api::cache_lease::Invalidation;
+use api::catalog::Product;
 use api::envelope::{ApiResult, Data};
+use api::frontend::{IDEMPOTENCY_KEY, OrderRequest, routes};
 use api::order::{
-    CacheStatus, FrontendStatus, IDEMPOTENCY_KEY, OrderPlaced, OrderRecord, OrderRequest,
-    PlaceOrder, REQUEST_ID_RULE, parse_order_number, valid_request_id,
+    OrderPlaced, OrderRecord, PlaceOrder, REQUEST_ID_RULE, parse_order_number, valid_request_id,
 };
 use api::server::{JsonBody, PathParam, require_cluster_token};
+use api::status::{CacheStatus, FrontendStatus};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
 
 use crate::AppState;
-use crate::error::FrontendError;
 
 pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
     let internal = Router::new()
-        .route("/invalidate", post(invalidate))
+        .route(routes::INVALIDATE, post(invalidate))
         .route_layer(middleware::from_fn_with_state(token, require_cluster_token));
     Router::new()
-        .route("/status", get(status))
-        .route("/products", get(products))
-        .route("/products/{name}", get(product))
-        .route("/orders", post(place_order))
-        .route("/orders/{number}", get(lookup_order))
+        .route(routes::STATUS, get(status))
+        .route(routes::PRODUCTS, get(products))
+        .route(routes::PRODUCT, get(product))
+        .route(routes::ORDERS, post(place_order))
+        .route(routes::ORDER, get(lookup_order))
         .merge(internal)
         .with_state(state)
 }
@@ -38,9 +40,10 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
 async fn status(State(state): State<AppState>) -> Data<FrontendStatus> {
     let cache = &state.cache;
     let metrics = cache.metrics();
+    let selector = state.orders.selector();
     Data::new(FrontendStatus {
-        selected_leader: state.orders.selector().selected(),
-        reselections: state.orders.selector().reselections(),
+        selected_replica: selector.selected(),
+        reselections: selector.reselections(),
         cache: CacheStatus {
             capacity: cache.capacity(),
             entries: cache.len(),
@@ -54,38 +57,15 @@ async fn status(State(state): State<AppState>) -> Data<FrontendStatus> {
 }
 
 async fn products(State(state): State<AppState>) -> ApiResult<Vec<Product>> {
-    let url = state.catalog_endpoint(&["products"]);
-    let toys: Vec<VersionedProduct> = state
-        .client
-        .call(state.client.get(url.as_str()))
-        .await
-        .map_err(|e| ApiError::from(FrontendError::from_catalog(e)))?;
-    Ok(Data::new(
-        toys.iter().map(VersionedProduct::public).collect(),
-    ))
+    Ok(Data::new(state.products.products().await?))
 }
 
 /// Served from the cache when possible; a miss costs exactly one catalog round trip.
 async fn product(State(state): State<AppState>, PathParam(name): PathParam<String>) -> Response {
-    if let Some(body) = state.cache.get(&name) {
-        return json_body(body);
+    match state.products.product(&name).await {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(err) => ApiError::from(err).into_response(),
     }
-    let ticket = state.cache.ticket();
-    let url = state.catalog_endpoint(&["products", &name]);
-    let toy: VersionedProduct = match state.client.call(state.client.get(url.as_str())).await {
-        Ok(toy) => toy,
-        Err(err) => return ApiError::from(FrontendError::from_catalog(err)).into_response(),
-    };
-    let body = match serde_json::to_vec(&Data::new(toy.public())) {
-        Ok(body) => Bytes::from(body),
-        Err(err) => return ApiError::internal(format!("cannot encode: {err}")).into_response(),
-    };
-    state.cache.fill(ticket, &name, toy.version, body.clone());
-    json_body(body)
-}
-
-fn json_body(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn place_order(
@@ -116,8 +96,7 @@ async fn place_order(
             name: order.name,
             quantity,
         })
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
     Ok(Data::new(placed))
 }
 
@@ -126,8 +105,7 @@ async fn lookup_order(
     PathParam(number): PathParam<String>,
 ) -> ApiResult<OrderRecord> {
     let number = parse_order_number(&number)?;
-    let order = state.orders.lookup(number).await.map_err(ApiError::from)?;
-    Ok(Data::new(order))
+    Ok(Data::new(state.orders.lookup(number).await?))
 }
 
 async fn invalidate(

@@ -15,6 +15,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use prometheus_client::metrics::histogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
+use crate::leadership::LeaderGate;
 use crate::types::{NewOrder, NodeId, OrderBatch, OrderOutcome, Raft};
 use api::batch::BatchQueue;
 
@@ -35,6 +36,7 @@ pub enum ProposeError {
 #[derive(Clone)]
 pub struct OrderBatcher {
     raft: Raft,
+    gate: LeaderGate,
     /// `None` when batching is off.
     queue: Option<BatchQueue<NewOrder, Result<OrderOutcome, ProposeError>>>,
     write_timeout: Duration,
@@ -44,6 +46,7 @@ impl OrderBatcher {
     /// Starts the batching task (unless `max_batch` is 1). It stops at `shutdown`.
     pub fn start(
         raft: Raft,
+        gate: LeaderGate,
         max_batch: usize,
         write_timeout: Duration,
         batch_sizes: Histogram,
@@ -52,21 +55,22 @@ impl OrderBatcher {
         if max_batch <= 1 {
             let batcher = Self {
                 raft,
+                gate,
                 queue: None,
                 write_timeout,
             };
             return (batcher, None);
         }
-        let proposer = raft.clone();
+        let (proposer, proposer_gate) = (raft.clone(), gate.clone());
         let (queue, task) = BatchQueue::start(
             max_batch,
             batch_sizes,
             shutdown,
             move |orders: Vec<NewOrder>| {
-                let raft = proposer.clone();
+                let (raft, gate) = (proposer.clone(), proposer_gate.clone());
                 async move {
                     let count = orders.len();
-                    match write(&raft, orders, write_timeout).await {
+                    match write(&raft, &gate, orders, write_timeout).await {
                         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
                         Err(err) => vec![Err(err); count],
                     }
@@ -75,6 +79,7 @@ impl OrderBatcher {
         );
         let batcher = Self {
             raft,
+            gate,
             queue: Some(queue),
             write_timeout,
         };
@@ -84,7 +89,8 @@ impl OrderBatcher {
     /// Proposes one order and waits for the number the state machine gave it.
     pub async fn propose(&self, order: NewOrder) -> Result<OrderOutcome, ProposeError> {
         let Some(queue) = &self.queue else {
-            let mut outcomes = write(&self.raft, vec![order], self.write_timeout).await?;
+            let mut outcomes =
+                write(&self.raft, &self.gate, vec![order], self.write_timeout).await?;
             return outcomes
                 .pop()
                 .ok_or_else(|| ProposeError::Raft("the entry produced no outcome".into()));
@@ -101,14 +107,20 @@ impl OrderBatcher {
 }
 
 /// One `client_write` with a deadline. An isolated leader does not step down by itself, so
-/// without the deadline its callers would wait forever.
+/// without the deadline its callers would wait forever. The write passes the leader's gate,
+/// which a leadership handover closes (the wait counts against the deadline).
 async fn write(
     raft: &Raft,
+    gate: &LeaderGate,
     orders: Vec<NewOrder>,
     deadline: Duration,
 ) -> Result<Vec<OrderOutcome>, ProposeError> {
     let count = orders.len();
-    let written = tokio::time::timeout(deadline, raft.client_write(OrderBatch { orders })).await;
+    let written = tokio::time::timeout(deadline, async {
+        let _pass = gate.read().await;
+        raft.client_write(OrderBatch { orders }).await
+    })
+    .await;
     match written {
         Err(_) => Err(ProposeError::Timeout(deadline)),
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {

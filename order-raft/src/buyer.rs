@@ -5,8 +5,8 @@
 //! all the buys waiting while one call is in flight go in the next call.
 
 use api::ApiError;
-use api::catalog::{BuyAnswers, BuyBatch, BuyOutcome, BuyRequest};
-use api::client::{CallError, ServiceClient};
+use api::catalog::{BuyAnswers, BuyBatch, BuyOutcome, BuyRequest, CatalogClient};
+use api::client::CallError;
 use axum::http::StatusCode;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::task::JoinHandle;
@@ -16,43 +16,38 @@ use api::batch::BatchQueue;
 
 #[derive(Clone)]
 pub struct CatalogBuyer {
-    client: ServiceClient,
-    url: String,
+    catalog: CatalogClient,
     /// `None` when batching is off: every buy is its own concurrent call.
     queue: Option<BatchQueue<BuyRequest, Result<BuyOutcome, CallError>>>,
 }
 
 impl CatalogBuyer {
     pub fn start(
-        client: ServiceClient,
-        catalog_url: &str,
+        catalog: CatalogClient,
         max_batch: usize,
         batch_sizes: Histogram,
         shutdown: CancellationToken,
     ) -> (Self, Option<JoinHandle<()>>) {
-        let url = format!("{}/buys", catalog_url.trim_end_matches('/'));
         if max_batch <= 1 {
             let buyer = Self {
-                client,
-                url,
+                catalog,
                 queue: None,
             };
             return (buyer, None);
         }
         let max_batch = max_batch.min(api::catalog::MAX_BUY_BATCH);
-        let (batch_client, batch_url) = (client.clone(), url.clone());
+        let batch_catalog = catalog.clone();
         let (queue, task) = BatchQueue::start(
             max_batch,
             batch_sizes,
             shutdown,
             move |buys: Vec<BuyRequest>| {
-                let (client, url) = (batch_client.clone(), batch_url.clone());
-                async move { buy_all(&client, &url, buys).await }
+                let catalog = batch_catalog.clone();
+                async move { buy_all(&catalog, buys).await }
             },
         );
         let buyer = Self {
-            client,
-            url,
+            catalog,
             queue: Some(queue),
         };
         (buyer, Some(task))
@@ -65,7 +60,7 @@ impl CatalogBuyer {
                 .submit(request)
                 .await
                 .map_err(|stopped| CallError::Unreachable(stopped.to_string()))?,
-            None => buy_all(&self.client, &self.url, vec![request])
+            None => buy_all(&self.catalog, vec![request])
                 .await
                 .pop()
                 .unwrap_or_else(|| Err(CallError::Protocol("no answer to a buy".into()))),
@@ -74,13 +69,11 @@ impl CatalogBuyer {
 }
 
 async fn buy_all(
-    client: &ServiceClient,
-    url: &str,
+    catalog: &CatalogClient,
     buys: Vec<BuyRequest>,
 ) -> Vec<Result<BuyOutcome, CallError>> {
     let count = buys.len();
-    let answers: Result<BuyAnswers, CallError> =
-        client.call(client.post(url).json(&BuyBatch { buys })).await;
+    let answers: Result<BuyAnswers, CallError> = catalog.buys(&BuyBatch { buys }).await;
     match answers {
         Ok(answers) if answers.len() == count => answers
             .into_iter()

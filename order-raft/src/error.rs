@@ -1,10 +1,13 @@
-//! The order service's one error type and how it is shown to callers.
+//! A replica's errors: [`OrderError`] for a request (shown to callers once, through
+//! [`ApiError`]), wrapping the storage layer's [`StoreError`]; [`StartError`] for what stops
+//! the replica from starting.
 
 use api::ApiError;
 use api::client::CallError;
 use axum::http::StatusCode;
 
 use crate::batcher::ProposeError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
@@ -33,17 +36,7 @@ pub enum OrderError {
     #[error("cannot reach the Raft leader: {0}")]
     LeaderUnreachable(String),
     #[error("storage failure: {0}")]
-    Storage(String),
-    #[error("cannot start: {0}")]
-    Startup(String),
-    #[error("cannot listen: {0}")]
-    Bind(#[from] std::io::Error),
-}
-
-impl From<rocksdb::Error> for OrderError {
-    fn from(err: rocksdb::Error) -> Self {
-        Self::Storage(err.into_string())
-    }
+    Storage(#[from] StoreError),
 }
 
 impl OrderError {
@@ -73,15 +66,28 @@ impl From<OrderError> for ApiError {
             OrderError::OutOfStock { .. } | OrderError::InvalidOrder(_) => StatusCode::BAD_REQUEST,
             OrderError::RequestIdReused(_) => StatusCode::CONFLICT,
             OrderError::Downstream(answer) => return answer.clone(),
+            // "This replica cannot serve now": the front-end selects another if it lasts.
             OrderError::NoLeader
             | OrderError::NotCommitted(_)
             | OrderError::ReadNotConfirmed(_)
-            | OrderError::CatalogUnavailable(_)
             | OrderError::LeaderUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            OrderError::Storage(_) | OrderError::Startup(_) | OrderError::Bind(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            // A service behind the replica failed: retrying is right, another replica is not.
+            OrderError::CatalogUnavailable(_) => StatusCode::BAD_GATEWAY,
+            OrderError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, message)
     }
+}
+
+/// Why a replica could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot open the store: {0}")]
+    Open(#[from] StoreError),
+    #[error("cannot start Raft: {0}")]
+    Raft(String),
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
 }

@@ -1,6 +1,6 @@
 //! Raft RPCs over HTTP: the client side ([`HttpNetwork`]) and the server side ([`router`]).
 //!
-//! Each RPC is a `POST /raft/{append,vote,snapshot}` whose body is the bincode-encoded openraft
+//! Each RPC is a `POST /raft/{append,vote,snapshot}` ([`api::order::routes`]) whose body is the bincode-encoded openraft
 //! request and whose answer is the bincode-encoded `Result` of the receiving `Raft`. Peers are
 //! found in this node's own address book (`--nodes`), not in the replicated membership, so a
 //! test can route one node's traffic through a fault-injecting proxy.
@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::ApiError;
+use api::client::route_url;
 use api::cluster::NodeAddrs;
 use api::defaults::CLUSTER_TOKEN_HEADER;
+use api::order::routes;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -75,8 +77,8 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
         let base = match self.peers.get(target) {
-            Some(url) => url.to_string(),
-            None => format!("http://{}", node.addr),
+            Some(url) => Ok(url.clone()),
+            None => api::client::parse_base_url(&format!("http://{}", node.addr)),
         };
         PeerConnection {
             http: self.http.clone(),
@@ -90,7 +92,8 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
 /// The RPC client for one peer.
 pub struct PeerConnection {
     http: reqwest::Client,
-    base: String,
+    /// The peer's base URL, or why its address cannot be one.
+    base: Result<reqwest::Url, String>,
     target: NodeId,
     token: Option<Arc<str>>,
 }
@@ -98,7 +101,7 @@ pub struct PeerConnection {
 impl PeerConnection {
     async fn rpc<Req, Resp, E>(
         &self,
-        path: &str,
+        route: &str,
         request: &Req,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<NodeId, BasicNode, E>>
@@ -107,10 +110,13 @@ impl PeerConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let base = self.base.as_ref().map_err(|why| {
+            RPCError::Unreachable(Unreachable::new(&std::io::Error::other(why.clone())))
+        })?;
         let body = encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut call = self
             .http
-            .post(format!("{}/raft/{path}", self.base))
+            .post(route_url(base, route, &[]))
             .timeout(option.hard_ttl())
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(body);
@@ -148,7 +154,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         request: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.rpc("append", &request, &option).await
+        self.rpc(routes::RAFT_APPEND, &request, &option).await
     }
 
     async fn install_snapshot(
@@ -159,7 +165,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.rpc("snapshot", &request, &option).await
+        self.rpc(routes::RAFT_SNAPSHOT, &request, &option).await
     }
 
     async fn vote(
@@ -167,16 +173,16 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         request: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.rpc("vote", &request, &option).await
+        self.rpc(routes::RAFT_VOTE, &request, &option).await
     }
 }
 
 /// The Raft RPC endpoints. The caller adds the cluster-token check.
 pub fn router(node: Arc<OrderNode>) -> Router {
     Router::new()
-        .route("/raft/append", post(append))
-        .route("/raft/vote", post(vote))
-        .route("/raft/snapshot", post(snapshot))
+        .route(routes::RAFT_APPEND, post(append))
+        .route(routes::RAFT_VOTE, post(vote))
+        .route(routes::RAFT_SNAPSHOT, post(snapshot))
         .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
         .with_state(node)
 }
@@ -189,7 +195,13 @@ async fn append(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
     node.metrics
         .entries_received
         .inc_by(request.entries.len() as u64);
-    reply(&node.raft.append_entries(request).await)
+    let answer = node.raft.append_entries(request).await;
+    if matches!(&answer, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_)))
+    {
+        // A leader this replica follows spoke: see `health::LeaderContact`.
+        node.contact.touch();
+    }
+    reply(&answer)
 }
 
 async fn vote(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
@@ -201,7 +213,14 @@ async fn vote(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
 
 async fn snapshot(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
     match decode::<InstallSnapshotRequest<TypeConfig>>(&body) {
-        Ok(request) => reply(&node.raft.install_snapshot(request).await),
+        Ok(request) => {
+            let vote = request.vote;
+            let answer = node.raft.install_snapshot(request).await;
+            if matches!(&answer, Ok(response) if response.vote <= vote) {
+                node.contact.touch();
+            }
+            reply(&answer)
+        }
         Err(err) => bad_rpc(err),
     }
 }

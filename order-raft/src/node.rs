@@ -1,146 +1,36 @@
 //! `OrderNode`: what one replica does with an order or an order query.
 //!
-//! On the Raft leader, an order is: dedup check → catalog buy with the order's request id
-//! (idempotent there too) → proposal through the [`OrderBatcher`] → the number the state
-//! machine assigned. A replica that is not the leader forwards the request to the leader once
-//! (a forwarded request is never forwarded again, so there are no loops). Order queries are
-//! served by the leader after `ensure_linearizable`, so a reply never misses an acknowledged
-//! order.
+//! On the Raft leader, an order is: dedup check → leadership confirmed (no sale without a
+//! quorum) → catalog buy with the order's request id (idempotent there too) → proposal
+//! through the [`OrderBatcher`] → the number the state machine assigned. A replica that is
+//! not the leader forwards the request to the leader once (a forwarded request is never
+//! forwarded again, so there are no loops); during an election it waits for the new leader
+//! within the request's budget. Order queries are served by the leader after a read index
+//! ([`ReadIndex`]), so a reply never misses an acknowledged order.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use api::catalog::{BuyOutcome, BuyRequest};
-use api::client::ServiceClient;
-use api::cluster::NodeAddrs;
 use api::order::{
-    NodeStatus, OrderPlaced, OrderRecord, PlaceOrder, REQUEST_ID_RULE, valid_request_id,
+    Hop, OrderPlaced, OrderRecord, PlaceOrder, REQUEST_ID_RULE, ReplicaClient, Selection,
+    valid_request_id,
 };
+use api::status::NodeStatus;
 use openraft::ServerState;
-use parking_lot::Mutex;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::batcher::OrderBatcher;
 use crate::buyer::CatalogBuyer;
 use crate::error::OrderError;
+use crate::faults::Faults;
+use crate::health::{LeaderContact, Readiness};
+use crate::metrics::NodeMetrics;
+use crate::read_index::ReadIndex;
 use crate::store::OrderReader;
 use crate::types::{NewOrder, NodeId, OrderOutcome, Raft};
-
-/// Header marking a request one replica forwarded to another.
-pub const FORWARDED_BY: &str = "x-forwarded-by";
-
-/// Counters and gauges of one replica.
-#[derive(Clone)]
-pub struct NodeMetrics {
-    pub orders_placed: Counter,
-    pub orders_deduplicated: Counter,
-    pub forwarded: Counter,
-    pub entries_received: Counter,
-    pub write_failures: Counter,
-    pub batch_size: Histogram,
-    pub buy_batch_size: Histogram,
-    pub term: Gauge,
-    pub last_log_index: Gauge,
-    pub applied_index: Gauge,
-    pub is_leader: Gauge,
-}
-
-impl NodeMetrics {
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self {
-            orders_placed: Counter::default(),
-            orders_deduplicated: Counter::default(),
-            forwarded: Counter::default(),
-            entries_received: Counter::default(),
-            write_failures: Counter::default(),
-            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
-            buy_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
-            term: Gauge::default(),
-            last_log_index: Gauge::default(),
-            applied_index: Gauge::default(),
-            is_leader: Gauge::default(),
-        };
-        registry.register(
-            "orders_placed",
-            "Orders this leader committed",
-            metrics.orders_placed.clone(),
-        );
-        registry.register(
-            "orders_deduplicated",
-            "Orders answered from an earlier request with the same id",
-            metrics.orders_deduplicated.clone(),
-        );
-        registry.register(
-            "forwarded",
-            "Requests forwarded to the Raft leader",
-            metrics.forwarded.clone(),
-        );
-        registry.register(
-            "entries_received",
-            "Log entries received from a leader (catch-up and replication)",
-            metrics.entries_received.clone(),
-        );
-        registry.register(
-            "write_failures",
-            "Orders whose Raft write failed or timed out",
-            metrics.write_failures.clone(),
-        );
-        registry.register(
-            "batch_size",
-            "Orders per Raft entry",
-            metrics.batch_size.clone(),
-        );
-        registry.register(
-            "buy_batch_size",
-            "Catalog buys per POST /buys call",
-            metrics.buy_batch_size.clone(),
-        );
-        registry.register("raft_term", "Current Raft term", metrics.term.clone());
-        registry.register(
-            "raft_last_log_index",
-            "Index of the last log entry",
-            metrics.last_log_index.clone(),
-        );
-        registry.register(
-            "raft_applied_index",
-            "Index of the last applied entry",
-            metrics.applied_index.clone(),
-        );
-        registry.register(
-            "raft_is_leader",
-            "1 on the Raft leader",
-            metrics.is_leader.clone(),
-        );
-        metrics
-    }
-}
-
-/// Test-only fault points, armed through `POST /faults` when fault injection is enabled.
-#[derive(Default)]
-pub struct Faults {
-    crash_after_buy: Mutex<Option<String>>,
-}
-
-impl Faults {
-    /// Arms a crash (abort, as kill -9 would) after the catalog buy of `request_id`.
-    pub fn arm_crash_after_buy(&self, request_id: String) {
-        *self.crash_after_buy.lock() = Some(request_id);
-    }
-
-    fn check_crash_after_buy(&self, request_id: &str) {
-        if self.crash_after_buy.lock().as_deref() == Some(request_id) {
-            tracing::error!(
-                request_id,
-                "fault injection: crashing between the catalog buy and the Raft write"
-            );
-            std::process::abort();
-        }
-    }
-}
 
 /// Where a request must be served.
 enum Route {
@@ -155,16 +45,22 @@ pub struct OrderNode {
     pub reader: OrderReader,
     pub metrics: NodeMetrics,
     pub faults: Faults,
-    /// The address book: where to forward to the leader.
-    pub peers: Arc<NodeAddrs>,
+    /// The other replicas, from the address book: where to forward to the leader.
+    pub peers: BTreeMap<NodeId, ReplicaClient>,
     pub batcher: OrderBatcher,
     pub buyer: CatalogBuyer,
-    /// For forwarding to the leader.
-    pub client: ServiceClient,
-    /// Id the front-end selected (0: none yet).
-    pub selected_leader: AtomicU64,
-    /// Deadline for confirming leadership before a read.
-    pub read_timeout: Duration,
+    /// Confirms leadership, once for every caller waiting at that moment.
+    pub read_index: ReadIndex,
+    pub readiness: Arc<Readiness>,
+    /// When this replica last heard from its leader (touched by the Raft RPC handlers).
+    pub contact: Arc<LeaderContact>,
+    /// The replica the front-end selected (0: none yet); [`crate::leadership`] watches it.
+    pub selection: watch::Sender<NodeId>,
+    /// How long a request may take here when its sender did not say (`x-budget-ms`).
+    pub default_budget: Duration,
+    /// A leader whose last quorum acknowledgement is younger than this may sell without
+    /// asking its followers again: the leader lease.
+    pub lease: Duration,
 }
 
 impl OrderNode {
@@ -180,36 +76,86 @@ impl OrderNode {
         }
     }
 
-    fn leader_url(&self, leader: NodeId) -> Result<&str, OrderError> {
-        self.peers.get(leader).ok_or_else(|| {
+    /// The route, waiting (until `deadline`) for a leader other than `not` to be known: a
+    /// request that arrives during an election is answered once it is over, not with a 503
+    /// the sender must come back on.
+    async fn route_avoiding(&self, not: Option<NodeId>, deadline: Instant) -> Route {
+        let mut watch = self.raft.metrics();
+        loop {
+            match self.route() {
+                Route::Leader(leader) if Some(leader) == not => {}
+                Route::Nowhere => {}
+                route => return route,
+            }
+            if tokio::time::timeout_at(deadline, watch.changed())
+                .await
+                .is_err()
+            {
+                return Route::Nowhere;
+            }
+        }
+    }
+
+    fn leader(&self, leader: NodeId) -> Result<&ReplicaClient, OrderError> {
+        self.peers.get(&leader).ok_or_else(|| {
             OrderError::LeaderUnreachable(format!("node {leader} is not in the address book"))
         })
     }
 
+    /// When a request that arrived now with `hop` must be answered.
+    fn deadline(&self, hop: &Hop) -> Instant {
+        Instant::now()
+            + hop
+                .budget
+                .unwrap_or(self.default_budget)
+                .min(self.default_budget * 4)
+    }
+
     /// Places an order, here if this replica leads, else through the leader.
-    pub async fn place(
-        &self,
-        order: PlaceOrder,
-        forwarded: bool,
-    ) -> Result<OrderPlaced, OrderError> {
+    pub async fn place(&self, order: PlaceOrder, hop: Hop) -> Result<OrderPlaced, OrderError> {
         validate(&order)?;
-        match self.route() {
-            Route::Here => self.place_here(order).await,
-            Route::Leader(leader) if !forwarded => {
-                self.metrics.forwarded.inc();
-                let url = format!("{}/orders", self.leader_url(leader)?);
-                let request = self
-                    .client
-                    .post(&url)
-                    .header(FORWARDED_BY, self.id)
-                    .json(&order);
-                self.client
-                    .call(request)
-                    .await
-                    .map_err(OrderError::from_leader)
+        let deadline = self.deadline(&hop);
+        let mut unreachable = None;
+        loop {
+            match self.route_avoiding(unreachable, deadline).await {
+                Route::Here => return self.place_here(order).await,
+                Route::Leader(leader) if hop.forwarded_by.is_none() => {
+                    self.metrics.forwarded.inc();
+                    let onward = self.onward(deadline);
+                    match self.leader(leader)?.place(&order, onward).await {
+                        Err(err) if err.is_unreachable() && Instant::now() < deadline => {
+                            // The leader may have just died: wait for the next one.
+                            unreachable = Some(leader);
+                        }
+                        answer => return answer.map_err(OrderError::from_leader),
+                    }
+                }
+                _ => return Err(OrderError::NoLeader),
             }
-            _ => Err(OrderError::NoLeader),
         }
+    }
+
+    /// The hop of a request this replica forwards, with what is left of `deadline`.
+    fn onward(&self, deadline: Instant) -> Hop {
+        Hop {
+            forwarded_by: Some(self.id),
+            budget: Some(deadline.saturating_duration_since(Instant::now())),
+        }
+    }
+
+    /// Confirms that this replica still leads: a quorum acknowledged it within the lease, or
+    /// it asks its followers now (one round for every caller waiting).
+    async fn confirm_leadership(&self) -> Result<(), OrderError> {
+        let recent = self
+            .raft
+            .metrics()
+            .borrow()
+            .millis_since_quorum_ack
+            .is_some_and(|ms| ms <= self.lease.as_millis() as u64);
+        if recent {
+            return Ok(());
+        }
+        self.read_index.confirm().await
     }
 
     async fn place_here(&self, order: PlaceOrder) -> Result<OrderPlaced, OrderError> {
@@ -221,6 +167,8 @@ impl OrderNode {
                 earlier.name == order.name && earlier.quantity == order.quantity,
             );
         }
+        // No sale without a quorum: a leader cut off from its followers sells nothing.
+        self.confirm_leadership().await?;
         let buy = BuyRequest {
             request_id: order.request_id.clone(),
             name: order.name.clone(),
@@ -280,47 +228,56 @@ impl OrderNode {
     }
 
     /// Reads an order with linearizable semantics.
-    pub async fn lookup(&self, number: u64, forwarded: bool) -> Result<OrderRecord, OrderError> {
-        match self.route() {
-            Route::Here => {
-                match tokio::time::timeout(self.read_timeout, self.raft.ensure_linearizable()).await
-                {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(err)) => return Err(OrderError::ReadNotConfirmed(err.to_string())),
-                    Err(_) => {
-                        return Err(OrderError::ReadNotConfirmed(format!(
-                            "no quorum answered within {:?}",
-                            self.read_timeout
-                        )));
+    pub async fn lookup(&self, number: u64, hop: Hop) -> Result<OrderRecord, OrderError> {
+        let deadline = self.deadline(&hop);
+        let mut unreachable = None;
+        loop {
+            match self.route_avoiding(unreachable, deadline).await {
+                Route::Here => {
+                    self.read_index.confirm().await?;
+                    let order = self
+                        .reader
+                        .order(number)?
+                        .ok_or(OrderError::NoSuchOrder(number))?;
+                    return Ok(OrderRecord {
+                        number: order.number,
+                        name: order.name,
+                        quantity: order.quantity,
+                    });
+                }
+                Route::Leader(leader) if hop.forwarded_by.is_none() => {
+                    self.metrics.forwarded.inc();
+                    let onward = self.onward(deadline);
+                    match self.leader(leader)?.lookup(number, onward).await {
+                        Err(err) if err.is_unreachable() && Instant::now() < deadline => {
+                            unreachable = Some(leader);
+                        }
+                        answer => return answer.map_err(OrderError::from_leader),
                     }
                 }
-                let order = self
-                    .reader
-                    .order(number)?
-                    .ok_or(OrderError::NoSuchOrder(number))?;
-                Ok(OrderRecord {
-                    number: order.number,
-                    name: order.name,
-                    quantity: order.quantity,
-                })
+                _ => return Err(OrderError::NoLeader),
             }
-            Route::Leader(leader) if !forwarded => {
-                self.metrics.forwarded.inc();
-                let url = format!("{}/orders/{number}", self.leader_url(leader)?);
-                let request = self.client.get(&url).header(FORWARDED_BY, self.id);
-                self.client
-                    .call(request)
-                    .await
-                    .map_err(OrderError::from_leader)
-            }
-            _ => Err(OrderError::NoLeader),
         }
     }
 
-    pub fn record_selection(&self, leader_id: NodeId) {
-        let previous = self.selected_leader.swap(leader_id, Ordering::Relaxed);
-        if previous != leader_id {
-            tracing::info!(selected = leader_id, "the front-end selected a replica");
+    /// The front-end selected `replica_id`. A selected replica that does not lead tells the
+    /// leader too (best effort), in case the front-end could not: the leader then hands over.
+    pub fn record_selection(self: &Arc<Self>, replica_id: NodeId) {
+        let previous = self.selection.send_replace(replica_id);
+        if previous == replica_id {
+            return;
+        }
+        tracing::info!(selected = replica_id, "the front-end selected a replica");
+        if replica_id == self.id
+            && let Route::Leader(leader) = self.route()
+            && let Some(client) = self.peers.get(&leader).cloned()
+        {
+            tokio::spawn(async move {
+                let selection = Selection { replica_id };
+                if let Err(err) = client.announce_selection(&selection).await {
+                    tracing::debug!(leader, %err, "could not pass the selection on to the leader");
+                }
+            });
         }
     }
 
@@ -335,15 +292,20 @@ impl OrderNode {
             ServerState::Learner => "learner",
             ServerState::Shutdown => "shutdown",
         };
-        let selected = self.selected_leader.load(Ordering::Relaxed);
+        let selected = *self.selection.borrow();
+        let health = match self.readiness.check() {
+            Ok(()) => "ok",
+            Err(why) => why.reason(),
+        };
         NodeStatus {
             id: self.id,
             role: role.to_string(),
             term: metrics.current_term,
             leader: metrics.current_leader,
+            health: health.to_string(),
             last_log_index: metrics.last_log_index,
             applied_index: summary.last_applied.map(|id| id.index),
-            selected_leader: (selected != 0).then_some(selected),
+            selected_replica: (selected != 0).then_some(selected),
             orders: summary.next_number,
             digest: hex::encode(summary.digest),
             entries_received: self.metrics.entries_received.get(),
@@ -367,27 +329,4 @@ fn validate(order: &PlaceOrder) -> Result<(), OrderError> {
         ));
     }
     Ok(())
-}
-
-/// Mirrors openraft's metrics into the Prometheus gauges until Raft stops.
-pub async fn mirror_raft_metrics(raft: Raft, metrics: NodeMetrics) {
-    let mut watch = raft.metrics();
-    loop {
-        {
-            let m = watch.borrow_and_update();
-            metrics.term.set(m.current_term as i64);
-            metrics
-                .last_log_index
-                .set(m.last_log_index.map_or(-1, |i| i as i64));
-            metrics
-                .applied_index
-                .set(m.last_applied.map_or(-1, |id| id.index as i64));
-            metrics
-                .is_leader
-                .set(i64::from(m.state == ServerState::Leader));
-        }
-        if watch.changed().await.is_err() {
-            break;
-        }
-    }
 }

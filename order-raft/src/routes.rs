@@ -6,33 +6,34 @@ use std::sync::Arc;
 use api::ApiError;
 use api::envelope::{ApiResult, Data};
 use api::order::{
-    LeaderNotice, NodeStatus, OrderPlaced, OrderRecord, PlaceOrder, parse_order_number,
+    Hop, OrderPlaced, OrderRecord, PlaceOrder, Selection, parse_order_number, routes,
 };
 use api::server::{JsonBody, PathParam, require_cluster_token};
+use api::status::NodeStatus;
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 
 use crate::network;
-use crate::node::{FORWARDED_BY, OrderNode};
+use crate::node::OrderNode;
 
 pub fn router(node: Arc<OrderNode>, token: Option<Arc<str>>, fault_injection: bool) -> Router {
     let mut internal = Router::new()
-        .route("/orders", post(place_order))
-        .route("/orders/{number}", get(lookup_order))
-        .route("/leader", post(leader_selected));
+        .route(routes::ORDERS, post(place_order))
+        .route(routes::ORDER, get(lookup_order))
+        .route(routes::SELECTION, post(replica_selected));
     if fault_injection {
-        internal = internal.route("/faults", post(arm_fault));
+        internal = internal.route(routes::FAULTS, post(arm_fault));
     }
     let internal = internal
         .with_state(node.clone())
         .merge(network::router(node.clone()))
         .route_layer(middleware::from_fn_with_state(token, require_cluster_token));
     Router::new()
-        .route("/status", get(status))
+        .route(routes::STATUS, get(status))
         .with_state(node)
         .merge(internal)
 }
@@ -41,8 +42,16 @@ async fn status(State(node): State<Arc<OrderNode>>) -> Data<NodeStatus> {
     Data::new(node.status())
 }
 
-fn forwarded(headers: &HeaderMap) -> bool {
-    headers.contains_key(FORWARDED_BY)
+/// `GET /health`: 200 when this replica can serve orders now, else 503 with the reason (see
+/// [`crate::health`]).
+pub fn health(node: Arc<OrderNode>) -> MethodRouter {
+    get(|State(node): State<Arc<OrderNode>>| async move {
+        match node.readiness.check() {
+            Ok(()) => Ok(Data::new("ok")),
+            Err(why) => Err(ApiError::unavailable(why.reason())),
+        }
+    })
+    .with_state(node)
 }
 
 async fn place_order(
@@ -51,7 +60,7 @@ async fn place_order(
     JsonBody(order): JsonBody<PlaceOrder>,
 ) -> ApiResult<OrderPlaced> {
     let placed = node
-        .place(order, forwarded(&headers))
+        .place(order, Hop::from_headers(&headers))
         .await
         .map_err(ApiError::from)?;
     Ok(Data::new(placed))
@@ -64,31 +73,44 @@ async fn lookup_order(
 ) -> ApiResult<OrderRecord> {
     let number = parse_order_number(&number)?;
     let order = node
-        .lookup(number, forwarded(&headers))
+        .lookup(number, Hop::from_headers(&headers))
         .await
         .map_err(ApiError::from)?;
     Ok(Data::new(order))
 }
 
-async fn leader_selected(
+async fn replica_selected(
     State(node): State<Arc<OrderNode>>,
-    JsonBody(notice): JsonBody<LeaderNotice>,
+    JsonBody(selection): JsonBody<Selection>,
 ) -> Data<&'static str> {
-    node.record_selection(notice.leader_id);
+    node.record_selection(selection.replica_id);
     Data::new("ok")
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FaultRequest {
     /// Abort the process after the catalog buy of the order with this request id.
-    crash_after_buy: String,
+    #[serde(default)]
+    crash_after_buy: Option<String>,
+    /// Stop the Raft core now, as a fatal storage error would.
+    #[serde(default)]
+    stop_raft: bool,
 }
 
 async fn arm_fault(
     State(node): State<Arc<OrderNode>>,
     JsonBody(fault): JsonBody<FaultRequest>,
 ) -> Data<&'static str> {
-    tracing::warn!(request_id = %fault.crash_after_buy, "fault armed: crash after the catalog buy");
-    node.faults.arm_crash_after_buy(fault.crash_after_buy);
+    if let Some(request_id) = fault.crash_after_buy {
+        tracing::warn!(%request_id, "fault armed: crash after the catalog buy");
+        node.faults.arm_crash_after_buy(request_id);
+    }
+    if fault.stop_raft {
+        tracing::warn!("fault injected: stopping the Raft core");
+        if let Err(err) = node.raft.shutdown().await {
+            tracing::warn!(%err, "the Raft core did not stop cleanly");
+        }
+    }
     Data::new("armed")
 }

@@ -61,12 +61,6 @@ pub fn http() -> ServiceClient {
     ServiceClient::new(HTTP_TIMEOUT, None)
 }
 
-/// The public API of the front-end at `url`, as the load client calls it.
-pub fn frontend_api(url: &str) -> client::store::Store {
-    let base = reqwest::Url::parse(url).expect("a front-end URL");
-    client::store::Store::new(base, HTTP_TIMEOUT)
-}
-
 /// Polls `probe` every 20 ms until it yields a value; panics naming `what` after `limit`.
 pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
 where

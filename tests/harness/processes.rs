@@ -9,8 +9,11 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use api::client::ServiceClient;
-use api::order::NodeStatus;
+use api::catalog::CatalogClient;
+use api::client::{ServiceClient, parse_base_url};
+use api::frontend::FrontendClient;
+use api::order::ReplicaClient;
+use api::status::NodeStatus;
 use tempfile::TempDir;
 
 use crate::{free_port_block, wait_for};
@@ -123,23 +126,30 @@ impl ProcessStore {
         stdout
     }
 
-    pub fn frontend_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port_base)
+    pub fn frontend_url(&self) -> reqwest::Url {
+        url(self.port_base.into())
     }
 
-    pub fn catalog_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port_base + 100)
+    pub fn catalog_url(&self) -> reqwest::Url {
+        url(u64::from(self.port_base) + 100)
     }
 
-    pub fn node_url(&self, id: u64) -> String {
-        format!("http://127.0.0.1:{}", u64::from(self.port_base) + 200 + id)
+    pub fn node_url(&self, id: u64) -> reqwest::Url {
+        url(u64::from(self.port_base) + 200 + id)
+    }
+
+    /// The catalog, called with the cluster token.
+    pub fn catalog(&self) -> CatalogClient {
+        CatalogClient::new(self.catalog_url(), self.http.clone())
+    }
+
+    /// Replica `id`, called with the cluster token.
+    pub fn replica(&self, id: u64) -> ReplicaClient {
+        ReplicaClient::new(self.node_url(id), self.http.clone())
     }
 
     pub async fn status(&self, id: u64) -> Option<NodeStatus> {
-        self.http
-            .call(self.http.get(&format!("{}/status", self.node_url(id))))
-            .await
-            .ok()
+        self.replica(id).status().await.ok()
     }
 
     /// Waits until a replica reports itself the Raft leader; returns its id.
@@ -177,8 +187,8 @@ impl ProcessStore {
     }
 
     /// The front-end's public API.
-    pub fn frontend(&self) -> client::store::Store {
-        crate::frontend_api(&self.frontend_url())
+    pub fn frontend(&self) -> FrontendClient {
+        FrontendClient::new(self.frontend_url(), self.http.clone())
     }
 
     /// A `client` run against this store's front-end.
@@ -186,10 +196,14 @@ impl ProcessStore {
         let mut command = Command::new(binaries().join("client"));
         command
             .arg("--frontend")
-            .arg(self.frontend_url())
+            .arg(self.frontend_url().as_str())
             .args(args);
         command
     }
+}
+
+fn url(port: u64) -> reqwest::Url {
+    parse_base_url(&format!("http://127.0.0.1:{port}")).expect("a loopback URL")
 }
 
 impl Drop for ProcessStore {

@@ -33,8 +33,8 @@ impl FaultProxy {
         Self { addr, cut, accept }
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+    pub fn url(&self) -> reqwest::Url {
+        api::client::parse_base_url(&format!("http://{}", self.addr)).expect("a loopback URL")
     }
 
     /// Partitions the link.

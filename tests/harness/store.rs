@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use api::catalog::VersionedProduct;
-use api::client::{CallError, ServiceClient, endpoint};
+use api::catalog::{CatalogClient, VersionedProduct};
+use api::client::{CallError, ServiceClient};
 use api::cluster::NodeAddrs;
-use api::order::{FrontendStatus, NodeStatus, OrderPlaced, OrderRecord, PlaceOrder};
+use api::frontend::FrontendClient;
+use api::order::{Hop, OrderPlaced, OrderRecord, PlaceOrder, ReplicaClient};
 use api::server::ServerHandle;
+use api::status::{FrontendStatus, NodeStatus};
 use tempfile::TempDir;
 
 use crate::{HTTP_TIMEOUT, free_port, http, wait_for};
@@ -49,8 +51,10 @@ struct Replica {
 
 pub struct TestStore {
     _dir: TempDir,
-    pub catalog_url: String,
-    catalog: ServerHandle,
+    pub catalog_url: reqwest::Url,
+    /// The catalog, called with the cluster token.
+    pub catalog: CatalogClient,
+    catalog_server: ServerHandle,
     replicas: BTreeMap<u64, Replica>,
     /// The replicas' real URLs (what a front-end or a test talks to).
     pub node_urls: NodeAddrs,
@@ -78,12 +82,12 @@ impl TestStore {
         let catalog = catalog::serve(catalog_config)
             .await
             .expect("catalog starts");
-        let catalog_url = catalog.url();
+        let catalog_url = url(&catalog.url());
 
         let node_urls = NodeAddrs::new(
             ports
                 .iter()
-                .map(|(id, port)| (*id, format!("http://127.0.0.1:{port}"))),
+                .map(|(id, port)| (*id, url(&format!("http://127.0.0.1:{port}")))),
         );
         let mut replicas = BTreeMap::new();
         for (&id, &port) in &ports {
@@ -96,7 +100,7 @@ impl TestStore {
                 id,
                 book,
                 dir.path().join(format!("node-{id}")),
-                &catalog_url,
+                catalog_url.clone(),
             );
             config.listen = Some(SocketAddr::from(([127, 0, 0, 1], port)));
             config.cluster_token = options.cluster_token.clone();
@@ -114,41 +118,48 @@ impl TestStore {
         }
 
         let frontend = if options.frontend {
-            let mut config = frontend::Config::for_test(&catalog_url, node_urls.clone())
-                .expect("front-end config");
+            let mut config = frontend::Config::for_test(catalog_url.clone(), node_urls.clone());
             config.cluster_token = options.cluster_token.clone();
             Some(frontend::serve(config).await.expect("front-end starts"))
         } else {
             None
         };
+        let http = match options.cluster_token {
+            Some(token) => ServiceClient::new(HTTP_TIMEOUT, Some(token.into())),
+            None => http(),
+        };
         Self {
             _dir: dir,
+            catalog: CatalogClient::new(catalog_url.clone(), http.clone()),
             catalog_url,
-            catalog,
+            catalog_server: catalog,
             replicas,
             node_urls,
             frontend,
-            http: match options.cluster_token {
-                Some(token) => ServiceClient::new(HTTP_TIMEOUT, Some(token.into())),
-                None => http(),
-            },
+            http,
         }
     }
 
-    pub fn frontend_url(&self) -> String {
-        self.frontend
+    pub fn frontend_url(&self) -> reqwest::Url {
+        url(&self
+            .frontend
             .as_ref()
             .expect("this store has a front-end")
-            .url()
+            .url())
     }
 
-    /// The front-end's public API.
-    pub fn frontend(&self) -> client::store::Store {
-        crate::frontend_api(&self.frontend_url())
+    /// The front-end's API (public and internal), called with the cluster token.
+    pub fn frontend(&self) -> FrontendClient {
+        FrontendClient::new(self.frontend_url(), self.http.clone())
     }
 
-    pub fn node_url(&self, id: u64) -> String {
-        self.node_urls.get(id).expect("a known replica").to_string()
+    pub fn node_url(&self, id: u64) -> reqwest::Url {
+        self.node_urls.get(id).expect("a known replica").clone()
+    }
+
+    /// Replica `id`, called with the cluster token.
+    pub fn replica(&self, id: u64) -> ReplicaClient {
+        ReplicaClient::new(self.node_url(id), self.http.clone())
     }
 
     pub fn running(&self) -> Vec<u64> {
@@ -160,9 +171,7 @@ impl TestStore {
     }
 
     pub async fn status(&self, id: u64) -> Result<NodeStatus, CallError> {
-        self.http
-            .call(self.http.get(&format!("{}/status", self.node_url(id))))
-            .await
+        self.replica(id).status().await
     }
 
     /// Waits until the running replicas agree on one leader; returns its id.
@@ -201,24 +210,17 @@ impl TestStore {
             name: name.into(),
             quantity,
         };
-        let url = format!("{}/orders", self.node_url(via));
-        self.http.call(self.http.post(&url).json(&order)).await
+        self.replica(via).place(&order, Hop::default()).await
     }
 
     pub async fn lookup(&self, via: u64, number: u64) -> Result<OrderRecord, CallError> {
-        self.http
-            .call(
-                self.http
-                    .get(&format!("{}/orders/{number}", self.node_url(via))),
-            )
-            .await
+        self.replica(via).lookup(number, Hop::default()).await
     }
 
     /// The catalog's view of a toy.
     pub async fn product(&self, name: &str) -> VersionedProduct {
-        let url = endpoint(&url(&self.catalog_url), &["products", name]);
-        self.http
-            .call(self.http.get(url.as_str()))
+        self.catalog
+            .product(name)
             .await
             .expect("the catalog answers")
     }
@@ -233,18 +235,14 @@ impl TestStore {
 
     /// The front-end's `/status`.
     pub async fn frontend_status(&self) -> FrontendStatus {
-        let url = format!("{}/status", self.frontend_url());
-        self.http
-            .call(self.http.get(&url))
-            .await
-            .expect("front-end status")
+        self.frontend().status().await.expect("front-end status")
     }
 
     /// Takes a replica off the network, as a crash would (its data stays on disk).
     pub async fn stop_node(&mut self, id: u64) {
         let replica = self.replicas.get_mut(&id).expect("a known replica");
         if let Some(handle) = replica.handle.take() {
-            handle.shutdown().await;
+            let _ = handle.shutdown().await;
         }
     }
 
@@ -287,17 +285,17 @@ impl TestStore {
 
     pub async fn shutdown(mut self) {
         if let Some(frontend) = self.frontend.take() {
-            frontend.shutdown().await;
+            let _ = frontend.shutdown().await;
         }
         for replica in self.replicas.values_mut() {
             if let Some(handle) = replica.handle.take() {
-                handle.shutdown().await;
+                let _ = handle.shutdown().await;
             }
         }
-        self.catalog.shutdown().await;
+        let _ = self.catalog_server.shutdown().await;
     }
 }
 
 fn url(base: &str) -> reqwest::Url {
-    reqwest::Url::parse(base).expect("a service URL")
+    api::client::parse_base_url(base).expect("a service URL")
 }

@@ -1,12 +1,8 @@
 //! Catalog and front-end together: the cached product path.
 
 use api::catalog::{BuyOutcome, BuyRequest, Product};
+use api::frontend::routes;
 use system_tests::store::{StoreOptions, TestStore};
-
-fn product_url(base: &str, name: &str) -> String {
-    let base = reqwest::Url::parse(base).expect("base URL");
-    api::client::endpoint(&base, &["products", name]).to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
@@ -16,15 +12,10 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
         ..Default::default()
     })
     .await;
-    let frontend = store.frontend_url();
     // The cache is used only under a lease from the catalog.
     store.wait_for_cache_lease().await;
 
-    let toys: Vec<Product> = store
-        .http
-        .call(store.http.get(&format!("{frontend}/products")))
-        .await
-        .unwrap();
+    let toys: Vec<Product> = store.frontend().products().await.unwrap();
     assert!(toys.len() >= 15, "the catalog has at least 15 toys");
     let capacity = store.frontend_status().await.cache.capacity;
     assert!(
@@ -52,16 +43,7 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
         name: toy.name.clone(),
         quantity: 4,
     };
-    let outcome: BuyOutcome = store
-        .http
-        .call(
-            store
-                .http
-                .post(&format!("{}/buy", store.catalog_url))
-                .json(&buy),
-        )
-        .await
-        .unwrap();
+    let outcome: BuyOutcome = store.catalog.buy(&buy).await.unwrap();
     assert!(matches!(outcome, BuyOutcome::Bought { remaining: 96, .. }));
     // Acknowledged means invalidated: the very next front-end read shows the new quantity.
     let seen = store.frontend().product(&toy.name).await.unwrap();
@@ -77,53 +59,57 @@ async fn bad_requests_get_the_error_envelope() {
         ..Default::default()
     })
     .await;
-    let frontend = store.frontend_url();
+    let frontend = store.frontend();
+    let orders = frontend.url(routes::ORDERS, &[]);
     let raw = reqwest::Client::new();
     let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
-        (raw.get(product_url(&frontend, "No Such Toy")), 404),
-        (raw.get(format!("{frontend}/no/such/route")), 404),
-        (raw.delete(format!("{frontend}/orders/1")), 405),
-        (raw.get(format!("{frontend}/orders/minus-one")), 400),
         (
-            raw.post(format!("{frontend}/orders"))
+            raw.get(frontend.url(routes::PRODUCT, &["No Such Toy"])),
+            404,
+        ),
+        (raw.get(frontend.url("/no/such/route", &[])), 404),
+        (raw.delete(frontend.url(routes::ORDER, &["1"])), 405),
+        (raw.get(frontend.url(routes::ORDER, &["minus-one"])), 400),
+        (
+            raw.post(orders.clone())
                 .header("content-type", "application/json")
                 .body("{\"name\":"),
             400,
         ),
         (
-            raw.post(format!("{frontend}/orders"))
+            raw.post(orders.clone())
                 .json(&serde_json::json!({"name": "Tux"})),
             400,
         ),
         (
-            raw.post(format!("{frontend}/orders"))
+            raw.post(orders.clone())
                 .json(&serde_json::json!({"name": "Tux", "quantity": 0})),
             400,
         ),
         (
-            raw.post(format!("{frontend}/orders"))
+            raw.post(orders.clone())
                 .json(&serde_json::json!({"name": "Tux", "quantity": -3})),
             400,
         ),
         (
-            raw.post(format!("{frontend}/orders"))
+            raw.post(orders.clone())
                 .body("{\"name\":\"Tux\",\"quantity\":1}"),
             415,
         ),
         (
-            raw.post(format!("{frontend}/orders"))
+            raw.post(orders.clone())
                 .header("content-type", "application/json")
                 .body(vec![b' '; 20_000]),
             413,
         ),
         (
-            raw.post(format!("{frontend}/orders"))
+            raw.post(orders.clone())
                 .header("idempotency-key", "has spaces")
                 .json(&serde_json::json!({"name": "Tux", "quantity": 1})),
             400,
         ),
         (
-            raw.post(format!("{frontend}/invalidate"))
+            raw.post(frontend.url(routes::INVALIDATE, &[]))
                 .json(&serde_json::json!({"toys": 5})),
             400,
         ),

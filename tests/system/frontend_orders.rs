@@ -15,7 +15,7 @@ async fn all_report_selected(store: &TestStore, selected: u64) {
         Duration::from_secs(10),
         || async {
             for id in store.running() {
-                if store.status(id).await.ok()?.selected_leader != Some(selected) {
+                if store.status(id).await.ok()?.selected_replica != Some(selected) {
                     return None;
                 }
             }
@@ -38,7 +38,7 @@ async fn orders_go_to_the_highest_live_replica_and_survive_its_crash() {
     let first = frontend.order("Teddy Bear", 2, None).await.unwrap();
     let record = frontend.lookup(first.order_number).await.unwrap();
     assert_eq!((record.name.as_str(), record.quantity), ("Teddy Bear", 2));
-    assert_eq!(store.frontend_status().await.selected_leader, Some(3));
+    assert_eq!(store.frontend_status().await.selected_replica, Some(3));
     all_report_selected(&store, 3).await;
 
     // A missing order is a 404 in the envelope.
@@ -50,7 +50,7 @@ async fn orders_go_to_the_highest_live_replica_and_survive_its_crash() {
     let after = frontend.order("Teddy Bear", 1, None).await.unwrap();
     assert_eq!(after.order_number, first.order_number + 1);
     let status = store.frontend_status().await;
-    assert_eq!(status.selected_leader, Some(2));
+    assert_eq!(status.selected_replica, Some(2));
     assert!(status.reselections >= 1);
     all_report_selected(&store, 2).await;
     let record = frontend

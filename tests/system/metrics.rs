@@ -39,8 +39,9 @@ const ORDER: &[&str] = &[
 
 /// The series of `expected` that `/metrics` at `base` does not declare (Prometheus text has a
 /// `# TYPE <name> ` line per series).
-async fn missing(base: &str, expected: &[&'static str]) -> Vec<&'static str> {
-    let text = reqwest::get(format!("{base}/metrics"))
+async fn missing(base: &reqwest::Url, expected: &[&'static str]) -> Vec<&'static str> {
+    let url = api::client::route_url(base, api::server::routes::METRICS, &[]);
+    let text = reqwest::get(url)
         .await
         .and_then(|answer| answer.error_for_status())
         .expect("/metrics answers")

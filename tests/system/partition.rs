@@ -28,7 +28,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
         .map(|(&me, &port)| {
             let book = ports.keys().map(|&peer| {
                 let url = if peer == me {
-                    format!("http://127.0.0.1:{port}")
+                    api::client::parse_base_url(&format!("http://127.0.0.1:{port}")).unwrap()
                 } else {
                     proxies[&(me, peer)].url()
                 };

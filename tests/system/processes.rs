@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use api::catalog::VersionedProduct;
 use system_tests::processes::ProcessStore;
 use system_tests::wait_for;
 
@@ -82,19 +81,18 @@ async fn a_leader_crash_between_the_buy_and_the_commit_yields_exactly_one_order(
         tokio::task::spawn_blocking(|| ProcessStore::up(&[("TOYSTORE_FAULT_INJECTION", "1")]))
             .await
             .unwrap();
-    let http = &store.http;
     let leader = store.leader().await;
+    let catalog = store.catalog();
     let product = |name: &'static str| {
-        let url = format!("{}/products/{}", store.catalog_url(), name);
-        async move { http.call::<VersionedProduct>(http.get(&url)).await.unwrap() }
+        let catalog = catalog.clone();
+        async move { catalog.product(name).await.unwrap() }
     };
     let before = product("Monopoly").await.quantity;
 
     // Arm the leader to abort right after the catalog has sold the toy for this request.
-    let arm = http
-        .post(&format!("{}/faults", store.node_url(leader)))
-        .json(&serde_json::json!({"crash_after_buy": "crash-between"}));
-    http.call::<serde_json::Value>(arm)
+    store
+        .replica(leader)
+        .arm_fault(&serde_json::json!({"crash_after_buy": "crash-between"}))
         .await
         .expect("fault injection is enabled");
 

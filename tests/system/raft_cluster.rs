@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use api::client::route_url;
+use api::order::routes;
 use futures::future::join_all;
 use system_tests::store::{StoreOptions, TestStore};
 
@@ -125,7 +127,7 @@ async fn orders_survive_the_leader_crash_and_a_new_leader_takes_over() {
 
 /// Stops a follower, commits 500 orders, restarts it on its old data and waits until it has
 /// the same orders as the others. Returns the restarted replica's status.
-async fn catch_up(options: StoreOptions) -> api::order::NodeStatus {
+async fn catch_up(options: StoreOptions) -> api::status::NodeStatus {
     let mut store = TestStore::start(options).await;
     let leader = store.leader().await;
     let lagging = 1 + leader % 3;
@@ -192,15 +194,18 @@ async fn internal_endpoints_require_the_cluster_token() {
     let placed = store.place(leader, "with-token", "Tux", 1).await.unwrap();
     let raw = reqwest::Client::new();
     let node = store.node_url(leader);
+    let at = |base: &reqwest::Url, route: &str, params: &[&str]| route_url(base, route, params);
+    let number = placed.order_number.to_string();
     let forbidden = [
-        raw.post(format!("{node}/raft/vote")).body(vec![0u8; 4]),
-        raw.post(format!("{node}/orders"))
+        raw.post(at(&node, routes::RAFT_VOTE, &[]))
+            .body(vec![0u8; 4]),
+        raw.post(at(&node, routes::ORDERS, &[]))
             .json(&serde_json::json!({"request_id": "x", "name": "Tux", "quantity": 1})),
-        raw.get(format!("{node}/orders/{}", placed.order_number)),
-        raw.post(format!("{node}/leader"))
+        raw.get(at(&node, routes::ORDER, &[&number])),
+        raw.post(at(&node, routes::SELECTION, &[]))
             .header("x-cluster-token", "wrong")
-            .json(&serde_json::json!({"leader_id": 1})),
-        raw.post(format!("{}/buy", store.catalog_url))
+            .json(&serde_json::json!({"replica_id": 1})),
+        raw.post(at(&store.catalog_url, api::catalog::routes::BUY, &[]))
             .json(&serde_json::json!({"request_id": "x", "name": "Tux", "quantity": 1})),
     ];
     for request in forbidden {
@@ -211,7 +216,7 @@ async fn internal_endpoints_require_the_cluster_token() {
     }
     // Public endpoints stay open.
     assert!(
-        raw.get(format!("{node}/status"))
+        raw.get(at(&node, routes::STATUS, &[]))
             .send()
             .await
             .unwrap()

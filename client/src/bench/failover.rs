@@ -11,16 +11,17 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::client::{ServiceClient, endpoint};
+use api::client::ServiceClient;
 use api::cluster::NodeAddrs;
-use api::order::{FrontendStatus, NodeStatus};
+use api::frontend::FrontendClient;
+use api::order::ReplicaClient;
+use api::status::NodeStatus;
 use parking_lot::Mutex;
 use reqwest::Url;
 use tokio::time::Instant;
 
 use crate::bench::ms;
 use crate::config::parse_frontend_url;
-use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct FailoverBench {
@@ -55,7 +56,7 @@ type Acks = Arc<Mutex<Vec<(Instant, Instant)>>>;
 impl FailoverBench {
     pub async fn run(&self) -> anyhow::Result<()> {
         let http = ServiceClient::new(Duration::from_secs(10), None);
-        let frontend = Store::with_client(self.frontend.clone(), http.clone());
+        let frontend = FrontendClient::new(self.frontend.clone(), http.clone());
         let mut gaps = Vec::new();
         let mut rows = String::from("round,killed,selected_before,gap_ms,longest_order_ms\n");
         println!(
@@ -64,10 +65,7 @@ impl FailoverBench {
         );
         for round in 1..=self.kills {
             self.wait_steady(&http).await?;
-            let selected = http
-                .call::<FrontendStatus>(http.get(endpoint(&self.frontend, &["status"]).as_str()))
-                .await?
-                .selected_leader;
+            let selected = frontend.status().await?.selected_replica;
             let acks: Acks = Arc::default();
             let stream = tokio::spawn(order_stream(frontend.clone(), acks.clone()));
             // Let the stream reach a steady pace before the kill.
@@ -143,8 +141,8 @@ impl FailoverBench {
     }
 
     async fn status(&self, http: &ServiceClient, id: u64) -> Option<NodeStatus> {
-        let url = format!("{}/status", self.nodes.get(id)?);
-        http.call(http.get(&url)).await.ok()
+        let replica = ReplicaClient::new(self.nodes.get(id)?.clone(), http.clone());
+        replica.status().await.ok()
     }
 
     async fn leader(&self, http: &ServiceClient) -> anyhow::Result<u64> {
@@ -185,7 +183,7 @@ impl FailoverBench {
 }
 
 /// Places orders one after another until aborted, recording when each was sent and answered.
-async fn order_stream(frontend: Store, acks: Acks) {
+async fn order_stream(frontend: FrontendClient, acks: Acks) {
     loop {
         let sent = Instant::now();
         if frontend.order("Tux", 1, None).await.is_ok() {

@@ -10,15 +10,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::client::{ServiceClient, endpoint};
-use api::order::{OrderPlaced, PlaceOrder};
+use api::client::ServiceClient;
+use api::frontend::FrontendClient;
+use api::order::{Hop, PlaceOrder, ReplicaClient};
 use reqwest::Url;
 use tokio::time::Instant;
 
 use crate::LatencyStats;
 use crate::bench::ms;
 use crate::config::parse_frontend_url;
-use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
@@ -132,18 +132,15 @@ impl OrdersBench {
             Duration::from_secs(10),
             self.token.as_deref().map(Arc::from),
         );
-        let frontend = Store::with_client(self.url.clone(), client.clone());
+        let frontend = FrontendClient::new(self.url.clone(), client.clone());
+        let replica = ReplicaClient::new(self.url.clone(), client);
         let start = Instant::now();
         let measure_from = start + Duration::from_secs(1);
         let end = measure_from + Duration::from_secs_f64(self.seconds);
         let workers: Vec<_> = (0..concurrency)
             .map(|worker| {
-                let (client, frontend) = (client.clone(), frontend.clone());
-                let (url, toy, target) = (
-                    endpoint(&self.url, &["orders"]),
-                    self.toy.clone(),
-                    self.target,
-                );
+                let (replica, frontend) = (replica.clone(), frontend.clone());
+                let (toy, target) = (self.toy.clone(), self.target);
                 tokio::spawn(async move {
                     let mut stats = LatencyStats::new();
                     let mut n = 0u64;
@@ -153,12 +150,12 @@ impl OrdersBench {
                         let sent = Instant::now();
                         let answer = match target {
                             Target::Node => {
-                                let request = client.post(url.as_str()).json(&PlaceOrder {
+                                let order = PlaceOrder {
                                     request_id: id,
                                     name: toy.clone(),
                                     quantity: 1,
-                                });
-                                client.call::<OrderPlaced>(request).await
+                                };
+                                replica.place(&order, Hop::default()).await
                             }
                             Target::Frontend => frontend.order(&toy, 1, Some(&id)).await,
                         };

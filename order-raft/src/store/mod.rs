@@ -22,7 +22,6 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::OrderError;
 pub use log::RocksLogStore;
 pub use state_machine::{OrderReader, RocksStateMachine};
 
@@ -48,15 +47,27 @@ const ALL_CFS: [&str; 6] = [
     CF_SNAPSHOT,
 ];
 
+/// What the store's own functions (opening, reading orders outside Raft) fail with. The
+/// storage traits return openraft's `StorageError` instead, as openraft requires.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("RocksDB: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt data on disk: {0}")]
+    Corrupt(String),
+    #[error("cannot load the state machine: {0}")]
+    Load(String),
+}
+
 /// Opens (or creates) a node's database and returns its log store and state machine.
-pub fn open(dir: &Path) -> Result<(RocksLogStore, RocksStateMachine), OrderError> {
+pub fn open(dir: &Path) -> Result<(RocksLogStore, RocksStateMachine), StoreError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     let cfs = ALL_CFS.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
     let db = Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?);
     let log = RocksLogStore::new(db.clone());
-    let sm = RocksStateMachine::new(db).map_err(|err| OrderError::Storage(err.to_string()))?;
+    let sm = RocksStateMachine::new(db).map_err(|err| StoreError::Load(err.to_string()))?;
     Ok((log, sm))
 }
 

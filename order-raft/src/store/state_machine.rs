@@ -20,8 +20,8 @@ use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::StoreError;
 use super::{CF_ORDERS, CF_REQUESTS, CF_SM_META, CF_SNAPSHOT, cf, decode, encode, index_key};
-use crate::error::OrderError;
 use crate::types::{
     BatchOutcome, Entry, LogId, NewOrder, OrderOutcome, SnapshotMeta, StorageError,
     StoredMembership, StoredOrder, TypeConfig,
@@ -77,28 +77,28 @@ pub struct OrderReader {
 }
 
 impl OrderReader {
-    pub fn order(&self, number: u64) -> Result<Option<StoredOrder>, OrderError> {
+    pub fn order(&self, number: u64) -> Result<Option<StoredOrder>, StoreError> {
         match self
             .db
             .get_pinned_cf(cf(&self.db, CF_ORDERS), index_key(number))?
         {
             Some(bytes) => decode(&bytes)
                 .map(Some)
-                .map_err(|e| OrderError::Storage(format!("corrupt order {number}: {e}"))),
+                .map_err(|e| StoreError::Corrupt(format!("order {number}: {e}"))),
             None => Ok(None),
         }
     }
 
     /// The order placed with this request id, if any.
-    pub fn by_request(&self, request_id: &str) -> Result<Option<StoredOrder>, OrderError> {
+    pub fn by_request(&self, request_id: &str) -> Result<Option<StoredOrder>, StoreError> {
         match self
             .db
             .get_pinned_cf(cf(&self.db, CF_REQUESTS), request_id.as_bytes())?
         {
             Some(bytes) => match super::index_from_key(&bytes) {
                 Some(number) => self.order(number),
-                None => Err(OrderError::Storage(format!(
-                    "corrupt request index for {request_id:?}"
+                None => Err(StoreError::Corrupt(format!(
+                    "the request index entry of {request_id:?}"
                 ))),
             },
             None => Ok(None),

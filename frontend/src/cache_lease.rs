@@ -1,4 +1,5 @@
-//! Keeps the cache's lease from the catalog alive.
+//! The front-end's side of the cache-lease protocol ([`api::cache_lease`]): keeps the cache's
+//! lease from the catalog alive. The catalog's side is `catalog/src/cache_lease.rs`.
 //!
 //! Every third of a lease the front-end registers its invalidation URL with the catalog
 //! (`POST /frontends`). The lease is counted from the moment the request was *sent*, so the
@@ -9,29 +10,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::catalog::{LeaseGrant, LeaseRequest};
-use api::client::ServiceClient;
+use api::cache_lease::LeaseRequest;
+use api::catalog::CatalogClient;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::ProductCache;
 
-/// Renews the lease until `shutdown`. `first_renewal` fires after the first attempt.
+/// Renews the lease until `shutdown`.
 pub async fn renew_loop(
     cache: Arc<ProductCache>,
-    client: ServiceClient,
-    catalog_url: String,
-    public_url: String,
+    catalog: CatalogClient,
+    public_url: reqwest::Url,
     shutdown: CancellationToken,
 ) {
-    let endpoint = format!("{catalog_url}/frontends");
-    let body = LeaseRequest { url: public_url };
+    let body = LeaseRequest {
+        url: public_url.as_str().trim_end_matches('/').to_string(),
+    };
     let mut failing = false;
     loop {
         let period;
         let sent = Instant::now();
-        let renewed: Result<LeaseGrant, _> = client.call(client.post(&endpoint).json(&body)).await;
-        match renewed {
+        match catalog.renew_lease(&body).await {
             Ok(grant) => {
                 if grant.fresh {
                     cache.clear();

@@ -1,0 +1,81 @@
+//! The catalog's own Prometheus series (`catalog_*`), registered in one place.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Every counter the catalog keeps. Clones share the same series.
+#[derive(Clone)]
+pub struct CatalogMetrics {
+    pub buys: Counter,
+    pub units_sold: Counter,
+    pub out_of_stock: Counter,
+    pub duplicate_buys: Counter,
+    pub restocked_toys: Counter,
+    pub commits: Counter,
+    pub commit_batch_size: Histogram,
+    pub invalidations_pushed: Counter,
+    pub leases_revoked: Counter,
+}
+
+impl Default for CatalogMetrics {
+    fn default() -> Self {
+        Self {
+            buys: Counter::default(),
+            units_sold: Counter::default(),
+            out_of_stock: Counter::default(),
+            duplicate_buys: Counter::default(),
+            restocked_toys: Counter::default(),
+            commits: Counter::default(),
+            commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            invalidations_pushed: Counter::default(),
+            leases_revoked: Counter::default(),
+        }
+    }
+}
+
+impl CatalogMetrics {
+    /// Creates the series and registers them (the registry adds the `catalog_` prefix).
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        let m = metrics.clone();
+        registry.register("buys", "Buys that decremented stock", m.buys);
+        registry.register("units_sold", "Units sold", m.units_sold);
+        registry.register(
+            "out_of_stock",
+            "Buys refused for lack of stock",
+            m.out_of_stock,
+        );
+        registry.register(
+            "duplicate_buys",
+            "Buys answered from an earlier request with the same id",
+            m.duplicate_buys,
+        );
+        registry.register(
+            "restocked_toys",
+            "Toys refilled by the restock loop",
+            m.restocked_toys,
+        );
+        registry.register(
+            "commits",
+            "Synced RocksDB commits of stock changes",
+            m.commits,
+        );
+        registry.register(
+            "commit_batch_size",
+            "Commands folded into one commit",
+            m.commit_batch_size,
+        );
+        registry.register(
+            "invalidations_pushed",
+            "Invalidations delivered to front-ends",
+            m.invalidations_pushed,
+        );
+        registry.register(
+            "leases_revoked",
+            "Front-end leases revoked after a failed push",
+            m.leases_revoked,
+        );
+        metrics
+    }
+}

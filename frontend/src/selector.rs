@@ -1,0 +1,147 @@
+//! `ReplicaSelector`: which order replica the front-end talks to, chosen the lab's way.
+//!
+//! Ping (`GET /health`) the replica with the highest id; if it answers, it is selected and
+//! every replica is told (`POST /selection`); otherwise try the next highest, until one
+//! answers. A replica's `/health` answers only when it can serve orders now (it leads with a
+//! quorum, or follows a leader it hears), so selection passes over replicas that are cut off
+//! or broken. The selection is redone whenever the selected replica fails to answer a
+//! forwarded request, or keeps saying it cannot serve for longer than one election timeout.
+//! The selected replica then takes over Raft leadership, so orders reach the leader directly;
+//! until it has, it forwards them to the leader.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use api::client::ServiceClient;
+use api::cluster::NodeAddrs;
+use api::order::{ReplicaClient, Selection};
+use futures::future::join_all;
+use parking_lot::{Mutex, RwLock};
+use tokio::time::Instant;
+
+use crate::error::FrontendError;
+use crate::metrics::SelectorMetrics;
+
+pub struct ReplicaSelector {
+    /// Every replica, reached with short deadlines: a replica that does not answer a ping
+    /// quickly is passed over.
+    probes: BTreeMap<u64, ReplicaClient>,
+    selected: RwLock<Option<u64>>,
+    /// One selection at a time: many requests failing together must not ping-storm.
+    selecting: tokio::sync::Mutex<()>,
+    /// The replica that answered "cannot serve" without an answer since, and since when.
+    cannot_serve_since: Mutex<Option<(u64, Instant)>>,
+    /// How long a replica may keep answering "cannot serve" before it counts as failed: one
+    /// election timeout.
+    patience: Duration,
+    metrics: SelectorMetrics,
+}
+
+impl ReplicaSelector {
+    pub fn new(
+        nodes: &NodeAddrs,
+        probe: ServiceClient,
+        patience: Duration,
+        metrics: SelectorMetrics,
+    ) -> Self {
+        Self {
+            probes: ReplicaClient::all(nodes, &probe),
+            selected: RwLock::new(None),
+            selecting: tokio::sync::Mutex::new(()),
+            cannot_serve_since: Mutex::new(None),
+            patience,
+            metrics,
+        }
+    }
+
+    /// `id` answered a request.
+    pub fn served(&self, id: u64) {
+        let mut since = self.cannot_serve_since.lock();
+        if since.is_some_and(|(replica, _)| replica == id) {
+            *since = None;
+        }
+    }
+
+    /// `id` answered "cannot serve". True when it has done so, with no answer in between, for
+    /// longer than the patience: the caller should report it failed.
+    pub fn cannot_serve(&self, id: u64) -> bool {
+        let now = Instant::now();
+        let mut since = self.cannot_serve_since.lock();
+        match *since {
+            Some((replica, from)) if replica == id => now.duration_since(from) > self.patience,
+            _ => {
+                *since = Some((id, now));
+                false
+            }
+        }
+    }
+
+    pub fn selected(&self) -> Option<u64> {
+        *self.selected.read()
+    }
+
+    pub fn reselections(&self) -> u64 {
+        self.metrics.reselections.get()
+    }
+
+    /// The selected replica, selecting one first if there is none.
+    pub async fn current(&self) -> Result<u64, FrontendError> {
+        match self.selected() {
+            Some(id) => Ok(id),
+            None => self.select(None).await,
+        }
+    }
+
+    /// Reports that `failed` did not answer a forwarded request, and selects again unless
+    /// another request already moved the selection away from it.
+    pub async fn failed(&self, failed: u64) -> Result<u64, FrontendError> {
+        self.select(Some(failed)).await
+    }
+
+    async fn select(&self, failed: Option<u64>) -> Result<u64, FrontendError> {
+        let _one_at_a_time = self.selecting.lock().await;
+        let previous = self.selected();
+        // Someone selected while we waited for the lock: use that, unless it is the node that
+        // just failed us.
+        if let Some(id) = previous
+            && previous != failed
+        {
+            return Ok(id);
+        }
+        *self.cannot_serve_since.lock() = None;
+        for (&id, replica) in self.probes.iter().rev() {
+            if replica.health().await.is_ok() {
+                *self.selected.write() = Some(id);
+                self.metrics.selected.set(id as i64);
+                if previous.is_some() {
+                    self.metrics.reselections.inc();
+                }
+                tracing::info!(selected = id, ?previous, "order replica selected");
+                self.announce(id).await;
+                return Ok(id);
+            }
+            tracing::debug!(id, "order replica did not answer its health check");
+        }
+        *self.selected.write() = None;
+        self.metrics.selected.set(0);
+        Err(FrontendError::NoOrderReplica)
+    }
+
+    /// Tells every replica which one was selected. Best effort: a replica that is down learns
+    /// of the next selection instead.
+    async fn announce(&self, replica_id: u64) {
+        let selection = Selection { replica_id };
+        let sends = self.probes.iter().map(|(&id, replica)| {
+            let selection = &selection;
+            async move {
+                if let Err(err) = replica.announce_selection(selection).await {
+                    tracing::debug!(id, %err, "could not tell a replica about the selection");
+                }
+            }
+        });
+        join_all(sends).await;
+    }
+}
+
+/// Ping deadline for health checks and notifications.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);

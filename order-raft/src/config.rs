@@ -1,0 +1,203 @@
+//! How a replica is run: its command line, where every flag also has an environment
+//! variable, and the openraft settings derived from it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use api::cluster::{NodeAddrs, authority};
+use clap::Parser;
+use openraft::SnapshotPolicy;
+
+use crate::error::StartError;
+use crate::leadership::Timings;
+use crate::types::NodeId;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "order-raft",
+    about = "One replica of the toy store's Raft-replicated order service"
+)]
+pub struct Config {
+    /// This replica's id (1, 2, 3, …); must appear in --nodes.
+    #[arg(long, env = "TOYSTORE_NODE_ID")]
+    pub id: NodeId,
+
+    /// Every replica as ID=URL pairs, comma-separated: the address book for Raft RPCs and
+    /// forwarding.
+    #[arg(long, env = "TOYSTORE_NODES", default_value = api::defaults::ORDER_NODES)]
+    pub nodes: NodeAddrs,
+
+    /// Address to listen on. Default: the host:port of this replica's URL in --nodes.
+    #[arg(long, env = "TOYSTORE_NODE_ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory of this replica's RocksDB. Default: data/node-ID.
+    #[arg(long, env = "TOYSTORE_NODE_DATA")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Base URL of the catalog.
+    #[arg(long, env = "TOYSTORE_CATALOG_URL", default_value = api::defaults::CATALOG_URL,
+          value_parser = api::client::parse_base_url)]
+    pub catalog: reqwest::Url,
+
+    /// Initialize the Raft group with every replica in --nodes if this replica's log is empty.
+    /// Safe on every start (an initialized group ignores it). Give it to one replica: replicas
+    /// bootstrapped together campaign together, which costs a second election.
+    #[arg(long, env = "TOYSTORE_BOOTSTRAP", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub bootstrap: bool,
+
+    /// Leader heartbeat interval, in milliseconds. The three timings are chosen for fast
+    /// failover on loopback without spurious elections under load (README, "Failover").
+    #[arg(
+        long = "heartbeat-ms",
+        env = "TOYSTORE_HEARTBEAT_MS",
+        default_value_t = 40
+    )]
+    pub heartbeat_ms: u64,
+
+    /// Shortest election timeout, in milliseconds.
+    #[arg(
+        long = "election-min-ms",
+        env = "TOYSTORE_ELECTION_MIN_MS",
+        default_value_t = 120
+    )]
+    pub election_min_ms: u64,
+
+    /// Longest election timeout, in milliseconds; also openraft's leader lease. A follower
+    /// campaigns on its own after a lease plus a random election timeout without a heartbeat.
+    #[arg(
+        long = "election-max-ms",
+        env = "TOYSTORE_ELECTION_MAX_MS",
+        default_value_t = 150
+    )]
+    pub election_max_ms: u64,
+
+    /// How long after a lease with no word from any leader a replica the front-end selected
+    /// campaigns, in milliseconds (see `leadership.rs`). Must stay well below
+    /// --election-min-ms.
+    #[arg(
+        long = "campaign-margin-ms",
+        env = "TOYSTORE_CAMPAIGN_MARGIN_MS",
+        default_value_t = 10
+    )]
+    pub campaign_margin_ms: u64,
+
+    /// Exit (non-zero) when the Raft core stops with a fatal error, so that scripts and
+    /// supervisors see it. Off in in-process tests, which inspect the stopped replica.
+    #[arg(long, env = "TOYSTORE_EXIT_ON_RAFT_FAILURE", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub exit_on_raft_failure: bool,
+
+    /// Deadline for committing an order (and for confirming leadership before a read), in
+    /// milliseconds. An isolated leader answers 503 after it.
+    #[arg(long = "write-timeout-ms", env = "TOYSTORE_WRITE_TIMEOUT_MS", default_value = "2000",
+          value_parser = api::cli::millis)]
+    pub write_timeout: Duration,
+
+    /// Most orders folded into one Raft entry; 1 turns batching off.
+    #[arg(long, env = "TOYSTORE_BATCH_MAX", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub batch_max: u64,
+
+    /// Build a snapshot every this many log entries.
+    #[arg(long, env = "TOYSTORE_SNAPSHOT_EVERY", default_value_t = 5000)]
+    pub snapshot_every: u64,
+
+    /// Log entries to keep after a snapshot (lagging followers within this catch up by log).
+    #[arg(long, env = "TOYSTORE_KEEP_LOGS", default_value_t = 1000)]
+    pub keep_logs: u64,
+
+    /// Shared secret for internal endpoints and Raft RPCs (X-Cluster-Token). Unset: not checked.
+    #[arg(long, env = "TOYSTORE_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
+
+    /// Serve `POST /faults` (tests and chaos runs only): lets a caller crash this replica at
+    /// chosen points.
+    #[arg(long, env = "TOYSTORE_FAULT_INJECTION", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub fault_injection: bool,
+}
+
+impl Config {
+    /// A configuration for tests.
+    pub fn for_test(
+        id: NodeId,
+        nodes: NodeAddrs,
+        data_dir: PathBuf,
+        catalog: reqwest::Url,
+    ) -> Self {
+        let mut config = Self::parse_from(["order-raft", "--id", "1"]);
+        config.id = id;
+        config.nodes = nodes;
+        config.data_dir = Some(data_dir);
+        config.catalog = catalog;
+        // The lowest id initializes the group; the others join when it contacts them.
+        config.bootstrap = config.nodes.ids().next() == Some(id);
+        // Unoptimized builds of several clusters share two cores in a test run: generous
+        // timeouts keep a busy scheduler from passing for a dead leader.
+        config.heartbeat_ms = 100;
+        config.election_min_ms = 600;
+        config.election_max_ms = 1200;
+        config.campaign_margin_ms = 50;
+        config.exit_on_raft_failure = false;
+        config
+    }
+
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("data/node-{}", self.id)))
+    }
+
+    /// The timings leadership moves with (see `leadership.rs`).
+    pub(crate) fn leadership_timings(&self) -> Timings {
+        Timings {
+            lease: Duration::from_millis(self.election_max_ms),
+            election_min: Duration::from_millis(self.election_min_ms),
+            margin: Duration::from_millis(self.campaign_margin_ms),
+        }
+    }
+
+    /// Where to listen: `--listen`, else the IP and port of this replica's own URL.
+    pub(crate) fn listen_addr(&self) -> Result<SocketAddr, StartError> {
+        if let Some(addr) = self.listen {
+            return Ok(addr);
+        }
+        let url = self.nodes.get(self.id).ok_or_else(|| {
+            StartError::Config(format!(
+                "node {} is not in --nodes ({})",
+                self.id, self.nodes
+            ))
+        })?;
+        authority(url).parse().map_err(|_| {
+            StartError::Config(format!(
+                "cannot listen on {url} (a host name, not an IP address): give --listen IP:PORT"
+            ))
+        })
+    }
+
+    pub(crate) fn raft_config(&self) -> Result<openraft::Config, StartError> {
+        let config = openraft::Config {
+            cluster_name: "toystore-orders".into(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_min_ms,
+            election_timeout_max: self.election_max_ms,
+            install_snapshot_timeout: 5_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.keep_logs,
+            replication_lag_threshold: self.snapshot_every.saturating_mul(2),
+            ..Default::default()
+        };
+        if self.campaign_margin_ms * 2 >= self.election_min_ms {
+            return Err(StartError::Config(format!(
+                "--campaign-margin-ms {} must be below half of --election-min-ms {}",
+                self.campaign_margin_ms, self.election_min_ms
+            )));
+        }
+        config
+            .validate()
+            .map_err(|err| StartError::Config(format!("bad Raft settings: {err}")))
+    }
+}

@@ -1,0 +1,202 @@
+//! Leadership follows the front-end's selection, so that in steady state the replica the
+//! front-end talks to is the Raft leader and orders take no forwarding hop.
+//!
+//! openraft 0.9 has no leadership transfer, and its followers reject every vote request while
+//! their leader lease (`election_timeout_max` after the last message from the leader) runs. So
+//! leadership moves in two cooperating steps, both driven by the selection every replica is told
+//! of (`POST /selection`):
+//!
+//! - **The leader hands over** when the selection names another replica: it stops taking new
+//!   writes and reads (the [`LeaderGate`]), waits until the selected replica's log has caught up
+//!   with its own, and pauses its heartbeats. With nothing sent, every follower's lease runs
+//!   out one lease later.
+//! - **The selected replica campaigns** as soon as it has heard nothing from a leader for one
+//!   lease plus a small margin: at that moment the other followers' leases have just expired
+//!   (they heard the last heartbeat when it did), while their own election timers, which wait
+//!   one lease plus a random election timeout, have not fired yet. So its first election
+//!   succeeds. The same rule makes failover fast when the leader dies: the front-end selects
+//!   another replica, and that replica campaigns one lease after the leader's last heartbeat,
+//!   instead of waiting out a lease plus a random timeout and often losing a split vote.
+//!
+//! A handover that does not complete (the selected replica is down, or its log is too far
+//! behind) is abandoned after a bound: heartbeats resume and the leader keeps leading, trying
+//! again after a pause while the selection stays the same. Leadership only ever moves towards the
+//! current selection, so it cannot ping-pong while the front-end's choice is stable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::ServerState;
+use tokio::sync::{RwLock, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::LeaderContact;
+use crate::types::{NodeId, Raft};
+
+/// Held (shared) by every client write and linearizable read on the leader; taken (exclusive)
+/// by a handover, which must keep the leader silent.
+pub type LeaderGate = Arc<RwLock<()>>;
+
+/// How often the task looks at the selection and Raft's state.
+const TICK: Duration = Duration::from_millis(5);
+
+/// Pause before handing over again to the same replica after a failed attempt.
+const RETRY_HANDOVER_AFTER: Duration = Duration::from_secs(2);
+
+/// Longest wait for the selected replica's log to catch up before a handover.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(1);
+
+/// The timings leadership moves with.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    /// openraft's leader lease: `election_timeout_max`.
+    pub lease: Duration,
+    /// The shortest election timeout: followers' own timers never fire before lease + this.
+    pub election_min: Duration,
+    /// How long after a lease the selected replica campaigns: covers the skew between the
+    /// followers' clocks of the leader's last message, and stays well below `election_min`.
+    pub margin: Duration,
+}
+
+impl Timings {
+    /// The selected replica campaigns after this much silence from any leader.
+    pub fn campaign_after(&self) -> Duration {
+        self.lease + self.margin
+    }
+
+    /// A handing-over leader gives up after this much silence of its own: late enough for the
+    /// selected replica to have campaigned, early enough that no other follower's own
+    /// election timer has fired.
+    pub fn handover_limit(&self) -> Duration {
+        self.lease + self.margin + self.election_min.saturating_sub(self.margin) / 2
+    }
+}
+
+pub struct Leadership {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub selected: watch::Receiver<NodeId>,
+    pub contact: Arc<LeaderContact>,
+    pub gate: LeaderGate,
+    pub timings: Timings,
+}
+
+impl Leadership {
+    /// Runs until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut last_campaign: Option<Instant> = None;
+        let mut failed_handover: Option<(NodeId, Instant)> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.selected.changed() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            let selected = *self.selected.borrow_and_update();
+            if selected == 0 {
+                continue;
+            }
+            let (state, is_voter) = {
+                let metrics = self.raft.metrics();
+                let metrics = metrics.borrow();
+                let is_voter = metrics
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|id| id == selected);
+                (metrics.state, is_voter)
+            };
+            if selected == self.id {
+                if state != ServerState::Leader {
+                    self.maybe_campaign(&mut last_campaign).await;
+                }
+            } else if state == ServerState::Leader && is_voter {
+                let retry_now = failed_handover
+                    .is_none_or(|(to, at)| to != selected || at.elapsed() >= RETRY_HANDOVER_AFTER);
+                if retry_now {
+                    match self.hand_over(selected).await {
+                        Ok(()) => failed_handover = None,
+                        Err(why) => {
+                            tracing::warn!(to = selected, why, "handover abandoned; still leading");
+                            failed_handover = Some((selected, Instant::now()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Campaigns if no leader has been heard from for a lease and a margin, at most once per
+    /// such silence.
+    async fn maybe_campaign(&self, last_campaign: &mut Option<Instant>) {
+        let wait = self.timings.campaign_after();
+        if self.contact.silence() < wait {
+            return;
+        }
+        // One campaign per silence: if it is lost, openraft's own timer takes over.
+        if last_campaign.is_some_and(|at| at.elapsed() < wait * 2) {
+            return;
+        }
+        *last_campaign = Some(Instant::now());
+        tracing::info!(
+            silence_ms = self.contact.silence().as_millis() as u64,
+            "selected by the front-end and no leader heard from: campaigning"
+        );
+        if let Err(err) = self.raft.trigger().elect().await {
+            tracing::warn!(%err, "cannot start an election");
+        }
+    }
+
+    /// Lets `to` take over: quiet the leader, wait for `to` to catch up, pause heartbeats, and
+    /// wait until `to` has won. `Err` says why it did not happen.
+    async fn hand_over(&self, to: NodeId) -> Result<(), &'static str> {
+        // No write or read of ours may reach a follower from now on: each would renew its lease.
+        let _quiet = self.gate.write().await;
+        let caught_up_by = Instant::now() + CATCH_UP_LIMIT;
+        loop {
+            let (leading, caught_up) = {
+                let metrics = self.raft.metrics();
+                let metrics = metrics.borrow();
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|progress| progress.get(&to).cloned().flatten())
+                    .map(|log_id| log_id.index);
+                (
+                    metrics.state == ServerState::Leader,
+                    matched.is_some() && matched >= metrics.last_log_index,
+                )
+            };
+            if !leading {
+                return Ok(());
+            }
+            if caught_up {
+                break;
+            }
+            if Instant::now() >= caught_up_by {
+                return Err("the selected replica's log did not catch up");
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        tracing::info!(to, "handing leadership over to the selected replica");
+        self.raft.runtime_config().heartbeat(false);
+        let gave_up_at = Instant::now() + self.timings.handover_limit();
+        let handed_over = loop {
+            if self.raft.metrics().borrow().state != ServerState::Leader {
+                break true;
+            }
+            if Instant::now() >= gave_up_at {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        self.raft.runtime_config().heartbeat(true);
+        if handed_over {
+            tracing::info!(to, "stepped down for the selected replica");
+            Ok(())
+        } else {
+            Err("the selected replica did not take over in time")
+        }
+    }
+}

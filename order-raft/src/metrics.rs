@@ -1,0 +1,126 @@
+//! A replica's own Prometheus series (`order_*`), registered in one place, and the task that
+//! mirrors openraft's metrics into them.
+
+use openraft::ServerState;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::types::Raft;
+
+/// Counters and gauges of one replica.
+#[derive(Clone)]
+pub struct NodeMetrics {
+    pub orders_placed: Counter,
+    pub orders_deduplicated: Counter,
+    pub forwarded: Counter,
+    pub entries_received: Counter,
+    pub write_failures: Counter,
+    pub batch_size: Histogram,
+    pub buy_batch_size: Histogram,
+    pub read_index_batch_size: Histogram,
+    pub term: Gauge,
+    pub last_log_index: Gauge,
+    pub applied_index: Gauge,
+    pub is_leader: Gauge,
+}
+
+impl NodeMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            orders_placed: Counter::default(),
+            orders_deduplicated: Counter::default(),
+            forwarded: Counter::default(),
+            entries_received: Counter::default(),
+            write_failures: Counter::default(),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            buy_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            read_index_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            term: Gauge::default(),
+            last_log_index: Gauge::default(),
+            applied_index: Gauge::default(),
+            is_leader: Gauge::default(),
+        };
+        registry.register(
+            "orders_placed",
+            "Orders this leader committed",
+            metrics.orders_placed.clone(),
+        );
+        registry.register(
+            "orders_deduplicated",
+            "Orders answered from an earlier request with the same id",
+            metrics.orders_deduplicated.clone(),
+        );
+        registry.register(
+            "forwarded",
+            "Requests forwarded to the Raft leader",
+            metrics.forwarded.clone(),
+        );
+        registry.register(
+            "entries_received",
+            "Log entries received from a leader (catch-up and replication)",
+            metrics.entries_received.clone(),
+        );
+        registry.register(
+            "write_failures",
+            "Orders whose Raft write failed or timed out",
+            metrics.write_failures.clone(),
+        );
+        registry.register(
+            "batch_size",
+            "Orders per Raft entry",
+            metrics.batch_size.clone(),
+        );
+        registry.register(
+            "buy_batch_size",
+            "Catalog buys per POST /buys call",
+            metrics.buy_batch_size.clone(),
+        );
+        registry.register(
+            "read_index_batch_size",
+            "Callers served by one leadership confirmation",
+            metrics.read_index_batch_size.clone(),
+        );
+        registry.register("raft_term", "Current Raft term", metrics.term.clone());
+        registry.register(
+            "raft_last_log_index",
+            "Index of the last log entry",
+            metrics.last_log_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "Index of the last applied entry",
+            metrics.applied_index.clone(),
+        );
+        registry.register(
+            "raft_is_leader",
+            "1 on the Raft leader",
+            metrics.is_leader.clone(),
+        );
+        metrics
+    }
+}
+
+/// Mirrors openraft's metrics into the Prometheus gauges until Raft stops.
+pub async fn mirror_raft_metrics(raft: Raft, metrics: NodeMetrics) {
+    let mut watch = raft.metrics();
+    loop {
+        {
+            let m = watch.borrow_and_update();
+            metrics.term.set(m.current_term as i64);
+            metrics
+                .last_log_index
+                .set(m.last_log_index.map_or(-1, |i| i as i64));
+            metrics
+                .applied_index
+                .set(m.last_applied.map_or(-1, |id| id.index as i64));
+            metrics
+                .is_leader
+                .set(i64::from(m.state == ServerState::Leader));
+        }
+        if watch.changed().await.is_err() {
+            break;
+        }
+    }
+}
