@@ -66,6 +66,22 @@ metric() {
     curl -s --max-time 2 "$1/metrics" | awk -v name="$2" 'index($0, name) == 1 { sum += $NF } END { print sum + 0 }'
 }
 
+# raft_facts: one line per replica: its Raft term and role, and how many requests it forwarded
+# to a leader (order_forwarded_total). Printed before and after a load: the term must stay put
+# (no election under load) and, once the selected replica leads, nothing is forwarded.
+raft_facts() {
+    local entry id url term role forwarded
+    IFS=',' read -ra entries <<<"$TOYSTORE_NODES"
+    for entry in "${entries[@]}"; do
+        id="${entry%%=*}"
+        url="${entry#*=}"
+        read -r term role < <(curl -s --max-time 1 "$url/status" | python3 -c \
+            'import json,sys; d=json.load(sys.stdin)["data"]; print(d["term"], d["role"])' 2>/dev/null || echo "- -")
+        forwarded=$(metric "$url" order_forwarded_total)
+        printf '  replica %s: term %s, %s, forwarded %s\n' "$id" "$term" "$role" "$forwarded"
+    done
+}
+
 bench_cache() {
     if ! command -v wrk >/dev/null 2>&1; then
         if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -133,8 +149,12 @@ bench_orders() {
     for mode in "batching on|256" "batching off|1"; do
         max="${mode#*|}"
         fresh_cluster TOYSTORE_INITIAL_STOCK=1000000000 TOYSTORE_BATCH_MAX="$max"
+        echo "before:"
+        raft_facts
         "$bin_dir/toystore-bench" orders --target node --url "$(leader_url)" \
             --concurrency 1,16,64 --seconds 10 --label "${mode%%|*}" --csv "$results/orders.csv"
+        echo "after:"
+        raft_facts
     done
 }
 
@@ -142,8 +162,12 @@ bench_e2e() {
     say "e2e: POST /orders through the front-end"
     rm -f "$results/e2e.csv"
     fresh_cluster TOYSTORE_INITIAL_STOCK=1000000000
+    echo "before:"
+    raft_facts
     "$bin_dir/toystore-bench" orders --target frontend --url "$frontend" \
         --concurrency 1,32 --seconds 10 --label "front-end" --csv "$results/e2e.csv"
+    echo "after:"
+    raft_facts
 }
 
 bench_failover() {

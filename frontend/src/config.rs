@@ -66,6 +66,8 @@ impl Config {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.catalog = catalog;
         config.nodes = nodes;
+        // The test replicas' election timeout (`order_raft::Config::for_test`).
+        config.replica_patience = Duration::from_millis(1200);
         config
     }
 

@@ -31,6 +31,9 @@ use orders::OrderForwarder;
 use products::ProductReader;
 use selector::{PROBE_TIMEOUT, ReplicaSelector};
 
+/// How often the front-end tells every replica its selection again.
+const ANNOUNCE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What every handler sees.
 #[derive(Clone)]
 pub struct AppState {
@@ -61,6 +64,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
         &config.nodes,
         client,
         config.order_retry,
+        config.attempt_timeout,
         metrics.order_retries,
     ));
 
@@ -81,17 +85,19 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     let router = server::finish(routes::router(state, token), registry, server::process_up());
     let mut handle = server::spawn(listener, router, "frontend", shutdown.clone())?;
 
+    let shutdown_selection = shutdown.clone();
     if config.cache_capacity() > 0 {
         handle.attach(tokio::spawn(cache_lease::renew_loop(
             cache, catalog, public_url, shutdown,
         )));
     }
-    // Select a replica now rather than on the first order; failure is retried then.
-    tokio::spawn(async move {
-        if let Err(err) = orders.selector().current().await {
-            tracing::warn!(%err, "no order replica selected yet");
-        }
-    });
+    // Select a replica now rather than on the first order, and keep every replica told.
+    handle.attach(tokio::spawn(async move {
+        orders
+            .selector()
+            .maintain(ANNOUNCE_EVERY, shutdown_selection)
+            .await;
+    }));
     tracing::info!(
         %addr,
         catalog = %config.catalog,

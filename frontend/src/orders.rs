@@ -30,6 +30,8 @@ pub struct OrderForwarder {
     replicas: BTreeMap<u64, ReplicaClient>,
     /// How long one order may be retried in all.
     budget: Duration,
+    /// How long one attempt may take.
+    attempt_timeout: Duration,
     retries: Counter,
 }
 
@@ -40,12 +42,14 @@ impl OrderForwarder {
         nodes: &NodeAddrs,
         client: ServiceClient,
         budget: Duration,
+        attempt_timeout: Duration,
         retries: Counter,
     ) -> Self {
         Self {
             selector,
             replicas: ReplicaClient::all(nodes, &client),
             budget,
+            attempt_timeout,
             retries,
         }
     }
@@ -98,11 +102,12 @@ impl OrderForwarder {
                 target = self.selector.failed(id).await;
                 continue;
             };
-            let answer = tokio::time::timeout(remaining, request(replica, remaining))
+            let attempt_budget = remaining.min(self.attempt_timeout);
+            let answer = tokio::time::timeout(attempt_budget, request(replica, attempt_budget))
                 .await
                 .unwrap_or_else(|_| {
                     Err(CallError::Timeout(format!(
-                        "replica {id} did not answer within the order's budget"
+                        "replica {id} did not answer within {attempt_budget:?}"
                     )))
                 });
             match answer {

@@ -127,6 +127,32 @@ impl ReplicaSelector {
         Err(FrontendError::NoOrderReplica)
     }
 
+    /// Keeps the selection alive until `shutdown`: selects a replica while none is selected
+    /// (none answered, or none could serve yet), and tells every replica the selection again
+    /// every `period`, so a replica that restarted (and forgot it) learns it, and leadership
+    /// follows it.
+    pub async fn maintain(&self, period: Duration, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            match self.selected() {
+                Some(id) => self.announce(id).await,
+                None => {
+                    if let Err(err) = self.select(None).await {
+                        tracing::debug!(%err, "no order replica can serve yet");
+                    }
+                }
+            }
+            let pause = if self.selected().is_some() {
+                period
+            } else {
+                period / 5
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
     /// Tells every replica which one was selected. Best effort: a replica that is down learns
     /// of the next selection instead.
     async fn announce(&self, replica_id: u64) {

@@ -28,6 +28,9 @@ pub enum ProposeError {
     /// No commit before the deadline: no quorum reachable, or this leader is isolated.
     #[error("the order was not committed within {0:?}")]
     Timeout(Duration),
+    /// The leader lost its quorum while waiting; the entry may still commit later.
+    #[error("this leader lost its quorum before the order committed")]
+    QuorumLost,
     #[error("raft failed: {0}")]
     Raft(String),
 }

@@ -22,7 +22,7 @@ use openraft::ServerState;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::batcher::OrderBatcher;
+use crate::batcher::{OrderBatcher, ProposeError};
 use crate::buyer::CatalogBuyer;
 use crate::error::OrderError;
 use crate::faults::Faults;
@@ -84,6 +84,7 @@ impl OrderNode {
         loop {
             match self.route() {
                 Route::Leader(leader) if Some(leader) == not => {}
+                Route::Here if Some(self.id) == not => {}
                 Route::Nowhere => {}
                 route => return route,
             }
@@ -115,17 +116,27 @@ impl OrderNode {
     pub async fn place(&self, order: PlaceOrder, hop: Hop) -> Result<OrderPlaced, OrderError> {
         validate(&order)?;
         let deadline = self.deadline(&hop);
-        let mut unreachable = None;
+        // A leader that could not serve (it died, stepped down, lost its quorum) is avoided
+        // until another one is known; the order (idempotent by request id) goes there, within
+        // the deadline. Only a request nobody forwarded may move on: no forwarding loops.
+        let may_move = hop.forwarded_by.is_none();
+        let mut avoid = None;
         loop {
-            match self.route_avoiding(unreachable, deadline).await {
-                Route::Here => return self.place_here(order).await,
-                Route::Leader(leader) if hop.forwarded_by.is_none() => {
+            match self.route_avoiding(avoid, deadline).await {
+                Route::Here => match self.place_here(order.clone()).await {
+                    Err(OrderError::NotCommitted(ProposeError::NotLeader { .. }))
+                        if may_move && Instant::now() < deadline =>
+                    {
+                        avoid = Some(self.id);
+                    }
+                    answer => return answer,
+                },
+                Route::Leader(leader) if may_move => {
                     self.metrics.forwarded.inc();
                     let onward = self.onward(deadline);
                     match self.leader(leader)?.place(&order, onward).await {
-                        Err(err) if err.is_unreachable() && Instant::now() < deadline => {
-                            // The leader may have just died: wait for the next one.
-                            unreachable = Some(leader);
+                        Err(err) if err.is_retryable() && Instant::now() < deadline => {
+                            avoid = Some(leader);
                         }
                         answer => return answer.map_err(OrderError::from_leader),
                     }
@@ -156,6 +167,24 @@ impl OrderNode {
             return Ok(());
         }
         self.read_index.confirm().await
+    }
+
+    /// Resolves once this replica no longer leads with a quorum acknowledgement within the
+    /// lease (checked every tenth of a lease).
+    async fn quorum_lost(&self) {
+        let lease = self.lease.as_millis() as u64;
+        loop {
+            let lost = {
+                let metrics = self.raft.metrics();
+                let metrics = metrics.borrow();
+                metrics.state != ServerState::Leader
+                    || metrics.millis_since_quorum_ack.is_none_or(|ms| ms > lease)
+            };
+            if lost {
+                return;
+            }
+            tokio::time::sleep(self.lease / 10).await;
+        }
     }
 
     async fn place_here(&self, order: PlaceOrder) -> Result<OrderPlaced, OrderError> {
@@ -195,7 +224,13 @@ impl OrderNode {
             name: order.name.clone(),
             quantity: order.quantity,
         };
-        let outcome = self.batcher.propose(proposed).await.inspect_err(|err| {
+        // Waiting for the commit ends early when this leader loses its quorum: the entry may
+        // still commit, but the sender should try a replica that can serve now.
+        let outcome = tokio::select! {
+            outcome = self.batcher.propose(proposed) => outcome,
+            () = self.quorum_lost() => Err(ProposeError::QuorumLost),
+        }
+        .inspect_err(|err| {
             self.metrics.write_failures.inc();
             tracing::warn!(request_id = %order.request_id, %err, "order not committed");
         })?;
@@ -230,9 +265,9 @@ impl OrderNode {
     /// Reads an order with linearizable semantics.
     pub async fn lookup(&self, number: u64, hop: Hop) -> Result<OrderRecord, OrderError> {
         let deadline = self.deadline(&hop);
-        let mut unreachable = None;
+        let mut avoid = None;
         loop {
-            match self.route_avoiding(unreachable, deadline).await {
+            match self.route_avoiding(avoid, deadline).await {
                 Route::Here => {
                     self.read_index.confirm().await?;
                     let order = self
@@ -249,8 +284,8 @@ impl OrderNode {
                     self.metrics.forwarded.inc();
                     let onward = self.onward(deadline);
                     match self.leader(leader)?.lookup(number, onward).await {
-                        Err(err) if err.is_unreachable() && Instant::now() < deadline => {
-                            unreachable = Some(leader);
+                        Err(err) if err.is_retryable() && Instant::now() < deadline => {
+                            avoid = Some(leader);
                         }
                         answer => return answer.map_err(OrderError::from_leader),
                     }

@@ -25,6 +25,10 @@ pub struct StoreOptions {
     pub frontend: bool,
     /// Adjusts each replica's configuration before it starts (snapshot thresholds, …).
     pub tune_node: fn(&mut order_raft::Config),
+    /// Adjusts the front-end's configuration before it starts.
+    pub tune_frontend: fn(&mut frontend::Config),
+    /// Replicas serve `POST /faults`.
+    pub fault_injection: bool,
     /// Per replica, the address book it uses for its peers (e.g. through fault proxies).
     /// Default: every replica reaches every other directly.
     pub address_books: Option<BTreeMap<u64, NodeAddrs>>,
@@ -38,6 +42,8 @@ impl Default for StoreOptions {
             initial_stock: 100_000,
             frontend: false,
             tune_node: |_| {},
+            tune_frontend: |_| {},
+            fault_injection: false,
             address_books: None,
             cluster_token: None,
         }
@@ -104,6 +110,7 @@ impl TestStore {
             );
             config.listen = Some(SocketAddr::from(([127, 0, 0, 1], port)));
             config.cluster_token = options.cluster_token.clone();
+            config.fault_injection = options.fault_injection;
             (options.tune_node)(&mut config);
             let handle = order_raft::serve(config.clone())
                 .await
@@ -120,6 +127,7 @@ impl TestStore {
         let frontend = if options.frontend {
             let mut config = frontend::Config::for_test(catalog_url.clone(), node_urls.clone());
             config.cluster_token = options.cluster_token.clone();
+            (options.tune_frontend)(&mut config);
             Some(frontend::serve(config).await.expect("front-end starts"))
         } else {
             None
@@ -215,6 +223,23 @@ impl TestStore {
 
     pub async fn lookup(&self, via: u64, number: u64) -> Result<OrderRecord, CallError> {
         self.replica(via).lookup(number, Hop::default()).await
+    }
+
+    /// Requests replica `id` forwarded to a leader since it started (its
+    /// `order_forwarded_total`).
+    pub async fn forwarded(&self, id: u64) -> u64 {
+        let url = api::client::route_url(&self.node_url(id), api::server::routes::METRICS, &[]);
+        let text = reqwest::get(url)
+            .await
+            .and_then(|answer| answer.error_for_status())
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("/metrics is text");
+        text.lines()
+            .find_map(|line| line.strip_prefix("order_forwarded_total "))
+            .and_then(|value| value.trim().parse().ok())
+            .expect("order_forwarded_total is exported")
     }
 
     /// The catalog's view of a toy.

@@ -7,3 +7,4 @@ mod metrics;
 mod partition;
 mod processes;
 mod raft_cluster;
+mod selection;

@@ -141,3 +141,44 @@ async fn up_is_idempotent_and_a_restart_keeps_every_order() {
     let status = store.script_ok("status.sh", &[]);
     assert!(status.contains("leader"), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_raft_core_stops_exits_and_restarts_on_its_data() {
+    let store =
+        tokio::task::spawn_blocking(|| ProcessStore::up(&[("TOYSTORE_FAULT_INJECTION", "1")]))
+            .await
+            .unwrap();
+    let leader = store.leader().await;
+    let broken = 1 + leader % 3;
+    store.frontend().order("Slinky", 1, None).await.unwrap();
+    store
+        .replica(broken)
+        .arm_fault(&serde_json::json!({"stop_raft": true}))
+        .await
+        .expect("fault injection is enabled");
+    // The process notices, logs why and exits, so the scripts see it is gone.
+    wait_for(
+        "the broken replica's process to exit",
+        Duration::from_secs(30),
+        || async {
+            let status = store.script_ok("status.sh", &[]);
+            let row = status
+                .lines()
+                .find(|line| line.split_whitespace().next() == Some(&broken.to_string()))?
+                .to_string();
+            // node [*] pid alive …: the * marks the front-end's selected replica.
+            row.split_whitespace()
+                .filter(|field| *field != "*")
+                .nth(2)
+                .is_some_and(|alive| alive == "no")
+                .then_some(())
+        },
+    )
+    .await;
+    let log = std::fs::read_to_string(store.home().join(format!("logs/node-{broken}.log")))
+        .expect("the replica's log");
+    assert!(log.contains("the Raft core stopped"), "{log}");
+    store.script_ok("restart.sh", &[&broken.to_string()]);
+    let converged = store.converged().await;
+    assert_eq!(converged.orders, 1);
+}
