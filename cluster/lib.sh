@@ -1,5 +1,5 @@
 # cluster/lib.sh: code shared by the cluster scripts (up.sh, down.sh, kill.sh, restart.sh,
-# status.sh). Sourced, never run. Usage, at the top of a script:
+# status.sh, hosts.sh, verify.sh). Sourced, never run. Usage, at the top of a script:
 #   source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 #   ts_init up|use
 # ts_init loads cluster/cluster.env and $TOYSTORE_HOME/ports.env, resolves every path and port,
@@ -479,4 +479,73 @@ ts_bin_dir_for_restart() {
     fi
     [[ $dir == /* ]] || dir="$PWD/$dir"
     printf '%s' "$dir"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Prerequisites and release binaries (hosts.sh, verify.sh)
+
+# ts_ensure_tools TOOL[:PACKAGE]…: makes sure every TOOL is on PATH. Run as root on a machine
+# with apt-get, installs the Debian packages of the missing ones (PACKAGE, default TOOL);
+# otherwise dies naming them.
+ts_ensure_tools() {
+    local spec tool
+    local -a missing=() pkgs=()
+    for spec in "$@"; do
+        tool=${spec%%:*}
+        command -v "$tool" >/dev/null 2>&1 && continue
+        missing+=("$tool")
+        pkgs+=("${spec#*:}")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        ts_say "installing ${pkgs[*]} with apt-get …" >&2
+        if ! DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 ||
+            ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >&2; then
+            ts_die "apt-get install ${pkgs[*]} failed"
+        fi
+        for tool in "${missing[@]}"; do
+            command -v "$tool" >/dev/null 2>&1 || ts_die "'$tool' is still missing after installing ${pkgs[*]}"
+        done
+    else
+        ts_die "missing ${missing[*]}; install them first (Debian/Ubuntu: sudo apt-get install -y ${pkgs[*]})"
+    fi
+}
+
+# ts_release_dir: the directory of the release binaries: $TOYSTORE_BIN_DIR if set, else
+# $CARGO_TARGET_DIR/release, else <repo>/target/release (made absolute).
+ts_release_dir() {
+    local dir=${TOYSTORE_BIN_DIR:-}
+    if [[ -z $dir ]]; then
+        local target=${CARGO_TARGET_DIR:-$TS_REPO/target}
+        [[ $target == /* ]] || target="$TS_REPO/$target"
+        dir="$target/release"
+    fi
+    [[ $dir == /* ]] || dir="$PWD/$dir"
+    printf '%s' "$dir"
+}
+
+# ts_cargo_build: builds every release binary of the store, the load client and the checker
+# with cargo (into $CARGO_TARGET_DIR or <repo>/target), installing clang and libclang-dev first
+# when run as root on Debian (rocksdb's bindings need them).
+ts_cargo_build() {
+    if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
+        PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    command -v cargo >/dev/null 2>&1 ||
+        ts_die "cargo not found. Install Rust with rustup:
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y && . \"\$HOME/.cargo/env\"
+or point TOYSTORE_BIN_DIR at a directory holding the release binaries."
+    if ! command -v clang >/dev/null 2>&1 || ! dpkg -s libclang-dev >/dev/null 2>&1; then
+        if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            ts_say "installing clang libclang-dev with apt-get (rocksdb's build needs them) …" >&2
+            { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-dev; } >&2 ||
+                ts_die "apt-get install clang libclang-dev failed"
+        elif ! command -v clang >/dev/null 2>&1; then
+            ts_die "building rocksdb needs clang and libclang (Debian/Ubuntu: sudo apt-get install -y clang libclang-dev)"
+        fi
+    fi
+    ts_say "building release binaries with cargo (a first build compiles rocksdb: ~15 minutes) …" >&2
+    (cd "$TS_REPO" && cargo build --release --bins -p catalog -p frontend -p order-raft -p client -p checker) >&2 ||
+        ts_die "cargo build failed"
 }

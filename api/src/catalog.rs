@@ -2,6 +2,16 @@
 //! [`CatalogClient`], the typed client the front-end, the order leader and the tests call it
 //! with. The cache-lease part of the contract (registration and invalidations) is in
 //! [`crate::cache_lease`].
+//!
+//! Stock leaves the catalog in two steps, so that every unit sold belongs to an order: the
+//! order leader *reserves* (the stock goes down at once, durably, and caches are invalidated
+//! before the answer), and once the Raft log has decided the order's fate it *settles* the
+//! reservation: confirmed when the order committed, released (the stock comes back) when the
+//! log abandoned it. The catalog lists reservations left pending too long, so whichever replica
+//! leads can settle them through the log after any crash.
+
+use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,10 +24,14 @@ pub mod routes {
     pub const PRODUCTS: &str = "/products";
     /// `GET`: one toy, with its version.
     pub const PRODUCT: &str = "/products/{name}";
-    /// `POST` (internal): one idempotent buy.
-    pub const BUY: &str = "/buy";
-    /// `POST` (internal): several buys in one call.
-    pub const BUYS: &str = "/buys";
+    /// `POST` (internal): reserve stock for orders, idempotent by reservation id.
+    pub const RESERVATIONS: &str = "/reservations";
+    /// `GET` (internal): reservations pending for longer than `?older_than_ms=`.
+    pub const PENDING: &str = "/reservations/pending";
+    /// `POST` (internal): confirm or release reservations.
+    pub const SETTLEMENTS: &str = "/settlements";
+    /// `GET` (internal): every toy's stock accounts (initial, restocked, pending, current).
+    pub const STOCK: &str = "/stock";
     /// `POST` (internal): a front-end registers for invalidations and renews its cache lease.
     pub const FRONTENDS: &str = "/frontends";
 }
@@ -52,40 +66,118 @@ impl VersionedProduct {
     }
 }
 
-/// `POST /buy` on the catalog (internal). Idempotent by `request_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuyRequest {
+/// Names one reservation: the order's request id, and which attempt at the order it serves.
+/// Attempt 0 is an order's first; a retry after the Raft log abandoned attempt `a` reserves
+/// again as `a + 1`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReservationId {
     pub request_id: String,
+    pub attempt: u32,
+}
+
+impl fmt::Display for ReservationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.request_id, self.attempt)
+    }
+}
+
+/// One reservation to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub id: ReservationId,
     pub name: String,
     pub quantity: u32,
 }
 
-/// `POST /buys` on the catalog (internal): several buys in one call, each handled exactly as
-/// `POST /buy` would handle it alone. The order leader batches concurrent orders' buys.
+/// `POST /reservations` on the catalog (internal): several reservations in one call, each
+/// handled as if alone. The order leader batches concurrent orders' reservations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuyBatch {
-    pub buys: Vec<BuyRequest>,
+pub struct ReservationBatch {
+    pub reservations: Vec<Reservation>,
 }
 
-/// Most buys one [`BuyBatch`] may carry.
-pub const MAX_BUY_BATCH: usize = 1024;
+/// Most items one batch (reservations or settlements) may carry.
+pub const MAX_BATCH: usize = 1024;
 
-/// Largest `POST /buys` body: [`MAX_BUY_BATCH`] buys of generous size.
-pub const MAX_BUY_BATCH_BODY: usize = MAX_BUY_BATCH * 512;
+/// Largest batch body: [`MAX_BATCH`] items of generous size.
+pub const MAX_BATCH_BODY: usize = MAX_BATCH * 512;
 
-/// The answer to a [`BuyBatch`]: one result per buy, in order.
-pub type BuyAnswers = Vec<Result<BuyOutcome, crate::ErrorDetail>>;
+/// The answer to a [`ReservationBatch`]: one result per reservation, in order.
+pub type ReserveAnswers = Vec<Result<ReserveOutcome, crate::ErrorDetail>>;
 
-/// The catalog's answer to a buy. The same request id always gets the same outcome.
+/// The catalog's answer to a reservation. The same id always gets the same outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum BuyOutcome {
-    /// The stock was decremented; `remaining` is what is left after this buy.
-    Bought { remaining: u32, version: u64 },
+pub enum ReserveOutcome {
+    /// The stock went down; `remaining` is what was left right after this reservation.
+    Reserved { remaining: u32, version: u64 },
     /// Not enough stock; nothing changed.
     OutOfStock { available: u32 },
     /// No toy of that name; nothing changed.
     UnknownProduct,
+    /// This reservation was already released (the Raft log abandoned it): the order must try
+    /// again as its next attempt.
+    Released,
+}
+
+/// What the Raft log decided for a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Its order committed: the stock stays sold.
+    Confirm,
+    /// Its order was abandoned (or never proposed): the stock comes back.
+    Release,
+}
+
+/// One reservation's settlement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    pub id: ReservationId,
+    pub decision: Decision,
+}
+
+/// `POST /settlements` on the catalog (internal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementBatch {
+    pub settlements: Vec<Settlement>,
+}
+
+/// What a settlement found. Settling is idempotent; settling the other way than before is
+/// refused (the earlier settlement stands) and reported as what it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettleOutcome {
+    Confirmed,
+    Released,
+    /// A confirmation of a reservation the catalog has no record of.
+    Unknown,
+}
+
+/// A reservation that is still neither confirmed nor released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingReservation {
+    pub id: ReservationId,
+    pub name: String,
+    pub quantity: u32,
+    /// How long ago it was made.
+    pub age_ms: u64,
+}
+
+/// A toy's stock accounts (`GET /stock`): `initial + restocked − sold − pending == quantity`,
+/// where `sold` is what confirmed reservations took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToyStock {
+    pub name: String,
+    /// The stock the toy was created with.
+    pub initial: u64,
+    /// Units added by restocks, in all.
+    pub restocked: u64,
+    /// Units held by pending reservations.
+    pub pending: u64,
+    /// Units available now.
+    pub quantity: u32,
+    pub version: u64,
 }
 
 /// The catalog as its callers see it.
@@ -118,17 +210,47 @@ impl CatalogClient {
             .await
     }
 
-    /// `POST /buy`.
-    pub async fn buy(&self, request: &BuyRequest) -> Result<BuyOutcome, CallError> {
+    /// `POST /reservations`: one answer per reservation, in order. `deadline` bounds the call.
+    pub async fn reserve(
+        &self,
+        batch: &ReservationBatch,
+        deadline: Option<Duration>,
+    ) -> Result<ReserveAnswers, CallError> {
+        let mut request = self
+            .http
+            .post(route_url(&self.base, routes::RESERVATIONS, &[]).as_str())
+            .json(batch);
+        if let Some(deadline) = deadline {
+            request = request.timeout(deadline);
+        }
+        self.http.call(request).await
+    }
+
+    /// `POST /settlements`: one answer per settlement, in order.
+    pub async fn settle(&self, batch: &SettlementBatch) -> Result<Vec<SettleOutcome>, CallError> {
         self.http
-            .post_json(&route_url(&self.base, routes::BUY, &[]), request)
+            .post_json(&route_url(&self.base, routes::SETTLEMENTS, &[]), batch)
             .await
     }
 
-    /// `POST /buys`: one answer per buy, in order.
-    pub async fn buys(&self, batch: &BuyBatch) -> Result<BuyAnswers, CallError> {
+    /// `GET /reservations/pending`: reservations made more than `older_than` ago and not yet
+    /// settled, oldest first, at most `limit`.
+    pub async fn pending(
+        &self,
+        older_than: Duration,
+        limit: usize,
+    ) -> Result<Vec<PendingReservation>, CallError> {
+        let mut url = route_url(&self.base, routes::PENDING, &[]);
+        url.query_pairs_mut()
+            .append_pair("older_than_ms", &older_than.as_millis().to_string())
+            .append_pair("limit", &limit.to_string());
+        self.http.get_json(&url).await
+    }
+
+    /// `GET /stock`.
+    pub async fn stock(&self) -> Result<Vec<ToyStock>, CallError> {
         self.http
-            .post_json(&route_url(&self.base, routes::BUYS, &[]), batch)
+            .get_json(&route_url(&self.base, routes::STOCK, &[]))
             .await
     }
 

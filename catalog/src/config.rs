@@ -29,6 +29,13 @@ pub struct Config {
           value_parser = api::cli::seconds)]
     pub restock_interval: Duration,
 
+    /// How long a settled (or refused) reservation is remembered, in seconds: a retry of the
+    /// same reservation id within it gets the same answer. Pending reservations are kept until
+    /// the Raft log settles them, however long that takes.
+    #[arg(long = "reservation-retention", env = "TOYSTORE_RESERVATION_RETENTION_SECS",
+          default_value = "86400", value_parser = api::cli::seconds)]
+    pub retention: Duration,
+
     /// Length of a front-end's cache lease, in milliseconds: how long a front-end that cannot
     /// be reached may delay an acknowledgement, and how long a restarted catalog waits before
     /// its first one.

@@ -1,12 +1,15 @@
 //! The catalog: the toy store's stock authority.
 //!
 //! It owns every toy's price and stock, persisted in RocksDB ([`store`]); serializes and
-//! group-commits buys and restocks through one writer ([`ledger`]); and keeps front-end caches
-//! honest by pushing invalidations before it acknowledges a change ([`cache_lease`]).
+//! group-commits reservations, settlements and restocks through one writer ([`ledger`]); and
+//! keeps front-end caches honest by pushing invalidations before it acknowledges a change
+//! ([`cache_lease`]).
 //!
 //! Endpoints (routes in [`api::catalog::routes`]): `GET /products`, `GET /products/{name}`
-//! (with the toy's version), and, behind the cluster token, `POST /buy` (idempotent by request
-//! id), `POST /buys` (several buys in one call) and `POST /frontends` (cache leases).
+//! (with the toy's version), and, behind the cluster token, `POST /reservations` (idempotent
+//! by reservation id), `POST /settlements` (confirm or release, as the Raft log decided),
+//! `GET /reservations/pending` (what is left unsettled), `GET /stock` (every toy's accounts)
+//! and `POST /frontends` (cache leases).
 
 pub mod cache_lease;
 pub mod config;
@@ -80,9 +83,10 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
         shutdown.clone(),
     )
     .map_err(StartError::Open)?;
-    let restock = tokio::spawn(ledger::restock_loop(
+    let housekeeping = tokio::spawn(ledger::housekeeping_loop(
         ledger.clone(),
         config.restock_interval,
+        config.retention,
         shutdown.clone(),
     ));
 
@@ -90,7 +94,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     let router = server::finish(routes::router(state, token), registry, server::process_up());
     let mut handle = server::spawn(listener, router, "catalog", shutdown)?;
     handle.attach(writer);
-    handle.attach(restock);
+    handle.attach(housekeeping);
     tracing::info!(
         addr = %handle.addr(),
         data_dir = %config.data_dir.display(),

@@ -7,10 +7,11 @@ use prometheus_client::registry::Registry;
 /// Every counter the catalog keeps. Clones share the same series.
 #[derive(Clone)]
 pub struct CatalogMetrics {
-    pub buys: Counter,
+    pub reservations: Counter,
     pub units_sold: Counter,
+    pub units_released: Counter,
     pub out_of_stock: Counter,
-    pub duplicate_buys: Counter,
+    pub duplicate_reservations: Counter,
     pub restocked_toys: Counter,
     pub commits: Counter,
     pub commit_batch_size: Histogram,
@@ -21,10 +22,11 @@ pub struct CatalogMetrics {
 impl Default for CatalogMetrics {
     fn default() -> Self {
         Self {
-            buys: Counter::default(),
+            reservations: Counter::default(),
             units_sold: Counter::default(),
+            units_released: Counter::default(),
             out_of_stock: Counter::default(),
-            duplicate_buys: Counter::default(),
+            duplicate_reservations: Counter::default(),
             restocked_toys: Counter::default(),
             commits: Counter::default(),
             commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
@@ -39,17 +41,30 @@ impl CatalogMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
         let m = metrics.clone();
-        registry.register("buys", "Buys that decremented stock", m.buys);
-        registry.register("units_sold", "Units sold", m.units_sold);
+        registry.register(
+            "reservations",
+            "Reservations that took stock",
+            m.reservations,
+        );
+        registry.register(
+            "units_sold",
+            "Units whose reservation was confirmed (their order committed)",
+            m.units_sold,
+        );
+        registry.register(
+            "units_released",
+            "Units whose reservation was released (their order was abandoned)",
+            m.units_released,
+        );
         registry.register(
             "out_of_stock",
-            "Buys refused for lack of stock",
+            "Reservations refused for lack of stock",
             m.out_of_stock,
         );
         registry.register(
-            "duplicate_buys",
-            "Buys answered from an earlier request with the same id",
-            m.duplicate_buys,
+            "duplicate_reservations",
+            "Reservations answered from an earlier one with the same id",
+            m.duplicate_reservations,
         );
         registry.register(
             "restocked_toys",

@@ -1,30 +1,38 @@
 //! HTTP handlers: thin wrappers over the ledger and the cache leases.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use api::ApiError;
 use api::cache_lease::{LeaseGrant, LeaseRequest};
 use api::catalog::{
-    BuyAnswers, BuyBatch, BuyOutcome, BuyRequest, MAX_BUY_BATCH, VersionedProduct, routes,
+    MAX_BATCH, MAX_BATCH_BODY, PendingReservation, ReservationBatch, ReserveAnswers, SettleOutcome,
+    SettlementBatch, ToyStock, VersionedProduct, routes,
 };
 use api::client::parse_base_url;
 use api::envelope::{ApiResult, Data};
 use api::server::{JsonBody, PathParam, require_cluster_token};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::middleware;
 use axum::routing::{get, post};
+use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::CatalogError;
 
 pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
     let internal = Router::new()
-        .route(routes::BUY, post(buy))
         .route(
-            routes::BUYS,
-            post(buy_many).layer(DefaultBodyLimit::max(api::catalog::MAX_BUY_BATCH_BODY)),
+            routes::RESERVATIONS,
+            post(reserve).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)),
         )
+        .route(routes::PENDING, get(pending))
+        .route(
+            routes::SETTLEMENTS,
+            post(settle).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)),
+        )
+        .route(routes::STOCK, get(stock))
         .route(routes::FRONTENDS, post(register_frontend))
         .route_layer(middleware::from_fn_with_state(token, require_cluster_token));
     Router::new()
@@ -49,31 +57,74 @@ async fn product(
         .ok_or_else(|| CatalogError::UnknownProduct(name).into())
 }
 
-async fn buy(
-    State(state): State<AppState>,
-    JsonBody(request): JsonBody<BuyRequest>,
-) -> ApiResult<BuyOutcome> {
-    let outcome = state.ledger.buy(request).await.map_err(ApiError::from)?;
-    Ok(Data::new(outcome))
-}
-
-async fn buy_many(
-    State(state): State<AppState>,
-    JsonBody(batch): JsonBody<BuyBatch>,
-) -> ApiResult<BuyAnswers> {
-    if batch.buys.len() > MAX_BUY_BATCH {
+fn check_batch_len(len: usize) -> Result<(), ApiError> {
+    if len > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
-            "at most {MAX_BUY_BATCH} buys per batch"
+            "at most {MAX_BATCH} items per batch"
         )));
     }
+    Ok(())
+}
+
+async fn reserve(
+    State(state): State<AppState>,
+    JsonBody(batch): JsonBody<ReservationBatch>,
+) -> ApiResult<ReserveAnswers> {
+    check_batch_len(batch.reservations.len())?;
     let answers = state
         .ledger
-        .buy_many(batch.buys)
+        .reserve_many(batch.reservations)
         .await
         .into_iter()
         .map(|answer| answer.map_err(|err| ApiError::from(err).body().error))
         .collect();
     Ok(Data::new(answers))
+}
+
+async fn settle(
+    State(state): State<AppState>,
+    JsonBody(batch): JsonBody<SettlementBatch>,
+) -> ApiResult<Vec<SettleOutcome>> {
+    check_batch_len(batch.settlements.len())?;
+    let answers = state
+        .ledger
+        .settle_many(batch.settlements)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::from)?;
+    Ok(Data::new(answers))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingQuery {
+    older_than_ms: u64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    MAX_BATCH
+}
+
+async fn pending(
+    State(state): State<AppState>,
+    query: Result<Query<PendingQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<PendingReservation>> {
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let ledger = state.ledger.clone();
+    let older_than = Duration::from_millis(query.older_than_ms);
+    let limit = query.limit.min(MAX_BATCH);
+    let found = tokio::task::spawn_blocking(move || ledger.pending(older_than, limit))
+        .await
+        .map_err(|err| ApiError::internal(err.to_string()))?
+        .map_err(ApiError::from)?;
+    Ok(Data::new(found))
+}
+
+async fn stock(State(state): State<AppState>) -> Data<Vec<ToyStock>> {
+    Data::new(state.ledger.stock())
 }
 
 async fn register_frontend(

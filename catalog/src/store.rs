@@ -1,23 +1,32 @@
-//! Durable stock: the toys and the outcome of every buy, in one RocksDB.
+//! Durable stock: the toys and every reservation, in one RocksDB.
 //!
-//! Column families: `toys` (name → [`ToyState`]), `buys` (request id → [`BuyRecord`]) and
-//! `meta` (the stock level the catalog was created with). Every change is one `WriteBatch`
-//! written with `sync = true`: a buy is acknowledged only after its decrement and its
-//! idempotency record are on disk together, so kill -9 (or power loss) can neither lose an
-//! acknowledged decrement nor let a retried request id decrement twice.
+//! Column families:
+//! - `toys`: name → [`ToyState`] (price, available quantity, version, and the toy's accounts:
+//!   units restocked in all and units held by pending reservations);
+//! - `reservations`: reservation id → [`ReservationRecord`] (what it reserved, its answer, and
+//!   whether it is pending, confirmed, released or was refused);
+//! - `pending`: (made at, id) → nothing: pending reservations, oldest first, for the sweep;
+//! - `settled`: (settled at, id) → nothing: finished records, oldest first, for retention;
+//! - `meta`: the stock level the catalog was created with.
+//!
+//! Every change is one `WriteBatch` written with `sync = true`: a reservation is acknowledged
+//! only after its decrement and its record are on disk together, so kill -9 (or power loss) can
+//! neither lose an acknowledged reservation nor let a retried id reserve twice.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use api::catalog::BuyOutcome;
-use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+use api::catalog::{PendingReservation, ReservationId, ReserveOutcome};
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CatalogError;
 use crate::toys::INITIAL_TOYS;
 
 const CF_TOYS: &str = "toys";
-const CF_BUYS: &str = "buys";
+const CF_RESERVATIONS: &str = "reservations";
+const CF_PENDING: &str = "pending";
+const CF_SETTLED: &str = "settled";
 const CF_META: &str = "meta";
 const KEY_INITIAL_STOCK: &[u8] = b"initial_stock";
 
@@ -28,17 +37,62 @@ pub type Toys = BTreeMap<String, ToyState>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToyState {
     pub price: f64,
+    /// Units available now.
     pub quantity: u32,
     /// Grows by one on every stock change; never reused, also across restarts.
     pub version: u64,
+    /// Units added by restocks, in all.
+    pub restocked: u64,
+    /// Units held by pending reservations.
+    pub pending: u64,
 }
 
-/// What a request id bought, kept so that a retry gets the same answer.
+/// Where a reservation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReservationState {
+    /// Stock taken; the Raft log has not decided yet.
+    Pending,
+    /// Its order committed: the stock stays sold.
+    Confirmed,
+    /// Its order was abandoned: the stock came back (or, for a release of a reservation never
+    /// made, none was taken and none ever will be under this id).
+    Released,
+    /// The reservation was refused (out of stock); its answer is kept for retries.
+    Refused,
+}
+
+/// What a reservation id did, kept so that a retry gets the same answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuyRecord {
+pub struct ReservationRecord {
     pub name: String,
     pub quantity: u32,
-    pub outcome: BuyOutcome,
+    pub outcome: ReserveOutcome,
+    pub state: ReservationState,
+    /// Unix milliseconds when it was made.
+    pub made_ms: u64,
+}
+
+/// One batch of changes, written atomically.
+#[derive(Default)]
+pub struct Changes {
+    pub toys: Toys,
+    pub records: Vec<(ReservationId, ReservationRecord)>,
+    /// Pending index entries to add: (made at, id).
+    pub pending_added: Vec<(u64, ReservationId)>,
+    /// Pending index entries to remove: (made at, id).
+    pub pending_removed: Vec<(u64, ReservationId)>,
+    /// Settled index entries to add: (settled at, id).
+    pub settled_added: Vec<(u64, ReservationId)>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.toys.is_empty()
+            && self.records.is_empty()
+            && self.pending_added.is_empty()
+            && self.pending_removed.is_empty()
+            && self.settled_added.is_empty()
+    }
 }
 
 /// The catalog's RocksDB.
@@ -56,7 +110,7 @@ impl StockStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = [CF_TOYS, CF_BUYS, CF_META]
+        let cfs = [CF_TOYS, CF_RESERVATIONS, CF_PENDING, CF_SETTLED, CF_META]
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         let mut store = Self {
@@ -80,6 +134,8 @@ impl StockStore {
                     price,
                     quantity: initial_stock,
                     version: 1,
+                    restocked: 0,
+                    pending: 0,
                 };
                 (name.to_string(), state)
             })
@@ -90,9 +146,17 @@ impl StockStore {
             KEY_INITIAL_STOCK,
             encode(&initial_stock)?,
         );
-        self.put_all(&mut batch, &toys, &[])?;
+        let changes = Changes {
+            toys,
+            ..Changes::default()
+        };
+        self.put_all(&mut batch, &changes)?;
         self.write_synced(batch)?;
-        tracing::info!(toys = toys.len(), initial_stock, "created a new catalog");
+        tracing::info!(
+            toys = changes.toys.len(),
+            initial_stock,
+            "created a new catalog"
+        );
         Ok(())
     }
 
@@ -109,10 +173,7 @@ impl StockStore {
     /// Every toy, by name.
     pub fn load(&self) -> Result<Toys, CatalogError> {
         let mut toys = BTreeMap::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_TOYS)?, rocksdb::IteratorMode::Start)
-        {
+        for item in self.db.iterator_cf(self.cf(CF_TOYS)?, IteratorMode::Start) {
             let (key, value) = item?;
             let name = String::from_utf8(key.to_vec())
                 .map_err(|_| CatalogError::Storage("a toy name on disk is not UTF-8".into()))?;
@@ -121,40 +182,120 @@ impl StockStore {
         Ok(toys)
     }
 
-    /// The recorded outcome of an earlier buy with this request id.
-    pub fn find_buy(&self, request_id: &str) -> Result<Option<BuyRecord>, CatalogError> {
+    /// The record of a reservation id, if it was used.
+    pub fn find(&self, id: &ReservationId) -> Result<Option<ReservationRecord>, CatalogError> {
         match self
             .db
-            .get_pinned_cf(self.cf(CF_BUYS)?, request_id.as_bytes())?
+            .get_pinned_cf(self.cf(CF_RESERVATIONS)?, reservation_key(id))?
         {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }
     }
 
-    /// Writes changed toys and new buy records atomically and durably.
-    pub fn commit(&self, toys: &Toys, buys: &[(String, BuyRecord)]) -> Result<(), CatalogError> {
-        if toys.is_empty() && buys.is_empty() {
+    /// Pending reservations made at or before `made_by` (Unix ms), oldest first, at most
+    /// `limit`.
+    pub fn pending(
+        &self,
+        made_by: u64,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<PendingReservation>, CatalogError> {
+        let mut found = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_PENDING)?, IteratorMode::Start)
+        {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, _) = item?;
+            let (made, id) = parse_time_key(&key)?;
+            if made > made_by {
+                break;
+            }
+            let Some(record) = self.find(&id)? else {
+                continue;
+            };
+            found.push(PendingReservation {
+                id,
+                name: record.name,
+                quantity: record.quantity,
+                age_ms: now.saturating_sub(made),
+            });
+        }
+        Ok(found)
+    }
+
+    /// Finished records (settled or refused) that finished at or before `cutoff` (Unix ms),
+    /// oldest first, at most `limit`: what retention may delete.
+    pub fn expired(
+        &self,
+        cutoff: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, ReservationId)>, CatalogError> {
+        let mut found = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_SETTLED)?, IteratorMode::Start)
+        {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, _) = item?;
+            let (at, id) = parse_time_key(&key)?;
+            if at > cutoff {
+                break;
+            }
+            found.push((at, id));
+        }
+        Ok(found)
+    }
+
+    /// Deletes finished records and their index entries.
+    pub fn forget(&self, expired: &[(u64, ReservationId)]) -> Result<(), CatalogError> {
+        if expired.is_empty() {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        self.put_all(&mut batch, toys, buys)?;
+        for (at, id) in expired {
+            batch.delete_cf(self.cf(CF_RESERVATIONS)?, reservation_key(id));
+            batch.delete_cf(self.cf(CF_SETTLED)?, time_key(*at, id));
+        }
+        // Not synced: a forgotten record that reappears after a crash is forgotten again.
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Writes one batch of changes atomically and durably.
+    pub fn commit(&self, changes: &Changes) -> Result<(), CatalogError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        self.put_all(&mut batch, changes)?;
         self.write_synced(batch)
     }
 
-    fn put_all(
-        &self,
-        batch: &mut WriteBatch,
-        toys: &Toys,
-        buys: &[(String, BuyRecord)],
-    ) -> Result<(), CatalogError> {
+    fn put_all(&self, batch: &mut WriteBatch, changes: &Changes) -> Result<(), CatalogError> {
         let cf_toys = self.cf(CF_TOYS)?;
-        for (name, state) in toys {
+        for (name, state) in &changes.toys {
             batch.put_cf(cf_toys, name.as_bytes(), encode(state)?);
         }
-        let cf_buys = self.cf(CF_BUYS)?;
-        for (request_id, record) in buys {
-            batch.put_cf(cf_buys, request_id.as_bytes(), encode(record)?);
+        let cf_records = self.cf(CF_RESERVATIONS)?;
+        for (id, record) in &changes.records {
+            batch.put_cf(cf_records, reservation_key(id), encode(record)?);
+        }
+        let cf_pending = self.cf(CF_PENDING)?;
+        for (made, id) in &changes.pending_added {
+            batch.put_cf(cf_pending, time_key(*made, id), []);
+        }
+        for (made, id) in &changes.pending_removed {
+            batch.delete_cf(cf_pending, time_key(*made, id));
+        }
+        let cf_settled = self.cf(CF_SETTLED)?;
+        for (at, id) in &changes.settled_added {
+            batch.put_cf(cf_settled, time_key(*at, id), []);
         }
         Ok(())
     }
@@ -174,6 +315,42 @@ impl StockStore {
     }
 }
 
+/// The request id's bytes, a 0 byte (request ids are visible ASCII, so it cannot occur in
+/// one), and the attempt, big-endian.
+fn reservation_key(id: &ReservationId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.request_id.len() + 5);
+    key.extend_from_slice(id.request_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&id.attempt.to_be_bytes());
+    key
+}
+
+fn parse_reservation_key(key: &[u8]) -> Option<ReservationId> {
+    let (request_id, attempt) = key.split_at_checked(key.len().checked_sub(5)?)?;
+    let (zero, attempt) = attempt.split_first()?;
+    if *zero != 0 {
+        return None;
+    }
+    Some(ReservationId {
+        request_id: String::from_utf8(request_id.to_vec()).ok()?,
+        attempt: u32::from_be_bytes(attempt.try_into().ok()?),
+    })
+}
+
+/// A time (big-endian, so keys sort by time) followed by a reservation key.
+fn time_key(at: u64, id: &ReservationId) -> Vec<u8> {
+    let mut key = at.to_be_bytes().to_vec();
+    key.extend_from_slice(&reservation_key(id));
+    key
+}
+
+fn parse_time_key(key: &[u8]) -> Result<(u64, ReservationId), CatalogError> {
+    let corrupt = || CatalogError::Storage("a reservation index key on disk is corrupt".into());
+    let (at, rest) = key.split_at_checked(8).ok_or_else(corrupt)?;
+    let at = u64::from_be_bytes(at.try_into().map_err(|_| corrupt())?);
+    Ok((at, parse_reservation_key(rest).ok_or_else(corrupt)?))
+}
+
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CatalogError> {
     serde_json::to_vec(value).map_err(|err| CatalogError::Storage(format!("cannot encode: {err}")))
 }
@@ -181,4 +358,28 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CatalogError> {
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CatalogError> {
     serde_json::from_slice(bytes)
         .map_err(|err| CatalogError::Storage(format!("corrupt record on disk: {err}")))
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_sort_by_time() {
+        let id = ReservationId {
+            request_id: "order-7".into(),
+            attempt: 3,
+        };
+        assert_eq!(
+            parse_reservation_key(&reservation_key(&id)),
+            Some(id.clone())
+        );
+        assert_eq!(
+            parse_time_key(&time_key(42, &id)).unwrap(),
+            (42, id.clone())
+        );
+        assert!(time_key(41, &id) < time_key(42, &id));
+        assert!(parse_reservation_key(b"no").is_none());
+        assert!(parse_time_key(b"short").is_err());
+    }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::cache_lease::Invalidation;
-use api::catalog::{BuyOutcome, BuyRequest};
+use api::catalog::{
+    Decision, Reservation, ReservationId, ReserveOutcome, SettleOutcome, Settlement,
+};
 use api::client::ServiceClient;
 use axum::Router;
 use axum::extract::State;
@@ -64,11 +66,25 @@ impl Running {
     }
 }
 
-fn buy(id: &str, name: &str, quantity: u32) -> BuyRequest {
-    BuyRequest {
-        request_id: id.into(),
+fn id(request_id: &str) -> ReservationId {
+    ReservationId {
+        request_id: request_id.into(),
+        attempt: 0,
+    }
+}
+
+fn reservation(request_id: &str, name: &str, quantity: u32) -> Reservation {
+    Reservation {
+        id: id(request_id),
         name: name.into(),
         quantity,
+    }
+}
+
+fn settle(request_id: &str, decision: Decision) -> Settlement {
+    Settlement {
+        id: id(request_id),
+        decision,
     }
 }
 
@@ -77,16 +93,27 @@ fn quantity(ledger: &Ledger, name: &str) -> u32 {
 }
 
 #[tokio::test]
-async fn a_request_id_buys_once_and_always_gets_the_same_answer() {
+async fn a_reservation_id_takes_stock_once_and_always_gets_the_same_answer() {
     let dir = TempDir::new().unwrap();
     let catalog = Running::start(&dir, 100, Duration::from_secs(1));
-    let first = catalog.ledger.buy(buy("r1", "Tux", 3)).await.unwrap();
-    let again = catalog.ledger.buy(buy("r1", "Tux", 3)).await.unwrap();
+    let first = catalog
+        .ledger
+        .reserve(reservation("r1", "Tux", 3))
+        .await
+        .unwrap();
+    let again = catalog
+        .ledger
+        .reserve(reservation("r1", "Tux", 3))
+        .await
+        .unwrap();
     assert_eq!(first, again);
-    assert!(matches!(first, BuyOutcome::Bought { remaining: 97, .. }));
+    assert!(matches!(
+        first,
+        ReserveOutcome::Reserved { remaining: 97, .. }
+    ));
     assert_eq!(quantity(&catalog.ledger, "Tux"), 97);
 
-    let reused = catalog.ledger.buy(buy("r1", "Tux", 4)).await;
+    let reused = catalog.ledger.reserve(reservation("r1", "Tux", 4)).await;
     assert!(matches!(reused, Err(CatalogError::RequestIdReused(_))));
     assert_eq!(
         quantity(&catalog.ledger, "Tux"),
@@ -97,7 +124,7 @@ async fn a_request_id_buys_once_and_always_gets_the_same_answer() {
     // Concurrent duplicates of one new request id land in the same batch or in successive
     // ones: either way exactly one decrement.
     let dupes: Vec<_> = (0..20)
-        .map(|_| catalog.ledger.buy(buy("r2", "Lego", 5)))
+        .map(|_| catalog.ledger.reserve(reservation("r2", "Lego", 5)))
         .collect();
     let outcomes = futures::future::join_all(dupes).await;
     assert!(
@@ -110,21 +137,25 @@ async fn a_request_id_buys_once_and_always_gets_the_same_answer() {
 }
 
 #[tokio::test]
-async fn fifty_concurrent_buyers_of_the_last_ten_units_never_oversell() {
+async fn fifty_concurrent_reservations_of_the_last_ten_units_never_oversell() {
     let dir = TempDir::new().unwrap();
     let catalog = Running::start(&dir, 10, Duration::from_secs(1));
     let buyers: Vec<_> = (0..50)
         .map(|i| {
             let ledger = catalog.ledger.clone();
-            tokio::spawn(async move { ledger.buy(buy(&format!("buyer-{i}"), "Slinky", 1)).await })
+            tokio::spawn(async move {
+                ledger
+                    .reserve(reservation(&format!("buyer-{i}"), "Slinky", 1))
+                    .await
+            })
         })
         .collect();
     let mut bought = 0;
     let mut refused = 0;
     for buyer in buyers {
         match buyer.await.unwrap().unwrap() {
-            BuyOutcome::Bought { .. } => bought += 1,
-            BuyOutcome::OutOfStock { available: 0 } => refused += 1,
+            ReserveOutcome::Reserved { .. } => bought += 1,
+            ReserveOutcome::OutOfStock { available: 0 } => refused += 1,
             other => panic!("unexpected outcome {other:?}"),
         }
     }
@@ -141,22 +172,29 @@ async fn unknown_toys_and_bad_requests_change_nothing() {
     assert_eq!(
         catalog
             .ledger
-            .buy(buy("u1", "Flux Capacitor", 1))
+            .reserve(reservation("u1", "Flux Capacitor", 1))
             .await
             .unwrap(),
-        BuyOutcome::UnknownProduct
+        ReserveOutcome::UnknownProduct
     );
     assert!(matches!(
-        catalog.ledger.buy(buy("u2", "Tux", 0)).await,
+        catalog.ledger.reserve(reservation("u2", "Tux", 0)).await,
         Err(CatalogError::InvalidQuantity)
     ));
     assert!(matches!(
-        catalog.ledger.buy(buy("has space", "Tux", 1)).await,
+        catalog
+            .ledger
+            .reserve(reservation("has space", "Tux", 1))
+            .await,
         Err(CatalogError::InvalidRequestId)
     ));
     assert!(matches!(
-        catalog.ledger.buy(buy("big", "Tux", 101)).await.unwrap(),
-        BuyOutcome::OutOfStock { available: 100 }
+        catalog
+            .ledger
+            .reserve(reservation("big", "Tux", 101))
+            .await
+            .unwrap(),
+        ReserveOutcome::OutOfStock { available: 100 }
     ));
     assert_eq!(catalog.ledger.products(), before);
     catalog.stop().await;
@@ -166,8 +204,16 @@ async fn unknown_toys_and_bad_requests_change_nothing() {
 async fn restock_refills_only_the_toys_that_ran_out() {
     let dir = TempDir::new().unwrap();
     let catalog = Running::start(&dir, 5, Duration::from_secs(1));
-    catalog.ledger.buy(buy("a", "Tux", 5)).await.unwrap();
-    catalog.ledger.buy(buy("b", "Lego", 2)).await.unwrap();
+    catalog
+        .ledger
+        .reserve(reservation("a", "Tux", 5))
+        .await
+        .unwrap();
+    catalog
+        .ledger
+        .reserve(reservation("b", "Lego", 2))
+        .await
+        .unwrap();
     let lego_version = catalog.ledger.product("Lego").unwrap().version;
     let tux_version = catalog.ledger.product("Tux").unwrap().version;
 
@@ -188,10 +234,14 @@ async fn restock_refills_only_the_toys_that_ran_out() {
 }
 
 #[tokio::test]
-async fn stock_and_buy_records_survive_a_restart_on_the_same_directory() {
+async fn stock_and_reservation_records_survive_a_restart_on_the_same_directory() {
     let dir = TempDir::new().unwrap();
     let catalog = Running::start(&dir, 100, Duration::from_secs(1));
-    let first = catalog.ledger.buy(buy("keep", "Kite", 7)).await.unwrap();
+    let first = catalog
+        .ledger
+        .reserve(reservation("keep", "Kite", 7))
+        .await
+        .unwrap();
     let version = catalog.ledger.product("Kite").unwrap().version;
     catalog.stop().await;
 
@@ -201,7 +251,11 @@ async fn stock_and_buy_records_survive_a_restart_on_the_same_directory() {
     assert_eq!(quantity(&catalog.ledger, "Kite"), 93);
     assert_eq!(catalog.ledger.product("Kite").unwrap().version, version);
     assert_eq!(
-        catalog.ledger.buy(buy("keep", "Kite", 7)).await.unwrap(),
+        catalog
+            .ledger
+            .reserve(reservation("keep", "Kite", 7))
+            .await
+            .unwrap(),
         first
     );
     assert_eq!(
@@ -209,7 +263,11 @@ async fn stock_and_buy_records_survive_a_restart_on_the_same_directory() {
         93,
         "a retried request id does not buy again"
     );
-    catalog.ledger.buy(buy("drain", "Kite", 93)).await.unwrap();
+    catalog
+        .ledger
+        .reserve(reservation("drain", "Kite", 93))
+        .await
+        .unwrap();
     assert_eq!(
         catalog.ledger.restock().await.unwrap(),
         vec!["Kite".to_string()]
@@ -243,15 +301,19 @@ async fn recording_frontend() -> (reqwest::Url, Received) {
 }
 
 #[tokio::test]
-async fn a_buy_is_acknowledged_only_after_the_front_end_has_its_invalidation() {
+async fn a_reservation_is_acknowledged_only_after_the_front_end_has_its_invalidation() {
     let dir = TempDir::new().unwrap();
     let catalog = Running::start(&dir, 100, Duration::from_secs(5));
     let (url, seen) = recording_frontend().await;
     assert!(catalog.leases.grant(url).fresh);
 
-    let outcome = catalog.ledger.buy(buy("inv", "Yo-Yo", 2)).await.unwrap();
+    let outcome = catalog
+        .ledger
+        .reserve(reservation("inv", "Yo-Yo", 2))
+        .await
+        .unwrap();
     let acknowledged = Instant::now();
-    let BuyOutcome::Bought { version, .. } = outcome else {
+    let ReserveOutcome::Reserved { version, .. } = outcome else {
         panic!("expected a purchase, got {outcome:?}");
     };
     let seen = seen.lock().clone();
@@ -276,7 +338,11 @@ async fn an_unreachable_front_end_is_revoked_and_its_lease_waited_out() {
     };
     let granted_at = Instant::now();
     catalog.leases.grant(dead.clone());
-    catalog.ledger.buy(buy("late", "Marbles", 1)).await.unwrap();
+    catalog
+        .ledger
+        .reserve(reservation("late", "Marbles", 1))
+        .await
+        .unwrap();
     assert!(
         Instant::now() >= granted_at + lease,
         "the buy must not be acknowledged while the unreachable front-end may still trust its cache"
@@ -286,5 +352,229 @@ async fn an_unreachable_front_end_is_revoked_and_its_lease_waited_out() {
         catalog.leases.grant(dead).fresh,
         "coming back, the front-end must empty its cache"
     );
+    catalog.stop().await;
+}
+
+/// Every toy's accounts hold: what it started with and was restocked by is what is available,
+/// held by pending reservations, or sold.
+fn accounts_balance(ledger: &Ledger, sold: &[(&str, u64)]) {
+    for toy in ledger.stock() {
+        let sold = sold
+            .iter()
+            .filter(|(name, _)| *name == toy.name)
+            .map(|(_, units)| units)
+            .sum::<u64>();
+        assert_eq!(
+            toy.initial + toy.restocked,
+            u64::from(toy.quantity) + toy.pending + sold,
+            "the accounts of {} do not balance: {toy:?}",
+            toy.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_confirmed_reservation_stays_sold_and_a_released_one_comes_back_with_an_invalidation() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 100, Duration::from_secs(5));
+    let (url, seen) = recording_frontend().await;
+    catalog.leases.grant(url);
+
+    catalog
+        .ledger
+        .reserve(reservation("keep", "Lego", 3))
+        .await
+        .unwrap();
+    catalog
+        .ledger
+        .reserve(reservation("drop", "Lego", 5))
+        .await
+        .unwrap();
+    assert_eq!(quantity(&catalog.ledger, "Lego"), 92);
+    let pending = catalog.ledger.pending(Duration::ZERO, 10).unwrap();
+    assert_eq!(
+        pending.len(),
+        2,
+        "both reservations are pending: {pending:?}"
+    );
+    accounts_balance(&catalog.ledger, &[]);
+
+    let confirmed = catalog
+        .ledger
+        .settle(settle("keep", Decision::Confirm))
+        .await;
+    assert_eq!(confirmed.unwrap(), SettleOutcome::Confirmed);
+    let before_release = seen.lock().len();
+    let released = catalog
+        .ledger
+        .settle(settle("drop", Decision::Release))
+        .await;
+    assert_eq!(released.unwrap(), SettleOutcome::Released);
+    assert_eq!(
+        quantity(&catalog.ledger, "Lego"),
+        97,
+        "the released units are back"
+    );
+    let pushes = seen.lock().clone();
+    assert_eq!(
+        pushes.len(),
+        before_release + 1,
+        "the release was invalidated before it was acknowledged"
+    );
+    assert_eq!(pushes[before_release].1.toys[0].name, "Lego");
+    assert!(
+        catalog
+            .ledger
+            .pending(Duration::ZERO, 10)
+            .unwrap()
+            .is_empty()
+    );
+    accounts_balance(&catalog.ledger, &[("Lego", 3)]);
+
+    // Settling again is idempotent; settling the other way is refused (the first stands).
+    let again = catalog
+        .ledger
+        .settle(settle("drop", Decision::Release))
+        .await;
+    assert_eq!(again.unwrap(), SettleOutcome::Released);
+    let contradiction = catalog
+        .ledger
+        .settle(settle("keep", Decision::Release))
+        .await;
+    assert_eq!(contradiction.unwrap(), SettleOutcome::Confirmed);
+    assert_eq!(quantity(&catalog.ledger, "Lego"), 97);
+    // A released reservation id never takes stock again.
+    let late = catalog
+        .ledger
+        .reserve(reservation("drop", "Lego", 5))
+        .await
+        .unwrap();
+    assert_eq!(late, ReserveOutcome::Released);
+    assert_eq!(quantity(&catalog.ledger, "Lego"), 97);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn a_release_that_overtakes_its_reservation_keeps_the_reservation_from_ever_taking_stock() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 100, Duration::from_secs(1));
+    let released = catalog
+        .ledger
+        .settle(settle("late", Decision::Release))
+        .await;
+    assert_eq!(released.unwrap(), SettleOutcome::Released);
+    let confirm_unknown = catalog
+        .ledger
+        .settle(settle("never", Decision::Confirm))
+        .await;
+    assert_eq!(confirm_unknown.unwrap(), SettleOutcome::Unknown);
+    let reserved = catalog
+        .ledger
+        .reserve(reservation("late", "Kite", 2))
+        .await
+        .unwrap();
+    assert_eq!(reserved, ReserveOutcome::Released);
+    assert_eq!(quantity(&catalog.ledger, "Kite"), 100);
+    accounts_balance(&catalog.ledger, &[]);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn pending_reservations_survive_a_restart_and_are_listed_oldest_first() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 100, Duration::from_secs(1));
+    for (i, toy) in ["Tux", "Barbie", "Tux"].iter().enumerate() {
+        catalog
+            .ledger
+            .reserve(reservation(&format!("p{i}"), toy, 1))
+            .await
+            .unwrap();
+    }
+    catalog.ledger.restock().await.unwrap();
+    catalog.stop().await;
+
+    let catalog = Running::start(&dir, 100, Duration::from_secs(1));
+    let pending = catalog.ledger.pending(Duration::ZERO, 10).unwrap();
+    let ids: Vec<&str> = pending.iter().map(|p| p.id.request_id.as_str()).collect();
+    assert_eq!(ids, vec!["p0", "p1", "p2"]);
+    assert_eq!(catalog.ledger.pending(Duration::ZERO, 2).unwrap().len(), 2);
+    assert!(
+        catalog
+            .ledger
+            .pending(Duration::from_secs(3600), 10)
+            .unwrap()
+            .is_empty(),
+        "none is an hour old"
+    );
+    let tux = catalog
+        .ledger
+        .stock()
+        .into_iter()
+        .find(|toy| toy.name == "Tux")
+        .unwrap();
+    assert_eq!((tux.quantity, tux.pending), (98, 2));
+    accounts_balance(&catalog.ledger, &[]);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn restocks_are_counted_in_the_accounts_and_finished_records_are_forgotten_after_retention() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 4, Duration::from_secs(1));
+    catalog
+        .ledger
+        .reserve(reservation("all", "Yo-Yo", 4))
+        .await
+        .unwrap();
+    catalog
+        .ledger
+        .settle(settle("all", Decision::Confirm))
+        .await
+        .unwrap();
+    assert_eq!(catalog.ledger.restock().await.unwrap(), vec!["Yo-Yo"]);
+    accounts_balance(&catalog.ledger, &[("Yo-Yo", 4)]);
+    let yoyo = catalog
+        .ledger
+        .stock()
+        .into_iter()
+        .find(|toy| toy.name == "Yo-Yo")
+        .unwrap();
+    assert_eq!((yoyo.restocked, yoyo.quantity), (4, 4));
+
+    // A long retention keeps the record: a retry gets the same answer.
+    assert_eq!(
+        catalog
+            .ledger
+            .forget_older_than(Duration::from_secs(3600), 100)
+            .unwrap(),
+        0
+    );
+    assert!(matches!(
+        catalog
+            .ledger
+            .reserve(reservation("all", "Yo-Yo", 4))
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved { .. }
+    ));
+    assert_eq!(
+        quantity(&catalog.ledger, "Yo-Yo"),
+        4,
+        "the retry took nothing"
+    );
+    // Past the retention it is forgotten; a pending reservation never is.
+    catalog
+        .ledger
+        .reserve(reservation("open", "Tux", 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog
+            .ledger
+            .forget_older_than(Duration::ZERO, 100)
+            .unwrap(),
+        1
+    );
+    assert_eq!(catalog.ledger.pending(Duration::ZERO, 10).unwrap().len(), 1);
     catalog.stop().await;
 }

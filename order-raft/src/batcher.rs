@@ -1,4 +1,5 @@
-//! `OrderBatcher`: folds concurrent orders into one Raft entry.
+//! `OrderBatcher`: folds concurrent orders into one Raft entry, and [`propose`], the one way
+//! anything is written to the log.
 //!
 //! openraft appends and replicates one entry per `client_write`, and the leader waits for the
 //! entry to be flushed and acknowledged by a quorum before it commits. With one entry per
@@ -9,25 +10,30 @@
 //! With batching off (`--batch-max 1`), every order is its own concurrent `client_write`: the
 //! baseline the benchmark compares against.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use api::catalog::ReservationId;
 use openraft::error::{ClientWriteError, RaftError};
 use prometheus_client::metrics::histogram::Histogram;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::leadership::LeaderGate;
-use crate::types::{NewOrder, NodeId, OrderBatch, OrderOutcome, Raft};
+use crate::types::{Decided, NewOrder, NodeId, OrderOutcome, Proposal, Raft};
 use api::batch::BatchQueue;
 
-/// Why a proposed order has no outcome.
+/// Why a proposal has no outcome.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
     /// This node is not (or no longer) the leader; the entry may or may not commit later.
     #[error("this node is not the Raft leader (leader: {leader:?})")]
     NotLeader { leader: Option<NodeId> },
-    /// No commit before the deadline: no quorum reachable, or this leader is isolated.
-    #[error("the order was not committed within {0:?}")]
-    Timeout(Duration),
+    /// No commit before the deadline: no quorum reachable, or this leader is isolated. The
+    /// entry may still commit later.
+    #[error(
+        "the order was not committed in time; it may still be placed (retry with the same Idempotency-Key to find out)"
+    )]
+    Timeout,
     /// The leader lost its quorum while waiting; the entry may still commit later.
     #[error("this leader lost its quorum before the order committed")]
     QuorumLost,
@@ -41,8 +47,7 @@ pub struct OrderBatcher {
     raft: Raft,
     gate: LeaderGate,
     /// `None` when batching is off.
-    queue: Option<BatchQueue<NewOrder, Result<OrderOutcome, ProposeError>>>,
-    write_timeout: Duration,
+    queue: Option<BatchQueue<(NewOrder, Instant), Result<OrderOutcome, ProposeError>>>,
 }
 
 impl OrderBatcher {
@@ -51,7 +56,6 @@ impl OrderBatcher {
         raft: Raft,
         gate: LeaderGate,
         max_batch: usize,
-        write_timeout: Duration,
         batch_sizes: Histogram,
         shutdown: CancellationToken,
     ) -> (Self, Option<tokio::task::JoinHandle<()>>) {
@@ -60,7 +64,6 @@ impl OrderBatcher {
                 raft,
                 gate,
                 queue: None,
-                write_timeout,
             };
             return (batcher, None);
         }
@@ -69,12 +72,16 @@ impl OrderBatcher {
             max_batch,
             batch_sizes,
             shutdown,
-            move |orders: Vec<NewOrder>| {
+            move |items: Vec<(NewOrder, Instant)>| {
                 let (raft, gate) = (proposer.clone(), proposer_gate.clone());
                 async move {
-                    let count = orders.len();
-                    match write(&raft, &gate, orders, write_timeout).await {
-                        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                    let count = items.len();
+                    // The entry may take as long as its most patient order; each order's own
+                    // caller stops waiting at its own deadline.
+                    let deadline = items.iter().map(|(_, d)| *d).max();
+                    let orders = items.into_iter().map(|(order, _)| order).collect();
+                    match propose(&raft, &gate, orders, Vec::new(), deadline).await {
+                        Ok(decided) => decided.orders.into_iter().map(Ok).collect(),
                         Err(err) => vec![Err(err); count],
                     }
                 }
@@ -84,58 +91,93 @@ impl OrderBatcher {
             raft,
             gate,
             queue: Some(queue),
-            write_timeout,
         };
         (batcher, Some(task))
     }
 
-    /// Proposes one order and waits for the number the state machine gave it.
-    pub async fn propose(&self, order: NewOrder) -> Result<OrderOutcome, ProposeError> {
+    /// Proposes one order and waits, until `deadline`, for what the state machine decided.
+    pub async fn propose(
+        &self,
+        order: NewOrder,
+        deadline: Instant,
+    ) -> Result<OrderOutcome, ProposeError> {
         let Some(queue) = &self.queue else {
-            let mut outcomes =
-                write(&self.raft, &self.gate, vec![order], self.write_timeout).await?;
-            return outcomes
-                .pop()
+            let decided = propose(
+                &self.raft,
+                &self.gate,
+                vec![order],
+                Vec::new(),
+                Some(deadline),
+            )
+            .await?;
+            return decided
+                .orders
+                .into_iter()
+                .next()
                 .ok_or_else(|| ProposeError::Raft("the entry produced no outcome".into()));
         };
-        // The batch answers within its own write deadline; queueing can add at most one more
-        // write before ours starts.
-        let deadline = self.write_timeout * 2;
-        match tokio::time::timeout(deadline, queue.submit(order)).await {
+        match tokio::time::timeout_at(deadline, queue.submit((order, deadline))).await {
             Ok(Ok(result)) => result,
             Ok(Err(stopped)) => Err(ProposeError::Raft(stopped.to_string())),
-            Err(_) => Err(ProposeError::Timeout(deadline)),
+            Err(_) => Err(ProposeError::Timeout),
         }
     }
 }
 
-/// One `client_write` with a deadline. An isolated leader does not step down by itself, so
-/// without the deadline its callers would wait forever. The write passes the leader's gate,
-/// which a leadership handover closes (the wait counts against the deadline).
-async fn write(
+/// The leader's wall clock, stamped on every proposal (the state machine's clock).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Writes one entry of `orders` and `abandons` and waits, until `deadline` (if any), for its
+/// outcomes. An isolated leader does not step down by itself, so without a deadline its
+/// callers would wait forever. The write passes the leader's gate, which a leadership handover
+/// closes (the wait counts against the deadline).
+pub async fn propose(
     raft: &Raft,
     gate: &LeaderGate,
     orders: Vec<NewOrder>,
-    deadline: Duration,
-) -> Result<Vec<OrderOutcome>, ProposeError> {
-    let count = orders.len();
-    let written = tokio::time::timeout(deadline, async {
+    abandons: Vec<ReservationId>,
+    deadline: Option<Instant>,
+) -> Result<Decided, ProposeError> {
+    let (order_count, abandon_count) = (orders.len(), abandons.len());
+    let proposal = Proposal {
+        stamp_ms: now_ms(),
+        orders,
+        abandons,
+    };
+    let write = async {
         let _pass = gate.read().await;
-        raft.client_write(OrderBatch { orders }).await
-    })
-    .await;
+        raft.client_write(proposal).await
+    };
+    let written = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, write)
+            .await
+            .map_err(|_| ProposeError::Timeout)?,
+        None => write.await,
+    };
     match written {
-        Err(_) => Err(ProposeError::Timeout(deadline)),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
             Err(ProposeError::NotLeader {
                 leader: forward.leader_id,
             })
         }
-        Ok(Err(err)) => Err(ProposeError::Raft(err.to_string())),
-        Ok(Ok(response)) if response.data.outcomes.len() == count => Ok(response.data.outcomes),
-        Ok(Ok(response)) => Err(ProposeError::Raft(format!(
-            "an entry of {count} orders produced {} outcomes",
-            response.data.outcomes.len()
+        Err(err) => Err(ProposeError::Raft(err.to_string())),
+        Ok(response)
+            if response.data.orders.len() == order_count
+                && response.data.abandons.len() == abandon_count =>
+        {
+            Ok(response.data)
+        }
+        Ok(response) => Err(ProposeError::Raft(format!(
+            "an entry of {order_count} orders and {abandon_count} abandonments produced {} and {} outcomes",
+            response.data.orders.len(),
+            response.data.abandons.len()
         ))),
     }
 }
+
+/// How long the sweeper's abandonments may take to commit.
+pub const SWEEP_WRITE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -90,11 +90,25 @@ pub struct Config {
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub exit_on_raft_failure: bool,
 
-    /// Deadline for committing an order (and for confirming leadership before a read), in
-    /// milliseconds. An isolated leader answers 503 after it.
-    #[arg(long = "write-timeout-ms", env = "TOYSTORE_WRITE_TIMEOUT_MS", default_value = "2000",
+    /// Deadline of one leadership confirmation (a read-index round), in milliseconds: a
+    /// leader cut off from its followers refuses reads and orders after it.
+    #[arg(long = "confirm-timeout-ms", env = "TOYSTORE_CONFIRM_TIMEOUT_MS", default_value = "2000",
           value_parser = api::cli::millis)]
-    pub write_timeout: Duration,
+    pub confirm_timeout: Duration,
+
+    /// How long a catalog reservation may stay unconfirmed before the leader settles it through
+    /// the Raft log (an abandonment: released unless its order committed first), in
+    /// milliseconds. A request's budget is capped at half of it.
+    #[arg(long = "reservation-timeout-ms", env = "TOYSTORE_RESERVATION_TIMEOUT_MS",
+          default_value = "10000", value_parser = api::cli::millis)]
+    pub reservation_timeout: Duration,
+
+    /// How long the state machine remembers a request id (and an abandoned attempt), in
+    /// seconds, by the clock of the Raft log: a retry within it is deduplicated, one after it
+    /// is a new order. Must be the same on every replica.
+    #[arg(long = "dedup-retention", env = "TOYSTORE_DEDUP_RETENTION_SECS",
+          default_value = "86400", value_parser = api::cli::seconds)]
+    pub dedup_retention: Duration,
 
     /// Most orders folded into one Raft entry; 1 turns batching off.
     #[arg(long, env = "TOYSTORE_BATCH_MAX", default_value_t = 256,
@@ -118,6 +132,12 @@ pub struct Config {
     #[arg(long, env = "TOYSTORE_FAULT_INJECTION", action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub fault_injection: bool,
+
+    /// With --fault-injection: abort in the middle of the next snapshot install (after the old
+    /// state is deleted, before the new one is complete), to test recovery from that crash.
+    #[arg(long, env = "TOYSTORE_FAULT_CRASH_MID_INSTALL", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub fault_crash_mid_install: bool,
 }
 
 impl Config {
@@ -141,6 +161,7 @@ impl Config {
         config.election_min_ms = 600;
         config.election_max_ms = 1200;
         config.campaign_margin_ms = 50;
+        config.reservation_timeout = Duration::from_secs(10);
         config.exit_on_raft_failure = false;
         config
     }

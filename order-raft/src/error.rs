@@ -29,6 +29,10 @@ pub enum OrderError {
     ReadNotConfirmed(String),
     #[error("the catalog could not be asked: {0}")]
     CatalogUnavailable(String),
+    #[error("the order's reservation was abandoned before it committed; retry it")]
+    Abandoned,
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Another service (the catalog, or the leader we forwarded to) answered with an error
     /// envelope; it is passed through unchanged.
     #[error("{}", .0.message)]
@@ -68,12 +72,13 @@ impl From<OrderError> for ApiError {
             OrderError::Downstream(answer) => return answer.clone(),
             // "This replica cannot serve now": the front-end selects another if it lasts.
             OrderError::NoLeader
+            | OrderError::Abandoned
             | OrderError::NotCommitted(_)
             | OrderError::ReadNotConfirmed(_)
             | OrderError::LeaderUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
             // A service behind the replica failed: retrying is right, another replica is not.
             OrderError::CatalogUnavailable(_) => StatusCode::BAD_GATEWAY,
-            OrderError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            OrderError::Storage(_) | OrderError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, message)
     }

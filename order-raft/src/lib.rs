@@ -3,13 +3,13 @@
 //! Three replicas form an openraft group. Orders are Raft log entries ([`types`]), applied to
 //! a state machine that numbers them densely; log and state machine live in one RocksDB per
 //! replica ([`store`]). Replicas talk Raft over HTTP with bincode bodies ([`network`]). The
-//! leader buys at the catalog in batches ([`buyer`]) and folds concurrent orders into one entry
+//! leader reserves stock at the catalog in batches ([`reserver`]), folds concurrent orders into
+//! one entry, and settles every reservation as the log decided ([`settlement`])
 //! ([`batcher`]); every replica serves the order API and forwards to the leader when it is not
 //! the leader itself ([`node`], [`routes`]). `/health` says whether the replica can serve
 //! ([`health`]), and leadership follows the front-end's selection ([`leadership`]).
 
 pub mod batcher;
-pub mod buyer;
 pub mod config;
 pub mod error;
 pub mod faults;
@@ -19,7 +19,9 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod read_index;
+pub mod reserver;
 mod routes;
+pub mod settlement;
 pub mod store;
 pub mod types;
 
@@ -38,7 +40,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use batcher::OrderBatcher;
-use buyer::CatalogBuyer;
 pub use config::Config;
 pub use error::{OrderError, StartError};
 use faults::Faults;
@@ -48,6 +49,8 @@ use metrics::NodeMetrics;
 use network::HttpNetwork;
 use node::OrderNode;
 use read_index::ReadIndex;
+use reserver::CatalogReserver;
+use settlement::{Settler, SweepMetrics, Sweeper};
 use types::{NodeId, Raft};
 
 /// Opens the replica's store, starts Raft and serves HTTP.
@@ -60,7 +63,9 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     })?;
     let (log_store, state_machine) = {
         let dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || store::open(&dir))
+        let retention = config.dedup_retention;
+        let crash_mid_install = config.fault_injection && config.fault_crash_mid_install;
+        tokio::task::spawn_blocking(move || store::open(&dir, retention, crash_mid_install))
             .await
             .map_err(|err| StartError::Raft(err.to_string()))??
     };
@@ -85,7 +90,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     let (read_index, read_index_task) = ReadIndex::start(
         raft.clone(),
         gate.clone(),
-        config.write_timeout,
+        config.confirm_timeout,
         metrics.read_index_batch_size.clone(),
         shutdown.clone(),
     );
@@ -93,18 +98,36 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
         raft.clone(),
         gate.clone(),
         config.batch_max as usize,
-        config.write_timeout,
         metrics.batch_size.clone(),
         shutdown.clone(),
     );
-    // One catalog buy plus one forwarded write must fit in a forwarded call's deadline.
-    let client = ServiceClient::new(config.write_timeout * 2, token.clone());
-    let (buyer, buyer_task) = CatalogBuyer::start(
-        CatalogClient::new(config.catalog.clone(), client.clone()),
+    // Every call carries its own deadline; this one only bounds calls that do not.
+    let max_budget = config.reservation_timeout / 2;
+    let client = ServiceClient::new(max_budget, token.clone());
+    let catalog = CatalogClient::new(config.catalog.clone(), client.clone());
+    let (reserver, reserver_task) = CatalogReserver::start(
+        catalog.clone(),
         config.batch_max as usize,
-        metrics.buy_batch_size.clone(),
+        metrics.reserve_batch_size.clone(),
         shutdown.clone(),
     );
+    let (settler, settler_task) = Settler::start(
+        catalog.clone(),
+        config.batch_max as usize,
+        metrics.settle_batch_size.clone(),
+        shutdown.clone(),
+    );
+    let sweeper = Sweeper {
+        raft: raft.clone(),
+        gate: gate.clone(),
+        catalog,
+        settler: settler.clone(),
+        bound: config.reservation_timeout,
+        metrics: SweepMetrics {
+            released: metrics.reservations_released.clone(),
+            confirmed: metrics.reservations_confirmed_late.clone(),
+        },
+    };
     let mut peers = ReplicaClient::all(&config.nodes, &client);
     peers.remove(&config.id);
     let (selection, selected) = watch::channel(0);
@@ -116,12 +139,13 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
         faults: Faults::default(),
         peers,
         batcher,
-        buyer,
+        reserver,
+        settler,
         read_index,
         readiness: readiness.clone(),
         contact: contact.clone(),
         selection,
-        default_budget: config.write_timeout * 2,
+        max_budget,
         lease: timings.lease,
     });
 
@@ -155,9 +179,11 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     if let Some(task) = batcher_task {
         handle.attach(task);
     }
-    if let Some(task) = buyer_task {
+    if let Some(task) = reserver_task {
         handle.attach(task);
     }
+    handle.attach(settler_task);
+    handle.attach(tokio::spawn(sweeper.run(shutdown.clone())));
     handle.attach(tokio::spawn(async move {
         shutdown.cancelled().await;
         if let Err(err) = raft.shutdown().await {

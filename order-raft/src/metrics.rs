@@ -18,7 +18,10 @@ pub struct NodeMetrics {
     pub entries_received: Counter,
     pub write_failures: Counter,
     pub batch_size: Histogram,
-    pub buy_batch_size: Histogram,
+    pub reserve_batch_size: Histogram,
+    pub settle_batch_size: Histogram,
+    pub reservations_released: Counter,
+    pub reservations_confirmed_late: Counter,
     pub read_index_batch_size: Histogram,
     pub term: Gauge,
     pub last_log_index: Gauge,
@@ -35,7 +38,10 @@ impl NodeMetrics {
             entries_received: Counter::default(),
             write_failures: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
-            buy_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            reserve_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            settle_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            reservations_released: Counter::default(),
+            reservations_confirmed_late: Counter::default(),
             read_index_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             term: Gauge::default(),
             last_log_index: Gauge::default(),
@@ -73,9 +79,24 @@ impl NodeMetrics {
             metrics.batch_size.clone(),
         );
         registry.register(
-            "buy_batch_size",
-            "Catalog buys per POST /buys call",
-            metrics.buy_batch_size.clone(),
+            "reserve_batch_size",
+            "Catalog reservations per POST /reservations call",
+            metrics.reserve_batch_size.clone(),
+        );
+        registry.register(
+            "settle_batch_size",
+            "Settlements per POST /settlements call",
+            metrics.settle_batch_size.clone(),
+        );
+        registry.register(
+            "reservations_released",
+            "Reservations left pending that the log abandoned (stock returned)",
+            metrics.reservations_released.clone(),
+        );
+        registry.register(
+            "reservations_confirmed_late",
+            "Reservations left pending whose order had committed",
+            metrics.reservations_confirmed_late.clone(),
         );
         registry.register(
             "read_index_batch_size",

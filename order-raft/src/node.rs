@@ -1,18 +1,20 @@
 //! `OrderNode`: what one replica does with an order or an order query.
 //!
 //! On the Raft leader, an order is: dedup check → leadership confirmed (no sale without a
-//! quorum) → catalog buy with the order's request id (idempotent there too) → proposal
-//! through the [`OrderBatcher`] → the number the state machine assigned. A replica that is
-//! not the leader forwards the request to the leader once (a forwarded request is never
-//! forwarded again, so there are no loops); during an election it waits for the new leader
-//! within the request's budget. Order queries are served by the leader after a read index
-//! ([`ReadIndex`]), so a reply never misses an acknowledged order.
+//! quorum) → catalog reservation, idempotent by (request id, attempt) → proposal through the
+//! [`OrderBatcher`] → the number the state machine assigned → the reservation confirmed in
+//! the background ([`crate::settlement`]). One deadline, from the sender's `x-budget-ms`,
+//! bounds every step. A replica that is not the leader forwards the request to the leader
+//! once (a forwarded request is never forwarded again, so there are no loops); during an
+//! election it waits for the new leader within the request's budget. Order queries are
+//! served by the leader after a read index ([`ReadIndex`]), so a reply never misses an
+//! acknowledged order.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::catalog::{BuyOutcome, BuyRequest};
+use api::catalog::{Reservation, ReservationId, ReserveOutcome};
 use api::order::{
     Hop, OrderPlaced, OrderRecord, PlaceOrder, REQUEST_ID_RULE, ReplicaClient, Selection,
     valid_request_id,
@@ -23,12 +25,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::batcher::{OrderBatcher, ProposeError};
-use crate::buyer::CatalogBuyer;
 use crate::error::OrderError;
 use crate::faults::Faults;
 use crate::health::{LeaderContact, Readiness};
 use crate::metrics::NodeMetrics;
 use crate::read_index::ReadIndex;
+use crate::reserver::CatalogReserver;
+use crate::settlement::Settler;
 use crate::store::OrderReader;
 use crate::types::{NewOrder, NodeId, OrderOutcome, Raft};
 
@@ -48,7 +51,8 @@ pub struct OrderNode {
     /// The other replicas, from the address book: where to forward to the leader.
     pub peers: BTreeMap<NodeId, ReplicaClient>,
     pub batcher: OrderBatcher,
-    pub buyer: CatalogBuyer,
+    pub reserver: CatalogReserver,
+    pub settler: Settler,
     /// Confirms leadership, once for every caller waiting at that moment.
     pub read_index: ReadIndex,
     pub readiness: Arc<Readiness>,
@@ -56,8 +60,9 @@ pub struct OrderNode {
     pub contact: Arc<LeaderContact>,
     /// The replica the front-end selected (0: none yet); [`crate::leadership`] watches it.
     pub selection: watch::Sender<NodeId>,
-    /// How long a request may take here when its sender did not say (`x-budget-ms`).
-    pub default_budget: Duration,
+    /// How long a request may take here when its sender did not say (`x-budget-ms`), and at
+    /// most: half the reservation bound, so no live order's reservation is ever swept.
+    pub max_budget: Duration,
     /// A leader whose last quorum acknowledgement is younger than this may sell without
     /// asking its followers again: the leader lease.
     pub lease: Duration,
@@ -105,15 +110,15 @@ impl OrderNode {
 
     /// When a request that arrived now with `hop` must be answered.
     fn deadline(&self, hop: &Hop) -> Instant {
-        Instant::now()
-            + hop
-                .budget
-                .unwrap_or(self.default_budget)
-                .min(self.default_budget * 4)
+        Instant::now() + hop.budget.unwrap_or(self.max_budget).min(self.max_budget)
     }
 
     /// Places an order, here if this replica leads, else through the leader.
-    pub async fn place(&self, order: PlaceOrder, hop: Hop) -> Result<OrderPlaced, OrderError> {
+    pub async fn place(
+        self: &Arc<Self>,
+        order: PlaceOrder,
+        hop: Hop,
+    ) -> Result<OrderPlaced, OrderError> {
         validate(&order)?;
         let deadline = self.deadline(&hop);
         // A leader that could not serve (it died, stepped down, lost its quorum) is avoided
@@ -123,14 +128,19 @@ impl OrderNode {
         let mut avoid = None;
         loop {
             match self.route_avoiding(avoid, deadline).await {
-                Route::Here => match self.place_here(order.clone()).await {
-                    Err(OrderError::NotCommitted(ProposeError::NotLeader { .. }))
-                        if may_move && Instant::now() < deadline =>
-                    {
-                        avoid = Some(self.id);
+                Route::Here => {
+                    let here = tokio::spawn(self.clone().place_here(order.clone(), deadline))
+                        .await
+                        .map_err(|err| OrderError::Internal(err.to_string()))?;
+                    match here {
+                        Err(OrderError::NotCommitted(ProposeError::NotLeader { .. }))
+                            if may_move && Instant::now() < deadline =>
+                        {
+                            avoid = Some(self.id);
+                        }
+                        answer => return answer,
                     }
-                    answer => return answer,
-                },
+                }
                 Route::Leader(leader) if may_move => {
                     self.metrics.forwarded.inc();
                     let onward = self.onward(deadline);
@@ -187,63 +197,84 @@ impl OrderNode {
         }
     }
 
-    async fn place_here(&self, order: PlaceOrder) -> Result<OrderPlaced, OrderError> {
+    /// Places an order on this leader. Runs as a task of its own: once the reservation is
+    /// made, the steps after it run to completion (or to the deadline) even if the request that
+    /// asked for it is dropped, so nothing is left half done.
+    async fn place_here(
+        self: Arc<Self>,
+        order: PlaceOrder,
+        deadline: Instant,
+    ) -> Result<OrderPlaced, OrderError> {
+        let request = self.reader.request(&order.request_id)?;
         // Fast path for a retry whose first attempt committed.
-        if let Some(earlier) = self.reader.by_request(&order.request_id)? {
+        if let Some(earlier) = request.placed {
             return self.answer_duplicate(
                 &order,
                 earlier.number,
                 earlier.name == order.name && earlier.quantity == order.quantity,
             );
         }
-        // No sale without a quorum: a leader cut off from its followers sells nothing.
-        self.confirm_leadership().await?;
-        let buy = BuyRequest {
-            request_id: order.request_id.clone(),
+        // No sale without a quorum: a leader cut off from its followers reserves nothing.
+        tokio::time::timeout_at(deadline, self.confirm_leadership())
+            .await
+            .map_err(|_| OrderError::ReadNotConfirmed("no quorum answered in time".into()))??;
+        let reservation = Reservation {
+            id: ReservationId {
+                request_id: order.request_id.clone(),
+                attempt: request.next_attempt(),
+            },
             name: order.name.clone(),
             quantity: order.quantity,
         };
-        let bought = self
-            .buyer
-            .buy(buy)
+        let id = reservation.id.clone();
+        let reserved = self
+            .reserver
+            .reserve(reservation, deadline)
             .await
             .map_err(OrderError::from_catalog)?;
-        match bought {
-            BuyOutcome::Bought { .. } => {}
-            BuyOutcome::OutOfStock { available } => {
+        match reserved {
+            ReserveOutcome::Reserved { .. } => {}
+            ReserveOutcome::OutOfStock { available } => {
                 return Err(OrderError::OutOfStock {
                     name: order.name,
                     available,
                 });
             }
-            BuyOutcome::UnknownProduct => return Err(OrderError::UnknownProduct(order.name)),
+            ReserveOutcome::UnknownProduct => return Err(OrderError::UnknownProduct(order.name)),
+            // The log abandoned this attempt while we were reserving: try again.
+            ReserveOutcome::Released => return Err(OrderError::Abandoned),
         }
-        self.faults.check_crash_after_buy(&order.request_id);
+        self.faults.check_crash_after_reserve(&order.request_id);
         let proposed = NewOrder {
             request_id: order.request_id.clone(),
+            attempt: id.attempt,
             name: order.name.clone(),
             quantity: order.quantity,
         };
         // Waiting for the commit ends early when this leader loses its quorum: the entry may
         // still commit, but the sender should try a replica that can serve now.
         let outcome = tokio::select! {
-            outcome = self.batcher.propose(proposed) => outcome,
+            outcome = self.batcher.propose(proposed, deadline) => outcome,
             () = self.quorum_lost() => Err(ProposeError::QuorumLost),
         }
         .inspect_err(|err| {
             self.metrics.write_failures.inc();
+            // The reservation stays pending; the sweeper settles it through the log.
             tracing::warn!(request_id = %order.request_id, %err, "order not committed");
         })?;
         match outcome {
             OrderOutcome::Placed(number) => {
+                self.settler.confirm(id);
                 self.metrics.orders_placed.inc();
                 tracing::debug!(request_id = %order.request_id, number, "order committed");
                 Ok(OrderPlaced {
                     order_number: number,
                 })
             }
+            // Another attempt holds the order; the sweeper releases this reservation.
             OrderOutcome::Duplicate(number) => self.answer_duplicate(&order, number, true),
             OrderOutcome::Conflict(number) => self.answer_duplicate(&order, number, false),
+            OrderOutcome::Abandoned => Err(OrderError::Abandoned),
         }
     }
 

@@ -90,9 +90,9 @@ async fn replica_selected(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FaultRequest {
-    /// Abort the process after the catalog buy of the order with this request id.
+    /// Abort the process after the catalog reservation of the order with this request id.
     #[serde(default)]
-    crash_after_buy: Option<String>,
+    crash_after_reserve: Option<String>,
     /// Stop the Raft core now, as a fatal storage error would.
     #[serde(default)]
     stop_raft: bool,
@@ -102,9 +102,9 @@ async fn arm_fault(
     State(node): State<Arc<OrderNode>>,
     JsonBody(fault): JsonBody<FaultRequest>,
 ) -> Data<&'static str> {
-    if let Some(request_id) = fault.crash_after_buy {
-        tracing::warn!(%request_id, "fault armed: crash after the catalog buy");
-        node.faults.arm_crash_after_buy(request_id);
+    if let Some(request_id) = fault.crash_after_reserve {
+        tracing::warn!(%request_id, "fault armed: crash after the catalog reservation");
+        node.faults.arm_crash_after_reserve(request_id);
     }
     if fault.stop_raft {
         tracing::warn!("fault injected: stopping the Raft core");

@@ -1,20 +1,25 @@
 //! The Raft type configuration and the commands and results that travel through the log.
 
+// `declare_raft_types!` names `Cursor` in a default it does not use here.
+#[allow(unused_imports)]
 use std::io::Cursor;
 
+use api::catalog::ReservationId;
 use serde::{Deserialize, Serialize};
+
+use crate::store::snapshot::SnapshotFile;
 
 pub type NodeId = u64;
 
 openraft::declare_raft_types!(
-    /// The order service's Raft types: a log entry carries an [`OrderBatch`], applying it yields
-    /// a [`BatchOutcome`].
+    /// The order service's Raft types: a log entry carries a [`Proposal`], applying it yields
+    /// a [`Decided`]; snapshots are files ([`SnapshotFile`]).
     pub TypeConfig:
-        D = OrderBatch,
-        R = BatchOutcome,
+        D = Proposal,
+        R = Decided,
         NodeId = NodeId,
         Node = openraft::BasicNode,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = SnapshotFile,
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;
@@ -24,19 +29,35 @@ pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNo
 pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
 pub type StorageError = openraft::StorageError<NodeId>;
 
-/// One order as it is proposed to the log.
+/// One order as it is proposed to the log: what to number, and the reservation that holds
+/// its stock at the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewOrder {
     pub request_id: String,
+    /// Which attempt at this request id the reservation serves (see [`ReservationId`]).
+    pub attempt: u32,
     pub name: String,
     pub quantity: u32,
 }
 
-/// A log entry's payload: orders in the order they are to be numbered. The leader's
-/// [`crate::batcher::OrderBatcher`] folds concurrent orders into one entry.
+impl NewOrder {
+    pub fn reservation(&self) -> ReservationId {
+        ReservationId {
+            request_id: self.request_id.clone(),
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// A log entry's payload. The leader's [`crate::batcher::OrderBatcher`] folds concurrent
+/// orders into one entry; the [`crate::sweeper`] proposes abandonments of reservations that
+/// were never confirmed. `stamp_ms` is the leader's wall clock when it proposed: the state
+/// machine's clock for retention, the same on every replica because it is in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderBatch {
+pub struct Proposal {
+    pub stamp_ms: u64,
     pub orders: Vec<NewOrder>,
+    pub abandons: Vec<ReservationId>,
 }
 
 /// What applying one order did.
@@ -48,21 +69,25 @@ pub enum OrderOutcome {
     Duplicate(u64),
     /// The request id already had order `.0`, for a different toy or quantity; nothing changed.
     Conflict(u64),
+    /// The log abandoned this order's reservation first: no order, and the catalog releases the
+    /// stock. A retry with the same request id tries again as its next attempt.
+    Abandoned,
 }
 
-impl OrderOutcome {
-    pub fn number(self) -> u64 {
-        match self {
-            Self::Placed(n) | Self::Duplicate(n) | Self::Conflict(n) => n,
-        }
-    }
+/// What applying one abandonment decided for its reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// The reservation's order had committed first: it keeps the stock.
+    Confirm,
+    /// No order holds the reservation, and none ever will: the stock goes back.
+    Release,
 }
 
-/// The result of applying one entry: one outcome per order of its batch (none for blank and
-/// membership entries).
+/// The result of applying one entry (empty for blank and membership entries).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchOutcome {
-    pub outcomes: Vec<OrderOutcome>,
+pub struct Decided {
+    pub orders: Vec<OrderOutcome>,
+    pub abandons: Vec<Verdict>,
 }
 
 /// An order as the state machine stores it.
@@ -70,6 +95,19 @@ pub struct BatchOutcome {
 pub struct StoredOrder {
     pub number: u64,
     pub request_id: String,
+    pub attempt: u32,
     pub name: String,
     pub quantity: u32,
+    /// The state machine's clock when it was placed.
+    pub placed_ms: u64,
+}
+
+/// A request id whose attempts up to `through` were abandoned, remembered (in order of
+/// `seq`) for the retention window so that their reservations can never be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbandonRecord {
+    pub seq: u64,
+    pub request_id: String,
+    pub through: u32,
+    pub stamp_ms: u64,
 }

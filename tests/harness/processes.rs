@@ -113,6 +113,16 @@ impl ProcessStore {
             .expect("the script runs")
     }
 
+    /// Runs `cluster/<name>` with this store's environment and `extra` on top.
+    pub fn script_with_env(&self, name: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        Command::new(repo_root().join("cluster").join(name))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
+            .output()
+            .expect("the script runs")
+    }
+
     /// Runs a script and panics with its output unless it succeeds; returns its stdout.
     pub fn script_ok(&self, name: &str, args: &[&str]) -> String {
         let output = self.script(name, args);

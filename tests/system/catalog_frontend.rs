@@ -1,6 +1,6 @@
 //! Catalog and front-end together: the cached product path.
 
-use api::catalog::{BuyOutcome, BuyRequest, Product};
+use api::catalog::{Product, Reservation, ReservationBatch, ReservationId, ReserveOutcome};
 use api::frontend::routes;
 use system_tests::store::{StoreOptions, TestStore};
 
@@ -36,15 +36,24 @@ async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
     assert_eq!(status.cache.entries, capacity);
     assert_eq!(status.cache.evictions, (toys.len() - capacity) as u64);
 
-    // The most recently read toy is cached; buy some of it at the catalog directly.
+    // The most recently read toy is cached; reserve some of it at the catalog directly.
     let toy = &toys[toys.len() - 1];
-    let buy = BuyRequest {
-        request_id: "catalog-direct-1".into(),
+    let reservation = Reservation {
+        id: ReservationId {
+            request_id: "catalog-direct-1".into(),
+            attempt: 0,
+        },
         name: toy.name.clone(),
         quantity: 4,
     };
-    let outcome: BuyOutcome = store.catalog.buy(&buy).await.unwrap();
-    assert!(matches!(outcome, BuyOutcome::Bought { remaining: 96, .. }));
+    let batch = ReservationBatch {
+        reservations: vec![reservation],
+    };
+    let outcome = store.catalog.reserve(&batch, None).await.unwrap().remove(0);
+    assert!(matches!(
+        outcome,
+        Ok(ReserveOutcome::Reserved { remaining: 96, .. })
+    ));
     // Acknowledged means invalidated: the very next front-end read shows the new quantity.
     let seen = store.frontend().product(&toy.name).await.unwrap();
     assert_eq!(seen.quantity, 96);

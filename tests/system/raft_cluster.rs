@@ -205,8 +205,14 @@ async fn internal_endpoints_require_the_cluster_token() {
         raw.post(at(&node, routes::SELECTION, &[]))
             .header("x-cluster-token", "wrong")
             .json(&serde_json::json!({"replica_id": 1})),
-        raw.post(at(&store.catalog_url, api::catalog::routes::BUY, &[]))
-            .json(&serde_json::json!({"request_id": "x", "name": "Tux", "quantity": 1})),
+        raw.post(at(
+            &store.catalog_url,
+            api::catalog::routes::RESERVATIONS,
+            &[],
+        ))
+        .json(&serde_json::json!({"reservations": [
+            {"id": {"request_id": "x", "attempt": 0}, "name": "Tux", "quantity": 1}
+        ]})),
     ];
     for request in forbidden {
         let response = request.send().await.unwrap();
@@ -229,4 +235,67 @@ async fn internal_endpoints_require_the_cluster_token() {
         "only the authorized order bought"
     );
     store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_adds_up_after_orders_without_keys_meet_a_lost_quorum() {
+    let mut store = TestStore::start(StoreOptions {
+        initial_stock: 1_000,
+        tune_node: |config| config.reservation_timeout = std::time::Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    let leader = store.leader().await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    store.place(leader, "before", "Monopoly", 2).await.unwrap();
+    for &id in &followers {
+        store.stop_node(id).await;
+    }
+    // Sent at once, inside the leader's lease: some reserve stock that can never commit now.
+    let orders = (0..10).map(|i| {
+        let store = &store;
+        async move {
+            store
+                .place(leader, &uuid_like(i), "Monopoly", 1 + i % 3)
+                .await
+        }
+    });
+    for answer in join_all(orders).await {
+        let err = answer.expect_err("no order commits without a quorum");
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
+    }
+    for &id in &followers {
+        store.restart_node(id).await;
+    }
+    // Nobody retries. The leader settles what was left pending through the log.
+    let settled = system_tests::wait_for(
+        "every reservation to be settled",
+        std::time::Duration::from_secs(60),
+        || async {
+            let stock = store.catalog.stock().await.ok()?;
+            let toy = stock.into_iter().find(|t| t.name == "Monopoly")?;
+            (toy.pending == 0).then_some(toy)
+        },
+    )
+    .await;
+    let (_, _, count) = store.converged().await;
+    let leader = store.leader().await;
+    let mut committed = 0u64;
+    for number in 0..count {
+        let order = store.lookup(leader, number).await.unwrap();
+        if order.name == "Monopoly" {
+            committed += u64::from(order.quantity);
+        }
+    }
+    assert_eq!(
+        settled.initial + settled.restocked - committed,
+        u64::from(settled.quantity),
+        "initial + restocked - committed == current: {settled:?}, committed {committed}"
+    );
+    store.shutdown().await;
+}
+
+/// A request id as a front-end makes one for an order without an Idempotency-Key.
+fn uuid_like(i: u32) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
 }

@@ -6,16 +6,24 @@
 //! sync covers them all: Raft never waits on more than one fsync per round, however many
 //! entries arrive in it. The vote is written with a synced write before `save_vote` returns,
 //! as Raft requires (a node must never vote twice in a term, even across a crash).
+//!
+//! A purge never runs ahead of the state machine: openraft may ask to purge up to a snapshot
+//! that the state machine is still installing (0.9 queues the purge right after the install
+//! without waiting for it), so `purge` first waits until the state machine has applied that
+//! far. Since both share one WAL, the purge is then written after the state it depends on,
+//! and can never survive a crash without it.
 
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+use tokio::sync::watch;
 
 use super::{CF_LOG, CF_RAFT, cf, decode, encode, index_key};
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
@@ -28,14 +36,32 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 pub struct RocksLogStore {
     db: Arc<DB>,
     syncer: Arc<LogSyncer>,
+    /// The state machine's last applied log id.
+    applied: watch::Receiver<Option<LogId>>,
+    /// Whether `purge` waits for the state machine (always, but in openraft's storage suite,
+    /// which exercises the log store without applying anything).
+    purge_guard: bool,
 }
 
+/// How long a purge waits for the state machine to catch up before it skips the purge.
+const PURGE_WAIT: Duration = Duration::from_secs(30);
+
 impl RocksLogStore {
-    pub(crate) fn new(db: Arc<DB>) -> Self {
+    pub(crate) fn new(db: Arc<DB>, applied: watch::Receiver<Option<LogId>>) -> Self {
         Self {
             syncer: Arc::new(LogSyncer::start(db.clone())),
             db,
+            applied,
+            purge_guard: true,
         }
+    }
+
+    /// For openraft's storage suite only: purges without waiting for a state machine that the
+    /// suite never feeds.
+    #[cfg(test)]
+    pub(crate) fn without_purge_guard(mut self) -> Self {
+        self.purge_guard = false;
+        self
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -236,9 +262,24 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        // Only entries covered by a snapshot are purged, and they were applied before this
-        // write: with one WAL, whenever the purge survives a crash, so do the state-machine
-        // writes it depends on. Pointer and deletion go in one atomic batch.
+        // Wait until the state machine has applied (written) everything to be purged: with
+        // one WAL, whenever the purge survives a crash, so do the state-machine writes it
+        // depends on. Pointer and deletion go in one atomic batch.
+        let reached = !self.purge_guard
+            || matches!(
+                tokio::time::timeout(
+                    PURGE_WAIT,
+                    self.applied
+                        .wait_for(|applied| applied.is_some_and(|a| a.index >= log_id.index)),
+                )
+                .await,
+                Ok(Ok(_))
+            );
+        if !reached {
+            // Keeping entries longer is always safe; purging past the state machine is not.
+            tracing::warn!(%log_id, "the state machine has not applied this far; purge skipped");
+            return Ok(());
+        }
         let mut batch = WriteBatch::default();
         let bytes = encode(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
         batch.put_cf(cf(&self.db, CF_RAFT), KEY_LAST_PURGED, bytes);
