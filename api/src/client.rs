@@ -179,6 +179,14 @@ impl ServiceClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, CallError> {
+        self.call_with_headers(req).await.map(|(value, _)| value)
+    }
+
+    /// [`Self::call`], also returning the answer's headers.
+    pub async fn call_with_headers<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(T, reqwest::header::HeaderMap), CallError> {
         let (client, req) = req.build_split();
         let req = req.map_err(|err| CallError::Protocol(format!("cannot build request: {err}")))?;
         let url = format!("{} {}", req.method(), req.url());
@@ -186,7 +194,8 @@ impl ServiceClient {
             .execute(req)
             .await
             .map_err(|err| CallError::from_reqwest(&url, err))?;
-        decode(&url, response).await
+        let headers = response.headers().clone();
+        decode(&url, response).await.map(|value| (value, headers))
     }
 }
 

@@ -26,6 +26,18 @@ pub mod routes {
     pub const INVALIDATE: &str = "/invalidate";
 }
 
+/// The `ETag` of a product answer: the version of the toy's stock it shows (see
+/// [`crate::catalog::VersionedProduct`]). A later answer for the same toy with a higher version
+/// shows a later stock.
+pub fn version_tag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+/// The version an `ETag` made by [`version_tag`] carries.
+pub fn parse_version_tag(tag: &str) -> Option<u64> {
+    tag.trim().trim_matches('"').parse().ok()
+}
+
 /// Header a client may set on `POST /orders` so that retries return the same order.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -70,6 +82,17 @@ impl FrontendClient {
         self.http
             .get_json(&self.url(routes::PRODUCT, &[name]))
             .await
+    }
+
+    /// `GET /products/{name}` and the version of the toy's stock it shows (its `ETag`).
+    pub async fn product_version(&self, name: &str) -> Reply<(Product, Option<u64>)> {
+        let request = self.http.get(self.url(routes::PRODUCT, &[name]).as_str());
+        let (product, headers) = self.http.call_with_headers(request).await?;
+        let version = headers
+            .get(reqwest::header::ETAG)
+            .and_then(|tag| tag.to_str().ok())
+            .and_then(parse_version_tag);
+        Ok((product, version))
     }
 
     /// `POST /orders`. With an idempotency key, sending it again cannot buy twice; without

@@ -18,6 +18,9 @@ pub mod routes {
     pub const SELECTION: &str = "/selection";
     /// `GET`: role, term, indexes, digest.
     pub const STATUS: &str = "/status";
+    /// `GET` (internal): the orders this replica holds, `?from=N&limit=M`, in number order,
+    /// with their request ids; a local read, for checkers, not linearizable.
+    pub const LOCAL_ORDERS: &str = "/replica/orders";
     /// `POST` (internal, tests and chaos runs only): arm a fault point.
     pub const FAULTS: &str = "/faults";
     /// `POST` (internal): Raft AppendEntries, bincode body.
@@ -136,6 +139,18 @@ pub struct OrderRecord {
     pub quantity: u32,
 }
 
+/// An order as one replica holds it (`GET /replica/orders`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaOrder {
+    pub number: u64,
+    pub request_id: String,
+    pub name: String,
+    pub quantity: u32,
+}
+
+/// Most orders one `GET /replica/orders` returns.
+pub const MAX_LOCAL_ORDERS: usize = 10_000;
+
 /// `POST /selection` on an order replica (internal): the replica the front-end selected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Selection {
@@ -210,6 +225,35 @@ impl ReplicaClient {
         self.http
             .get_json(&route_url(&self.base, routes::STATUS, &[]))
             .await
+    }
+
+    /// `GET /replica/orders`: up to `limit` orders from number `from` on, as this replica
+    /// holds them.
+    pub async fn local_orders(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<ReplicaOrder>, CallError> {
+        let mut url = route_url(&self.base, routes::LOCAL_ORDERS, &[]);
+        url.query_pairs_mut()
+            .append_pair("from", &from.to_string())
+            .append_pair("limit", &limit.to_string());
+        self.http.get_json(&url).await
+    }
+
+    /// Every order this replica holds, in number order (paged).
+    pub async fn all_local_orders(&self) -> Result<Vec<ReplicaOrder>, CallError> {
+        let mut orders = Vec::new();
+        loop {
+            let page = self
+                .local_orders(orders.len() as u64, MAX_LOCAL_ORDERS)
+                .await?;
+            let done = page.len() < MAX_LOCAL_ORDERS;
+            orders.extend(page);
+            if done {
+                return Ok(orders);
+            }
+        }
     }
 
     /// `POST /faults` (only on replicas started with fault injection).

@@ -82,6 +82,10 @@ pub struct Config {
     #[arg(long, env = "TOYSTORE_CLIENT_TIMELINE", value_name = "FILE")]
     pub timeline: Option<PathBuf>,
 
+    /// Where to write one JSON line per operation (query, order, lookup) for `toystore-check`.
+    #[arg(long, env = "TOYSTORE_CLIENT_HISTORY", value_name = "FILE")]
+    pub history: Option<PathBuf>,
+
     /// Deadline of one HTTP request, in seconds (longer than the front-end's own order retry
     /// budget, so a failover shows up as a slow answer rather than a client-side error).
     #[arg(

@@ -9,6 +9,8 @@
 //! Modules:
 //! - [`config`]: the command line, validated by clap.
 //! - [`session`]: one shopper's loop, and the retry rule.
+//! - [`history`]: the `--history` file `toystore-check` verifies, and [`final_state`]: the
+//!   store's state it is checked against (`toystore-state`).
 //! - [`verify`]: the pure checks over placed orders and lookup answers.
 //! - [`stats`]: latency histograms per request type (reused by the benchmark tool).
 //! - [`tally`]: what each worker counts, merged at the end.
@@ -19,6 +21,8 @@
 pub mod bench;
 pub mod config;
 pub mod error;
+pub mod final_state;
+pub mod history;
 pub mod output;
 pub mod progress;
 pub mod report;
@@ -39,6 +43,7 @@ pub use verify::{LookupAnswer, PlacedOrder, VerificationFailure};
 
 use api::client::ServiceClient;
 use api::frontend::{FrontendClient, routes};
+use history::{History, unix_ms};
 use progress::Progress;
 use session::{SessionPlan, run_session, with_retries};
 use tally::Tally;
@@ -57,6 +62,10 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
     if let Some(path) = &config.timeline {
         output::check_writable(path)?;
     }
+    let history = match &config.history {
+        Some(path) => History::create(path)?,
+        None => History::default(),
+    };
 
     let workers = usize::try_from(config.clients).unwrap_or(usize::MAX);
     let store = FrontendClient::new(
@@ -86,6 +95,7 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
                 iterations: config.iterations,
                 prob: config.prob,
                 max_quantity: config.max_quantity,
+                history: history.clone(),
             };
             let session = run_session(
                 store.clone(),
@@ -108,7 +118,7 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
 
     let numbers = verify::numbers_to_look_up(&tally.placed);
     progress.say(&format!("verifying {} orders", numbers.len()));
-    let answers = look_up_orders(&store, &mut tally, numbers, workers, run_start).await?;
+    let answers = look_up_orders(&store, &mut tally, numbers, workers, run_start, &history).await?;
     let verification_failures = verify::verify(&tally.placed, &answers);
 
     let mut timeline = tally.timeline.take().unwrap_or_default();
@@ -130,6 +140,9 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
     }
     if let Some(path) = &config.timeline {
         output::write_timeline(path, &report.timeline)?;
+    }
+    if let Some(path) = &config.history {
+        history.finish(path)?;
     }
     Ok(report)
 }
@@ -159,6 +172,7 @@ async fn look_up_orders(
     numbers: Vec<u64>,
     workers: usize,
     run_start: Instant,
+    history: &History,
 ) -> Result<HashMap<u64, LookupAnswer>, ClientError> {
     // Timeline rows of a lookup carry the session that placed the order (the first one, if
     // the number was handed out twice).
@@ -176,12 +190,14 @@ async fn look_up_orders(
         .chunks(chunk)
         .map(|chunk| {
             let (store, chunk, session_of) = (store.clone(), chunk.to_vec(), session_of.clone());
+            let history = history.clone();
             tokio::spawn(async move {
                 let mut counted = Tally::new(run_start, keep_timeline);
                 let mut answers = Vec::with_capacity(chunk.len());
                 for number in chunk {
                     let session = session_of.get(&number).copied().unwrap_or_default();
-                    answers.push((number, look_up(&store, &mut counted, number, session).await));
+                    let answer = look_up(&store, &mut counted, number, session, &history).await;
+                    answers.push((number, answer));
                 }
                 (counted, answers)
             })
@@ -206,9 +222,17 @@ async fn look_up(
     tally: &mut Tally,
     number: u64,
     session: u64,
+    history: &History,
 ) -> LookupAnswer {
+    let invoke = unix_ms();
     let (reply, latency) =
         with_retries(tally, RequestKind::Lookup, session, || store.lookup(number)).await;
+    let recorded = match &reply {
+        Ok(record) => Ok(Some((record.name.as_str(), record.quantity))),
+        Err(failure) if failure.is_not_found() => Ok(None),
+        Err(failure) => Err(failure),
+    };
+    history.read(session, invoke, number, recorded);
     match reply {
         Ok(record) => {
             tally.answered(RequestKind::Lookup, latency);

@@ -12,6 +12,7 @@ use api::frontend::{FrontendClient, Reply};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::history::{History, unix_ms};
 use crate::progress::Progress;
 use crate::stats::RequestKind;
 use crate::tally::Tally;
@@ -31,6 +32,8 @@ pub struct SessionPlan {
     pub iterations: u64,
     pub prob: f64,
     pub max_quantity: u32,
+    /// Where every operation is recorded (nowhere unless `--history`).
+    pub history: History,
 }
 
 /// Runs one session to the end and hands back what it counted.
@@ -50,10 +53,19 @@ pub async fn run_session(
         let size: f64 = rng.random();
 
         let started = Instant::now();
-        let reply = store.product(toy).await;
+        let invoke = unix_ms();
+        let reply = store.product_version(toy).await;
         tally.sent(RequestKind::Query, plan.index, started, status_of(&reply));
+        plan.history.query(
+            plan.index,
+            invoke,
+            toy,
+            reply
+                .as_ref()
+                .map(|(answer, version)| (answer.quantity, *version)),
+        );
         match reply {
-            Ok(answer) => {
+            Ok((answer, _)) => {
                 tally.answered(RequestKind::Query, started.elapsed());
                 let shown = answer.quantity;
                 if shown > 0 && coin < plan.prob {
@@ -78,10 +90,19 @@ async fn place_order(
     quantity: u32,
 ) {
     let key = uuid::Uuid::new_v4().to_string();
+    let invoke = unix_ms();
     let (reply, latency) = with_retries(tally, RequestKind::Order, plan.index, || {
         store.order(toy, quantity, Some(&key))
     })
     .await;
+    plan.history.order(
+        plan.index,
+        invoke,
+        &key,
+        toy,
+        quantity,
+        reply.as_ref().map(|placed| placed.order_number),
+    );
     match reply {
         Ok(answer) => {
             tally.answered(RequestKind::Order, latency);

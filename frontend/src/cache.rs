@@ -77,12 +77,12 @@ impl ProductCache {
         &self.metrics
     }
 
-    /// The cached body for `name`, counting a hit or a miss.
-    pub fn get(&self, name: &str) -> Option<Bytes> {
+    /// The cached body for `name` and its version, counting a hit or a miss.
+    pub fn get(&self, name: &str) -> Option<(Bytes, u64)> {
         let mut inner = self.inner.lock();
         let live = lease_live(&inner);
         let found = match inner.entries.as_mut() {
-            Some(entries) if live => entries.get(name).map(|c| c.body.clone()),
+            Some(entries) if live => entries.get(name).map(|c| (c.body.clone(), c.version)),
             _ => None,
         };
         drop(inner);
@@ -238,7 +238,7 @@ mod tests {
         let cache = leased(2);
         assert!(cache.get("a").is_none());
         fill(&cache, "a", 1);
-        assert_eq!(cache.get("a").as_deref(), Some(&b"a@1"[..]));
+        assert_eq!(cache.get("a"), Some((Bytes::from_static(b"a@1"), 1)));
         assert_eq!(
             (cache.metrics().hits.get(), cache.metrics().misses.get()),
             (1, 1)

@@ -22,10 +22,10 @@ impl ProductReader {
         Self { cache, catalog }
     }
 
-    /// The JSON body of `GET /products/{name}`.
-    pub async fn product(&self, name: &str) -> Result<Bytes, FrontendError> {
-        if let Some(body) = self.cache.get(name) {
-            return Ok(body);
+    /// The JSON body of `GET /products/{name}`, and the version of the stock it shows.
+    pub async fn product(&self, name: &str) -> Result<(Bytes, u64), FrontendError> {
+        if let Some(hit) = self.cache.get(name) {
+            return Ok(hit);
         }
         let ticket = self.cache.ticket();
         let toy = self
@@ -37,7 +37,7 @@ impl ProductReader {
             .map(Bytes::from)
             .map_err(|err| FrontendError::Encode(err.to_string()))?;
         self.cache.fill(ticket, name, toy.version, body.clone());
-        Ok(body)
+        Ok((body, toy.version))
     }
 
     /// Every toy, straight from the catalog (the whole list is not cached).

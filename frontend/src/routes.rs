@@ -8,7 +8,7 @@ use api::ApiError;
 use api::cache_lease::Invalidation;
 use api::catalog::Product;
 use api::envelope::{ApiResult, Data};
-use api::frontend::{IDEMPOTENCY_KEY, OrderRequest, routes};
+use api::frontend::{IDEMPOTENCY_KEY, OrderRequest, routes, version_tag};
 use api::order::{
     OrderPlaced, OrderRecord, PlaceOrder, REQUEST_ID_RULE, parse_order_number, valid_request_id,
 };
@@ -60,10 +60,18 @@ async fn products(State(state): State<AppState>) -> ApiResult<Vec<Product>> {
     Ok(Data::new(state.products.products().await?))
 }
 
-/// Served from the cache when possible; a miss costs exactly one catalog round trip.
+/// Served from the cache when possible; a miss costs exactly one catalog round trip. The
+/// `ETag` is the version of the toy's stock the answer shows.
 async fn product(State(state): State<AppState>, PathParam(name): PathParam<String>) -> Response {
     match state.products.product(&name).await {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok((body, version)) => (
+            [
+                (header::CONTENT_TYPE, "application/json".to_string()),
+                (header::ETAG, version_tag(version)),
+            ],
+            body,
+        )
+            .into_response(),
         Err(err) => ApiError::from(err).into_response(),
     }
 }

@@ -348,6 +348,13 @@ impl OrderNode {
     }
 
     pub fn status(&self) -> NodeStatus {
+        // Before borrowing Raft's metrics: `check` borrows them too, and a second borrow on this
+        // thread while openraft waits to publish would deadlock (the watch's lock lets a waiting
+        // writer go first).
+        let health = match self.readiness.check() {
+            Ok(()) => "ok",
+            Err(why) => why.reason(),
+        };
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
         let summary = self.reader.summary();
@@ -359,10 +366,6 @@ impl OrderNode {
             ServerState::Shutdown => "shutdown",
         };
         let selected = *self.selection.borrow();
-        let health = match self.readiness.check() {
-            Ok(()) => "ok",
-            Err(why) => why.reason(),
-        };
         NodeStatus {
             id: self.id,
             role: role.to_string(),

@@ -6,17 +6,20 @@ use std::sync::Arc;
 use api::ApiError;
 use api::envelope::{ApiResult, Data};
 use api::order::{
-    Hop, OrderPlaced, OrderRecord, PlaceOrder, Selection, parse_order_number, routes,
+    Hop, MAX_LOCAL_ORDERS, OrderPlaced, OrderRecord, PlaceOrder, ReplicaOrder, Selection,
+    parse_order_number, routes,
 };
 use api::server::{JsonBody, PathParam, require_cluster_token};
 use api::status::NodeStatus;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 
+use crate::error::OrderError;
 use crate::network;
 use crate::node::OrderNode;
 
@@ -24,7 +27,8 @@ pub fn router(node: Arc<OrderNode>, token: Option<Arc<str>>, fault_injection: bo
     let mut internal = Router::new()
         .route(routes::ORDERS, post(place_order))
         .route(routes::ORDER, get(lookup_order))
-        .route(routes::SELECTION, post(replica_selected));
+        .route(routes::SELECTION, post(replica_selected))
+        .route(routes::LOCAL_ORDERS, get(local_orders));
     if fault_injection {
         internal = internal.route(routes::FAULTS, post(arm_fault));
     }
@@ -77,6 +81,44 @@ async fn lookup_order(
         .await
         .map_err(ApiError::from)?;
     Ok(Data::new(order))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalOrdersQuery {
+    #[serde(default)]
+    from: u64,
+    #[serde(default = "max_local_orders")]
+    limit: usize,
+}
+
+fn max_local_orders() -> usize {
+    MAX_LOCAL_ORDERS
+}
+
+/// `GET /replica/orders`: this replica's orders as it holds them, for checkers.
+async fn local_orders(
+    State(node): State<Arc<OrderNode>>,
+    query: Result<Query<LocalOrdersQuery>, QueryRejection>,
+) -> ApiResult<Vec<ReplicaOrder>> {
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let reader = node.reader.clone();
+    let limit = query.limit.min(MAX_LOCAL_ORDERS);
+    let orders = tokio::task::spawn_blocking(move || reader.orders(query.from, limit))
+        .await
+        .map_err(|err| ApiError::internal(err.to_string()))?
+        .map_err(|err| ApiError::from(OrderError::from(err)))?;
+    Ok(Data::new(
+        orders
+            .into_iter()
+            .map(|order| ReplicaOrder {
+                number: order.number,
+                request_id: order.request_id,
+                name: order.name,
+                quantity: order.quantity,
+            })
+            .collect(),
+    ))
 }
 
 async fn replica_selected(

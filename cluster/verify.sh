@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# cluster/verify.sh: Jepsen-style verification of the toy store on separate hosts. Starts a
+# fresh store with cluster/hosts.sh (one network namespace per service), runs the load client
+# in the client namespace recording every operation, injects one fault per round (chosen by a
+# seeded RNG, every kind once before any repeats), heals it and waits for the store to settle,
+# then reads the final state of every replica and the catalog (toystore-state) and checks the
+# history against it (toystore-check). Needs root, like hosts.sh.
+#
+# Usage: cluster/verify.sh --rounds R [--seed S] [--fault-secs F] [--iterations N] [--keep]
+#   --rounds R        number of nemesis rounds (one fault each)
+#   --seed S          seed of the client and of the fault schedule (default: random, printed)
+#   --fault-secs F    how long each fault lasts, seconds (default 5; a pause lasts at least 2)
+#   --iterations N    iterations per client session (default: enough to outlast the rounds)
+#   --quiet-secs Q    undisturbed load between a round's recovery and the next fault (default 2)
+#   --keep            leave the hosts up at the end (default: cluster/hosts.sh down, data kept)
+#
+# Faults (fault name in nemesis.jsonl, what it does, how it is healed):
+#   kill-leader         kill -9 of the Raft leader                    restart it on its data
+#   kill-follower       kill -9 of a follower                         restart it
+#   kill-all-replicas   kill -9 of all three replicas at once         restart all three
+#   pause-leader        SIGSTOP of the leader (> election timeout)    SIGCONT
+#   partition-leader    the leader cut from both followers (nft)      heal
+#   partition-follower  a follower cut from the others (minority)     heal
+#   oneway-leader       packets leader -> one follower dropped        heal
+#   kill-catalog        kill -9 of the catalog                        restart it
+#   kill-frontend       kill -9 of the front-end, orders in flight    restart it
+#
+# Files in the output directory ($TOYSTORE_VERIFY_HOME, default <repo>/run/verify):
+# history.jsonl (client), nemesis.jsonl (faults), all.jsonl (both), state.json, report.json,
+# timeline.html, check.txt (the checker's text report), client.log, nemesis.log.
+#
+# Exit status: 0 no violation, 1 violations (toystore-check's verdict), 2 the run could not be
+# completed (setup failure, the store did not recover, a tool missing), 130 interrupted.
+#
+# Environment: TOYSTORE_INITIAL_STOCK (default here 1000), TOYSTORE_RESTOCK_SECS (default here
+# 2), TOYSTORE_BIN_DIR, TOYSTORE_HOSTS_HOME / _PREFIX / _SUBNET (see cluster/hosts.sh),
+# TOYSTORE_VERIFY_HOME, TOYSTORE_VERIFY_SETTLE_TIMEOUT (seconds the store may take to recover
+# after a heal, default 60), TOYSTORE_VERIFY_CLIENT_TIMEOUT (seconds to wait for the client
+# after the last round before SIGINT, default 600).
+set -euo pipefail
+
+# shellcheck source=lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+usage="usage: cluster/verify.sh --rounds R [--seed S] [--fault-secs F] [--iterations N] [--quiet-secs Q] [--keep]"
+ts_args 0 20 "$usage" "$@"
+
+HOSTS="$TS_CLUSTER_DIR/hosts.sh"
+FAULTS=(kill-leader kill-follower kill-all-replicas pause-leader partition-leader
+    partition-follower oneway-leader kill-catalog kill-frontend)
+NODES="1=http://node1.toy:8201,2=http://node2.toy:8201,3=http://node3.toy:8201"
+CATALOG_URL=http://catalog.toy:8100
+FRONTEND_URL=http://frontend.toy:8000
+
+rounds="" seed="" fault_secs=5 iterations="" quiet_secs=2 keep=0
+while (($# > 0)); do
+    case $1 in
+    --rounds | --seed | --fault-secs | --iterations | --quiet-secs)
+        (($# >= 2)) || ts_die "$1 needs a value ($usage)"
+        case $1 in
+        --rounds) rounds=$2 ;;
+        --seed) seed=$2 ;;
+        --fault-secs) fault_secs=$2 ;;
+        --iterations) iterations=$2 ;;
+        --quiet-secs) quiet_secs=$2 ;;
+        esac
+        shift 2
+        ;;
+    --keep)
+        keep=1
+        shift
+        ;;
+    *) ts_die "unexpected argument '$1' ($usage)" ;;
+    esac
+done
+[[ -n $rounds ]] || ts_die "--rounds is required ($usage)"
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || ts_die "--rounds '$rounds' is not a positive number"
+[[ $fault_secs =~ ^[0-9]+(\.[0-9]+)?$ && ! $fault_secs =~ ^0+(\.0+)?$ ]] ||
+    ts_die "--fault-secs '$fault_secs' is not a positive number of seconds"
+[[ $quiet_secs =~ ^[0-9]+(\.[0-9]+)?$ ]] || ts_die "--quiet-secs '$quiet_secs' is not a number of seconds"
+if [[ -z $seed ]]; then seed=$(($(od -An -tu4 -N4 /dev/urandom | tr -d ' ') % 1000000)); fi
+[[ $seed =~ ^[0-9]+$ ]] || ts_die "--seed '$seed' is not a non-negative integer"
+if [[ -z $iterations ]]; then
+    # About 100 iterations per second and session on a 2-core machine, fewer during faults: the
+    # client outlasts the rounds (warm-up, each fault, its recovery, the quiet time) and keeps
+    # going a while after them, which also checks the healed store under load.
+    iterations=$(awk -v r="$rounds" -v f="$fault_secs" -v q="$quiet_secs" 'BEGIN { printf "%d", 150 * (5 + r * (f + q + 4)) }')
+fi
+[[ $iterations =~ ^[1-9][0-9]*$ ]] || ts_die "--iterations '$iterations' is not a positive number"
+settle_timeout=${TOYSTORE_VERIFY_SETTLE_TIMEOUT:-60}
+client_timeout=${TOYSTORE_VERIFY_CLIENT_TIMEOUT:-600}
+[[ $settle_timeout =~ ^[0-9]+$ ]] || ts_die "TOYSTORE_VERIFY_SETTLE_TIMEOUT=$settle_timeout is not a number of seconds"
+[[ $client_timeout =~ ^[0-9]+$ ]] || ts_die "TOYSTORE_VERIFY_CLIENT_TIMEOUT=$client_timeout is not a number of seconds"
+
+[[ $(id -u) == 0 ]] || ts_die "cluster/verify.sh needs root (it runs the store in network namespaces); run it with sudo"
+ts_ensure_tools python3 awk:gawk
+
+export TOYSTORE_INITIAL_STOCK=${TOYSTORE_INITIAL_STOCK:-1000}
+export TOYSTORE_RESTOCK_SECS=${TOYSTORE_RESTOCK_SECS:-2}
+
+# ---------------------------------------------------------------------------------------------
+# Binaries
+
+BIN=$(ts_release_dir)
+need_bins=(catalog order-raft frontend client toystore-check toystore-state)
+missing_bins() {
+    local bin
+    for bin in "${need_bins[@]}"; do [[ -x $BIN/$bin ]] || printf '%s ' "$bin"; done
+}
+if [[ -n $(missing_bins) ]]; then
+    if [[ -n ${TOYSTORE_BIN_DIR:-} ]]; then
+        ts_die "TOYSTORE_BIN_DIR=$TOYSTORE_BIN_DIR lacks: $(missing_bins)(build them with: cargo build --release --bins -p catalog -p frontend -p order-raft -p client -p checker)"
+    fi
+    ts_cargo_build
+    [[ -z $(missing_bins) ]] || ts_die "$BIN still lacks $(missing_bins)after the build"
+fi
+"$BIN/client" --help 2>/dev/null | grep -q -- '--history' ||
+    ts_die "$BIN/client has no --history flag (an older build?): rebuild it"
+# hosts.sh uses the same binaries.
+export TOYSTORE_BIN_DIR=$BIN
+
+RUN=${TOYSTORE_VERIFY_HOME:-$TS_REPO/run/verify}
+[[ $RUN == /* ]] || RUN="$PWD/$RUN"
+mkdir -p "$RUN"
+HISTORY="$RUN/history.jsonl"
+NEMESIS="$RUN/nemesis.jsonl"
+ALL="$RUN/all.jsonl"
+STATE="$RUN/state.json"
+REPORT="$RUN/report.json"
+TIMELINE="$RUN/timeline.html"
+CHECK_TXT="$RUN/check.txt"
+CLIENT_LOG="$RUN/client.log"
+NEMESIS_LOG="$RUN/nemesis.log"
+rm -f -- "$HISTORY" "$NEMESIS" "$ALL" "$STATE" "$REPORT" "$TIMELINE" "$CHECK_TXT" "$CLIENT_LOG" "$NEMESIS_LOG"
+: >"$NEMESIS"
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+vf_say() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+
+# now_ms: Unix time in milliseconds, with microseconds (e.g. 1764170000123.456).
+now_ms() {
+    local ns
+    ns=$(date +%s%N)
+    printf '%s.%s' "${ns:0:${#ns}-6}" "${ns:${#ns}-6:3}"
+}
+
+# hosts ARGS…: cluster/hosts.sh, its output appended to nemesis.log; on failure, the end of
+# that output on stderr.
+hosts() {
+    printf '\n$ cluster/hosts.sh %s\n' "$*" >>"$NEMESIS_LOG"
+    local from
+    from=$(wc -l <"$NEMESIS_LOG")
+    if ! "$HOSTS" "$@" >>"$NEMESIS_LOG" 2>&1; then
+        tail -n +"$((from + 1))" "$NEMESIS_LOG" | tail -n 40 | sed 's/^/    /' >&2
+        return 1
+    fi
+}
+
+# nemesis_line INVOKE COMPLETE FAULT TARGET PHASE
+nemesis_line() {
+    printf '{"op":"nemesis","invoke":%s,"complete":%s,"fault":"%s","target":"%s","phase":"%s"}\n' \
+        "$1" "$2" "$3" "$4" "$5" >>"$NEMESIS"
+}
+
+client_pid=""
+# client_running: the client process exists and has not exited (an exited child stays a
+# zombie until it is waited for).
+client_running() {
+    [[ -n $client_pid ]] || return 1
+    local state
+    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$client_pid/status" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z && $state != X ]]
+}
+
+hosts_started=0
+checked=0
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if client_running; then
+        vf_say "stopping the load client (SIGINT) …"
+        kill -INT "$client_pid" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 100; i++)); do
+            client_running || break
+            sleep 0.1
+        done
+        if client_running; then kill -KILL "$client_pid" 2>/dev/null || true; fi
+    fi
+    if ((hosts_started)); then
+        if ((keep)); then
+            vf_say "the hosts stay up (--keep): cluster/hosts.sh status; cluster/hosts.sh down when done"
+        elif "$HOSTS" down >>"$NEMESIS_LOG" 2>&1; then
+            vf_say "the hosts are down (data kept for inspection in ${TOYSTORE_HOSTS_HOME:-$TS_REPO/run/hosts}/data)"
+        else
+            ts_warn "cluster/hosts.sh down failed; see $NEMESIS_LOG"
+        fi
+    fi
+    if ((!checked && rc == 1)); then rc=2; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+    printf '%s: error: %s\n' "${0##*/}" "$*" >&2
+    exit 2
+}
+
+# ---------------------------------------------------------------------------------------------
+# 1. A fresh store on separate hosts
+
+vf_say "verify: seed $seed, $rounds rounds, faults of ${fault_secs}s, client 5 sessions x $iterations iterations"
+vf_say "output in $RUN; binaries in $BIN"
+hosts down --wipe || fail "cluster/hosts.sh down --wipe failed (see $NEMESIS_LOG)"
+hosts_started=1
+vf_say "starting the store (initial stock $TOYSTORE_INITIAL_STOCK, restock every ${TOYSTORE_RESTOCK_SECS}s) …"
+hosts up || fail "cluster/hosts.sh up failed (see $NEMESIS_LOG)"
+grep -A8 '^  service ' "$NEMESIS_LOG" | sed 's/^/  /' || true
+
+# ---------------------------------------------------------------------------------------------
+# 2. The load client, recording its history
+
+# Started in the background by a non-interactive shell, the client would ignore SIGINT;
+# env --default-signal gives it the default back, so SIGINT can end it cleanly.
+"$HOSTS" exec client env --default-signal=INT "$BIN/client" --frontend "$FRONTEND_URL" --clients 5 --prob 0.8 \
+    --max-quantity 3 --iterations "$iterations" --seed "$seed" --history "$HISTORY" --quiet \
+    </dev/null >"$CLIENT_LOG" 2>&1 &
+client_pid=$!
+vf_say "load client started in the client namespace (pid $client_pid, log $CLIENT_LOG)"
+sleep "$quiet_secs"
+client_running || fail "the load client exited at once; its output:
+$(tail -n 20 "$CLIENT_LOG")"
+
+# ---------------------------------------------------------------------------------------------
+# 3. Nemesis rounds
+
+# The schedule: FAULT PICK per round, from the seed. Each pass over the faults is a fresh
+# shuffle, so every fault is used before any is used twice.
+mapfile -t schedule < <(python3 - "$seed" "$rounds" "${FAULTS[@]}" <<'EOF'
+import random, sys
+rng = random.Random(int(sys.argv[1]) * 7919 + 17)
+rounds, faults = int(sys.argv[2]), sys.argv[3:]
+out = []
+while len(out) < rounds:
+    bag = faults[:]
+    rng.shuffle(bag)
+    if out and bag[0] == out[-1]:
+        bag.append(bag.pop(0))
+    out.extend(bag)
+for fault in out[:rounds]:
+    print(fault, rng.randrange(1 << 30))
+EOF
+)
+((${#schedule[@]} == rounds)) || fail "could not compute the fault schedule"
+
+pause_secs=$(awk -v f="$fault_secs" 'BEGIN { print (f < 2 ? 2 : f) }')
+faults_done=0
+late_rounds=()
+
+for ((round = 1; round <= rounds; round++)); do
+    read -r fault pick <<<"${schedule[round - 1]}"
+    leader_line=$("$HOSTS" leader 2>>"$NEMESIS_LOG") || fail "round $round: no Raft leader before the fault"
+    leader=${leader_line%% *}
+    followers=()
+    for node in node1 node2 node3; do [[ $node == "$leader" ]] || followers+=("$node"); done
+    follower=${followers[pick % ${#followers[@]}]}
+    duration=$fault_secs
+    case $fault in
+    kill-leader) target=$leader start=(kill "$leader") heal=(restart "$leader") ;;
+    kill-follower) target=$follower start=(kill "$follower") heal=(restart "$follower") ;;
+    kill-all-replicas) target=node1,node2,node3 start=(kill replicas) heal=(restart replicas) ;;
+    pause-leader) target=$leader start=(stop "$leader") heal=(cont "$leader") duration=$pause_secs ;;
+    partition-leader) target=$leader start=(partition isolate "$leader") heal=(heal) ;;
+    partition-follower) target=$follower start=(partition split "$follower") heal=(heal) ;;
+    oneway-leader) target="$leader->$follower" start=(partition oneway "$leader" "$follower") heal=(heal) ;;
+    kill-catalog) target=catalog start=(kill catalog) heal=(restart catalog) ;;
+    kill-frontend) target=frontend start=(kill frontend) heal=(restart frontend) ;;
+    *) fail "unknown fault $fault" ;;
+    esac
+    client_running || late_rounds+=("$round")
+
+    t0=$(now_ms)
+    hosts "${start[@]}" || fail "round $round: could not inject $fault on $target"
+    t1=$(now_ms)
+    nemesis_line "$t0" "$t1" "$fault" "$target" start
+    faults_done=$((faults_done + 1))
+    vf_say "round $round/$rounds: $fault on $target (${start[*]}), for ${duration}s"
+    sleep "$duration"
+    t2=$(now_ms)
+    hosts "${heal[@]}" || fail "round $round: could not heal $fault on $target (${heal[*]})"
+    t3=$(now_ms)
+    nemesis_line "$t2" "$t3" "$fault" "$target" heal
+    settle_start=$(date +%s%N)
+    if ! hosts wait "$settle_timeout"; then
+        fail "round $round: the store did not recover within ${settle_timeout}s after healing $fault on $target (see $NEMESIS_LOG and the service logs)"
+    fi
+    settle_ms=$((($(date +%s%N) - settle_start) / 1000000))
+    settled=$(grep '^settled:' "$NEMESIS_LOG" | tail -n1)
+    vf_say "  healed (${heal[*]}) in $(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.2f", (b - a) / 1000 }')s; settled after ${settle_ms} ms: ${settled#settled: }"
+    sleep "$quiet_secs"
+done
+if ((${#late_rounds[@]} > 0)); then
+    ts_warn "the load client had already finished at round(s) ${late_rounds[*]}: those faults met no load (use a larger --iterations)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. The client's end, the final state, the check
+
+vf_say "all $rounds rounds done; waiting for the load client to finish (at most ${client_timeout}s) …"
+deadline=$(($(date +%s) + client_timeout))
+while client_running && (($(date +%s) < deadline)); do sleep 0.5; done
+if client_running; then
+    ts_warn "the client still runs after ${client_timeout}s: stopping it with SIGINT"
+    kill -INT "$client_pid" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do
+        client_running || break
+        sleep 0.1
+    done
+    if client_running; then kill -KILL "$client_pid" 2>/dev/null || true; fi
+fi
+client_rc=0
+wait "$client_pid" || client_rc=$?
+client_pid=""
+vf_say "load client exited with status $client_rc (non-zero is expected when faults caused request errors); its report:"
+sed 's/^/    /' "$CLIENT_LOG"
+[[ -s $HISTORY ]] || fail "the client wrote no history ($HISTORY is missing or empty)"
+
+vf_say "reading the final state of every replica and the catalog (toystore-state) …"
+if ! "$HOSTS" exec client timeout 300 "$BIN/toystore-state" --nodes "$NODES" --catalog "$CATALOG_URL" \
+    --out "$STATE" >>"$NEMESIS_LOG" 2>&1; then
+    tail -n 20 "$NEMESIS_LOG" | sed 's/^/    /' >&2
+    fail "toystore-state failed (see $NEMESIS_LOG)"
+fi
+[[ -s $STATE ]] || fail "toystore-state wrote no $STATE"
+
+cat "$HISTORY" "$NEMESIS" >"$ALL"
+vf_say "checking the history against the final state (toystore-check) …"
+echo
+set +e
+"$BIN/toystore-check" --history "$ALL" --state "$STATE" --html "$TIMELINE" --json "$REPORT" | tee "$CHECK_TXT"
+check_rc=${PIPESTATUS[0]}
+set -e
+echo
+((check_rc == 0 || check_rc == 1)) || fail "toystore-check failed (exit status $check_rc)"
+checked=1
+
+summary=$(python3 - "$REPORT" "$NEMESIS" <<'EOF'
+import json, sys
+report = json.load(open(sys.argv[1]))
+ops = report.get("operations", {})
+total = sum(sum(outcomes.values()) for outcomes in ops.values())
+detail = ", ".join(
+    f"{op} " + "/".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+    for op, outcomes in sorted(ops.items()))
+faults = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
+started = [f"{f['fault']} ({f.get('target', '-')})" for f in faults if f.get("phase") == "start"]
+print(f"operations:      {total} ({detail})")
+print(f"faults injected: {len(started)}: {', '.join(started)}")
+print(f"violations:      {len(report.get('violations', []))}")
+EOF
+)
+printf '%s\n' "$summary"
+printf 'seed:            %s (repeat with: cluster/verify.sh --rounds %s --seed %s --fault-secs %s --iterations %s)\n' \
+    "$seed" "$rounds" "$seed" "$fault_secs" "$iterations"
+printf 'files:           %s/{history.jsonl,nemesis.jsonl,all.jsonl,state.json,report.json,timeline.html,check.txt,client.log,nemesis.log}\n' "$RUN"
+printf 'service logs:    %s/logs\n' "${TOYSTORE_HOSTS_HOME:-$TS_REPO/run/hosts}"
+if ((check_rc == 0)); then
+    vf_say "verdict: OK (no violation)"
+else
+    vf_say "verdict: VIOLATIONS (see $CHECK_TXT and $TIMELINE)"
+fi
+exit "$check_rc"
