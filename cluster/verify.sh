@@ -27,7 +27,8 @@
 #
 # Files in the output directory ($TOYSTORE_VERIFY_HOME, default <repo>/run/verify):
 # history.jsonl (client), nemesis.jsonl (faults), all.jsonl (both), state.json, report.json,
-# timeline.html, check.txt (the checker's text report), client.log, nemesis.log.
+# timeline.html, check.txt (the checker's text report), client.log, nemesis.log, and bin/ (the
+# copy of the binaries the run used).
 #
 # Exit status: 0 no violation, 1 violations (toystore-check's verdict), 2 the run could not be
 # completed (setup failure, the store did not recover, a tool missing), 130 interrupted.
@@ -44,6 +45,9 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 usage="usage: cluster/verify.sh --rounds R [--seed S] [--fault-secs F] [--iterations N] [--quiet-secs Q] [--keep]"
 ts_args 0 20 "$usage" "$@"
+
+# Until the run starts, any failure (ts_die exits 1) is "could not run" (2), not "violations".
+trap 'rc=$?; if ((rc == 1)); then exit 2; fi; exit "$rc"' EXIT
 
 HOSTS="$TS_CLUSTER_DIR/hosts.sh"
 FAULTS=(kill-leader kill-follower kill-all-replicas pause-leader partition-leader
@@ -80,11 +84,37 @@ done
 [[ $quiet_secs =~ ^[0-9]+(\.[0-9]+)?$ ]] || ts_die "--quiet-secs '$quiet_secs' is not a number of seconds"
 if [[ -z $seed ]]; then seed=$(($(od -An -tu4 -N4 /dev/urandom | tr -d ' ') % 1000000)); fi
 [[ $seed =~ ^[0-9]+$ ]] || ts_die "--seed '$seed' is not a non-negative integer"
+[[ $(id -u) == 0 ]] || ts_die "cluster/verify.sh needs root (it runs the store in network namespaces); run it with sudo"
+ts_ensure_tools python3 awk:gawk
+
+# The schedule: FAULT PICK per round, from the seed. Each pass over the faults is a fresh
+# shuffle, so every fault is used before any is used twice.
+mapfile -t schedule < <(python3 - "$seed" "$rounds" "${FAULTS[@]}" <<'EOF'
+import random, sys
+rng = random.Random(int(sys.argv[1]) * 7919 + 17)
+rounds, faults = int(sys.argv[2]), sys.argv[3:]
+out = []
+while len(out) < rounds:
+    bag = faults[:]
+    rng.shuffle(bag)
+    if out and bag[0] == out[-1]:
+        bag.append(bag.pop(0))
+    out.extend(bag)
+for fault in out[:rounds]:
+    print(fault, rng.randrange(1 << 30))
+EOF
+)
+((${#schedule[@]} == rounds)) || ts_die "could not compute the fault schedule"
+
 if [[ -z $iterations ]]; then
-    # About 100 iterations per second and session on a 2-core machine, fewer during faults: the
-    # client outlasts the rounds (warm-up, each fault, its recovery, the quiet time) and keeps
-    # going a while after them, which also checks the healed store under load.
-    iterations=$(awk -v r="$rounds" -v f="$fault_secs" -v q="$quiet_secs" 'BEGIN { printf "%d", 150 * (5 + r * (f + q + 4)) }')
+    # A session does about 100 iterations a second on a 2-core machine, fewer during most
+    # faults; budget 150 a second for the warm-up and every round (fault, recovery, quiet
+    # time), so the client outlasts the rounds and keeps going a while after them, loading the
+    # healed store. While the front-end is down every query fails at once (connection
+    # refused) and a session races through ~4000 iterations a second: budget those too.
+    frontend_rounds=$(printf '%s\n' "${schedule[@]}" | grep -c '^kill-frontend ' || true)
+    iterations=$(awk -v r="$rounds" -v f="$fault_secs" -v q="$quiet_secs" -v k="$frontend_rounds" \
+        'BEGIN { printf "%d", 150 * (5 + r * (f + q + 4)) + 4000 * k * f }')
 fi
 [[ $iterations =~ ^[1-9][0-9]*$ ]] || ts_die "--iterations '$iterations' is not a positive number"
 settle_timeout=${TOYSTORE_VERIFY_SETTLE_TIMEOUT:-60}
@@ -92,8 +122,6 @@ client_timeout=${TOYSTORE_VERIFY_CLIENT_TIMEOUT:-600}
 [[ $settle_timeout =~ ^[0-9]+$ ]] || ts_die "TOYSTORE_VERIFY_SETTLE_TIMEOUT=$settle_timeout is not a number of seconds"
 [[ $client_timeout =~ ^[0-9]+$ ]] || ts_die "TOYSTORE_VERIFY_CLIENT_TIMEOUT=$client_timeout is not a number of seconds"
 
-[[ $(id -u) == 0 ]] || ts_die "cluster/verify.sh needs root (it runs the store in network namespaces); run it with sudo"
-ts_ensure_tools python3 awk:gawk
 
 export TOYSTORE_INITIAL_STOCK=${TOYSTORE_INITIAL_STOCK:-1000}
 export TOYSTORE_RESTOCK_SECS=${TOYSTORE_RESTOCK_SECS:-2}
@@ -116,12 +144,18 @@ if [[ -n $(missing_bins) ]]; then
 fi
 "$BIN/client" --help 2>/dev/null | grep -q -- '--history' ||
     ts_die "$BIN/client has no --history flag (an older build?): rebuild it"
-# hosts.sh uses the same binaries.
-export TOYSTORE_BIN_DIR=$BIN
 
 RUN=${TOYSTORE_VERIFY_HOME:-$TS_REPO/run/verify}
 [[ $RUN == /* ]] || RUN="$PWD/$RUN"
 mkdir -p "$RUN"
+# The run uses a copy of the binaries: a cargo build during the run cannot swap a service's
+# binary between a kill and its restart. hosts.sh starts the services from the copy.
+rm -rf -- "${RUN:?}/bin"
+mkdir -p "$RUN/bin"
+for bin in "${need_bins[@]}"; do cp -p -- "$BIN/$bin" "$RUN/bin/$bin"; done
+SOURCE_BIN=$BIN
+BIN="$RUN/bin"
+export TOYSTORE_BIN_DIR=$BIN
 HISTORY="$RUN/history.jsonl"
 NEMESIS="$RUN/nemesis.jsonl"
 ALL="$RUN/all.jsonl"
@@ -214,7 +248,7 @@ fail() {
 # 1. A fresh store on separate hosts
 
 vf_say "verify: seed $seed, $rounds rounds, faults of ${fault_secs}s, client 5 sessions x $iterations iterations"
-vf_say "output in $RUN; binaries in $BIN"
+vf_say "output in $RUN; binaries copied from $SOURCE_BIN"
 hosts down --wipe || fail "cluster/hosts.sh down --wipe failed (see $NEMESIS_LOG)"
 hosts_started=1
 vf_say "starting the store (initial stock $TOYSTORE_INITIAL_STOCK, restock every ${TOYSTORE_RESTOCK_SECS}s) …"
@@ -238,24 +272,6 @@ $(tail -n 20 "$CLIENT_LOG")"
 # ---------------------------------------------------------------------------------------------
 # 3. Nemesis rounds
 
-# The schedule: FAULT PICK per round, from the seed. Each pass over the faults is a fresh
-# shuffle, so every fault is used before any is used twice.
-mapfile -t schedule < <(python3 - "$seed" "$rounds" "${FAULTS[@]}" <<'EOF'
-import random, sys
-rng = random.Random(int(sys.argv[1]) * 7919 + 17)
-rounds, faults = int(sys.argv[2]), sys.argv[3:]
-out = []
-while len(out) < rounds:
-    bag = faults[:]
-    rng.shuffle(bag)
-    if out and bag[0] == out[-1]:
-        bag.append(bag.pop(0))
-    out.extend(bag)
-for fault in out[:rounds]:
-    print(fault, rng.randrange(1 << 30))
-EOF
-)
-((${#schedule[@]} == rounds)) || fail "could not compute the fault schedule"
 
 pause_secs=$(awk -v f="$fault_secs" 'BEGIN { print (f < 2 ? 2 : f) }')
 faults_done=0
@@ -350,7 +366,11 @@ checked=1
 
 summary=$(python3 - "$REPORT" "$NEMESIS" <<'EOF'
 import json, sys
-report = json.load(open(sys.argv[1]))
+try:
+    report = json.load(open(sys.argv[1]))
+except (OSError, ValueError) as e:
+    report = {"violations": None}
+    print(f"(no usable {sys.argv[1]}: {e})")
 ops = report.get("operations", {})
 total = sum(sum(outcomes.values()) for outcomes in ops.values())
 detail = ", ".join(
@@ -360,9 +380,10 @@ faults = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
 started = [f"{f['fault']} ({f.get('target', '-')})" for f in faults if f.get("phase") == "start"]
 print(f"operations:      {total} ({detail})")
 print(f"faults injected: {len(started)}: {', '.join(started)}")
-print(f"violations:      {len(report.get('violations', []))}")
+violations = report.get("violations")
+print(f"violations:      {'unknown' if violations is None else len(violations)}")
 EOF
-)
+) || summary="(could not summarise $REPORT)"
 printf '%s\n' "$summary"
 printf 'seed:            %s (repeat with: cluster/verify.sh --rounds %s --seed %s --fault-secs %s --iterations %s)\n' \
     "$seed" "$rounds" "$seed" "$fault_secs" "$iterations"

@@ -76,6 +76,7 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
     progress.say(&format!("seed {seed} (repeat this run with --seed {seed})"));
 
     let run_start = Instant::now();
+    let started_unix_ms = unix_ms();
     let keep_timeline = config.timeline.is_some();
     let toys = toy_names(&store).await?;
     progress.say(&format!(
@@ -133,6 +134,7 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
         error_samples: tally.error_samples,
         wall_time: run_start.elapsed(),
         timeline,
+        started_unix_ms,
     };
 
     if let Some(out) = &config.out {

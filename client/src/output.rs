@@ -63,8 +63,8 @@ pub fn write_summary_csv(out: &mut impl Write, report: &Report) -> io::Result<()
     Ok(())
 }
 
-/// `{"params": {…}, "stats": {"query": {…}, "order": {…}, "lookup": {…}}, "totals": {…},
-/// "failures": [..], "error_samples": [..]}`.
+/// `{"started_unix_ms": …, "params": {…}, "stats": {"query": {…}, "order": {…},
+/// "lookup": {…}}, "totals": {…}, "failures": [..], "error_samples": [..]}`.
 pub fn summary_json(report: &Report) -> Value {
     let stats: Map<String, Value> = report
         .summaries()
@@ -82,6 +82,7 @@ pub fn summary_json(report: &Report) -> Value {
         .flat_map(|(_, samples)| samples)
         .collect();
     json!({
+        "started_unix_ms": report.started_unix_ms,
         "params": report.params,
         "stats": stats,
         "totals": report.totals(),

@@ -70,6 +70,8 @@ pub struct Report {
     pub wall_time: Duration,
     /// Every request, by start time; empty unless `--timeline` was given.
     pub timeline: Vec<TimelineEntry>,
+    /// Unix epoch milliseconds when the run started: the origin of the timeline's `start_ms`.
+    pub started_unix_ms: f64,
 }
 
 impl Report {
@@ -250,6 +252,7 @@ pub(crate) mod tests {
             error_samples: ByKind::default(),
             wall_time: Duration::from_secs(2),
             timeline: vec![],
+            started_unix_ms: 1_700_000_000_000.0,
         }
     }
 

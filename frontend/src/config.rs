@@ -31,6 +31,11 @@ pub struct Config {
     #[arg(long, env = "TOYSTORE_CACHE_CAPACITY", default_value_t = 10)]
     pub cache_capacity: usize,
 
+    /// Committed orders the front-end keeps to answer `GET /orders/{n}` itself; 0 turns it
+    /// off. Committed orders never change, so a cached one is never stale.
+    #[arg(long, env = "TOYSTORE_ORDER_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub order_cache_capacity: usize,
+
     /// Turn the product cache off (same as --cache-capacity 0).
     #[arg(long, env = "TOYSTORE_NO_CACHE", action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]

@@ -3,13 +3,15 @@
 //! - Product queries ([`products`]) go through an LRU cache ([`cache`]) kept correct by the
 //!   catalog's invalidation push and a lease ([`cache_lease`]).
 //! - Orders and order queries ([`orders`]) go to the order replica picked by
-//!   [`selector::ReplicaSelector`] and are retried with the same request id across failover.
+//!   [`selector::ReplicaSelector`] and are retried with the same request id across failover;
+//!   committed orders are kept in [`order_cache`] and read back without asking a replica.
 
 pub mod cache;
 pub mod cache_lease;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod order_cache;
 pub mod orders;
 pub mod products;
 mod routes;
@@ -27,6 +29,7 @@ use cache::ProductCache;
 pub use config::Config;
 pub use error::{FrontendError, StartError};
 use metrics::FrontendMetrics;
+use order_cache::OrderCache;
 use orders::OrderForwarder;
 use products::ProductReader;
 use selector::{PROBE_TIMEOUT, ReplicaSelector};
@@ -38,6 +41,7 @@ const ANNOUNCE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Clone)]
 pub struct AppState {
     pub cache: Arc<ProductCache>,
+    pub order_cache: Arc<OrderCache>,
     pub products: Arc<ProductReader>,
     pub orders: Arc<OrderForwarder>,
 }
@@ -78,6 +82,10 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     };
     let state = AppState {
         cache: cache.clone(),
+        order_cache: Arc::new(OrderCache::new(
+            config.order_cache_capacity,
+            metrics.order_cache,
+        )),
         products,
         orders: orders.clone(),
     };

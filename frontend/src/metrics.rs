@@ -13,6 +13,13 @@ pub struct CacheMetrics {
     pub invalidations: Counter,
 }
 
+/// The order cache's counters.
+#[derive(Clone, Default)]
+pub struct OrderCacheMetrics {
+    pub hits: Counter,
+    pub misses: Counter,
+}
+
 /// The replica selection's figures.
 #[derive(Clone, Default)]
 pub struct SelectorMetrics {
@@ -26,6 +33,7 @@ pub struct SelectorMetrics {
 #[derive(Clone, Default)]
 pub struct FrontendMetrics {
     pub cache: CacheMetrics,
+    pub order_cache: OrderCacheMetrics,
     pub selector: SelectorMetrics,
     /// Forwarded order requests sent again.
     pub order_retries: Counter,
@@ -55,6 +63,16 @@ impl FrontendMetrics {
             "cache_invalidations",
             "Cached entries removed by a catalog invalidation",
             m.cache.invalidations,
+        );
+        registry.register(
+            "order_cache_hits",
+            "Order queries answered from the front-end's cache of committed orders",
+            m.order_cache.hits,
+        );
+        registry.register(
+            "order_cache_misses",
+            "Order queries sent to a replica",
+            m.order_cache.misses,
         );
         registry.register(
             "leader_reselections",

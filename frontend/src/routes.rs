@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::Bytes;
 
 use crate::AppState;
 
@@ -101,19 +102,50 @@ async fn place_order(
         .orders
         .place(PlaceOrder {
             request_id,
-            name: order.name,
+            name: order.name.clone(),
             quantity,
         })
         .await?;
+    // Committed: the record can be read back from here on, by anyone.
+    let record = OrderRecord {
+        number: placed.order_number,
+        name: order.name,
+        quantity,
+    };
+    remember(&state, &record);
     Ok(Data::new(placed))
 }
 
+/// From the cache of committed orders when possible, else a linearizable read from a replica.
 async fn lookup_order(
     State(state): State<AppState>,
     PathParam(number): PathParam<String>,
-) -> ApiResult<OrderRecord> {
-    let number = parse_order_number(&number)?;
-    Ok(Data::new(state.orders.lookup(number).await?))
+) -> Response {
+    let number = match parse_order_number(&number) {
+        Ok(number) => number,
+        Err(err) => return err.into_response(),
+    };
+    if let Some(body) = state.order_cache.get(number) {
+        return json_body(body);
+    }
+    match state.orders.lookup(number).await {
+        Ok(record) => match remember(&state, &record) {
+            Some(body) => json_body(body),
+            None => Data::new(record).into_response(),
+        },
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+/// Caches a committed order's answer body; returns it.
+fn remember(state: &AppState, record: &OrderRecord) -> Option<Bytes> {
+    let body = Bytes::from(serde_json::to_vec(&Data::new(record)).ok()?);
+    state.order_cache.insert(record.number, body.clone());
+    Some(body)
+}
+
+fn json_body(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn invalidate(

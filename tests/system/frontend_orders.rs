@@ -158,3 +158,49 @@ async fn after_an_order_is_acknowledged_the_front_end_never_shows_the_old_quanti
     );
     store.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_issued_after_an_order_is_acknowledged_finds_it_anywhere() {
+    let store = TestStore::start(StoreOptions {
+        frontend: true,
+        ..Default::default()
+    })
+    .await;
+    let frontend = store.frontend();
+    for i in 0..30u32 {
+        let quantity = 1 + i % 3;
+        // Every third order skips the front-end, so its cache cannot know it.
+        let number = if i % 3 == 0 {
+            let leader = store.leader().await;
+            store
+                .place(leader, &format!("direct-{i}"), "Marbles", quantity)
+                .await
+                .unwrap()
+                .order_number
+        } else {
+            frontend
+                .order("Marbles", quantity, None)
+                .await
+                .unwrap()
+                .order_number
+        };
+        let expected = api::order::OrderRecord {
+            number,
+            name: "Marbles".into(),
+            quantity,
+        };
+        // Right after the acknowledgement: through the front-end, and on every replica, which
+        // answers from what it has applied or else through the leader's read index.
+        assert_eq!(frontend.lookup(number).await.unwrap(), expected);
+        for id in 1..=3 {
+            assert_eq!(
+                store.lookup(id, number).await.unwrap(),
+                expected,
+                "replica {id}, order {number}"
+            );
+        }
+    }
+    let status = store.frontend_status().await;
+    assert!(status.selected_replica.is_some());
+    store.shutdown().await;
+}

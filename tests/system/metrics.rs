@@ -8,6 +8,8 @@ const FRONTEND: &[&str] = &[
     "frontend_cache_misses",
     "frontend_cache_evictions",
     "frontend_cache_invalidations",
+    "frontend_order_cache_hits",
+    "frontend_order_cache_misses",
     "frontend_leader_reselections",
     "frontend_selected_replica",
     "frontend_order_retries",
