@@ -390,7 +390,7 @@ hs_ready_or_die() {
     local deadline=$1 what=$2 svc
     if (($(date +%s) >= deadline)); then
         ts_say "cluster/hosts.sh: $what; the cluster now:" >&2
-        cmd_status >&2 || true
+        (cmd_status) >&2 || true
         for svc in "${HS_SERVICES[@]}"; do
             printf '\n--- end of %s ---\n' "$(ts_logfile "$(hs_key "$svc")")" >&2
             tail -n 8 "$(ts_logfile "$(hs_key "$svc")")" 2>/dev/null | sed 's/^/    /' >&2 || true
@@ -449,6 +449,12 @@ cmd_up() {
         for bin in catalog order-raft frontend; do
             [[ -x $bin_dir/$bin ]] || ts_die "$bin_dir/$bin is missing after the build"
         done
+    fi
+    # Namespaces of this prefix that another run dir made: its services own the ports there.
+    local owner
+    owner=$(sed -n '1s/.*(run dir \(.*\));$/\1/p' "/etc/netns/$HS_CLIENT_NS/hosts" 2>/dev/null || true)
+    if [[ -n $owner && $owner != "$HS_HOME" ]]; then
+        ts_die "the namespaces ${HS_PREFIX}* belong to the run dir $owner; stop them with TOYSTORE_HOSTS_HOME=$owner cluster/hosts.sh down, or choose another TOYSTORE_HOSTS_PREFIX"
     fi
     ts_lock
     mkdir -p "$TS_DATA" "$TS_LOGS" "$TS_PIDS"

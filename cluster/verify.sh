@@ -111,10 +111,10 @@ if [[ -z $iterations ]]; then
     # faults; budget 150 a second for the warm-up and every round (fault, recovery, quiet
     # time), so the client outlasts the rounds and keeps going a while after them, loading the
     # healed store. While the front-end is down every query fails at once (connection
-    # refused) and a session races through ~4000 iterations a second: budget those too.
+    # refused) and a session races through 2000-4000 iterations a second: budget 3000.
     frontend_rounds=$(printf '%s\n' "${schedule[@]}" | grep -c '^kill-frontend ' || true)
     iterations=$(awk -v r="$rounds" -v f="$fault_secs" -v q="$quiet_secs" -v k="$frontend_rounds" \
-        'BEGIN { printf "%d", 150 * (5 + r * (f + q + 4)) + 4000 * k * f }')
+        'BEGIN { printf "%d", 150 * (5 + r * (f + q + 4)) + 3000 * k * f }')
 fi
 [[ $iterations =~ ^[1-9][0-9]*$ ]] || ts_die "--iterations '$iterations' is not a positive number"
 settle_timeout=${TOYSTORE_VERIFY_SETTLE_TIMEOUT:-60}
