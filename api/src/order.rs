@@ -12,6 +12,8 @@ use crate::status::NodeStatus;
 pub mod routes {
     /// `POST` (internal): place an order (request id in the body).
     pub const ORDERS: &str = "/orders";
+    /// `POST` (internal): place several orders in one call, each as if alone.
+    pub const ORDERS_BATCH: &str = "/orders/batch";
     /// `GET` (internal): one order, linearizable.
     pub const ORDER: &str = "/orders/{number}";
     /// `POST` (internal): the front-end's replica selection.
@@ -125,6 +127,23 @@ pub struct PlaceOrder {
     pub quantity: u32,
 }
 
+/// `POST /orders/batch` on an order replica (internal): the front-end's concurrent orders in
+/// one request, so the leader handles one HTTP request, one catalog call and one Raft entry
+/// for all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceOrders {
+    pub orders: Vec<PlaceOrder>,
+}
+
+/// Most orders one [`PlaceOrders`] may carry.
+pub const MAX_ORDER_BATCH: usize = 1024;
+
+/// Largest `POST /orders/batch` body: [`MAX_ORDER_BATCH`] orders of generous size.
+pub const MAX_ORDER_BATCH_BODY: usize = MAX_ORDER_BATCH * 512;
+
+/// The answer to a [`PlaceOrders`]: one result per order, in order.
+pub type PlacedAnswers = Vec<Result<OrderPlaced, crate::ErrorDetail>>;
+
 /// The answer to a successful `POST /orders`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderPlaced {
@@ -190,6 +209,19 @@ impl ReplicaClient {
             .http
             .post(route_url(&self.base, routes::ORDERS, &[]).as_str())
             .json(order);
+        self.http.call(hop.apply(request)).await
+    }
+
+    /// `POST /orders/batch`: one answer per order, in order.
+    pub async fn place_many(
+        &self,
+        orders: &PlaceOrders,
+        hop: Hop,
+    ) -> Result<PlacedAnswers, CallError> {
+        let request = self
+            .http
+            .post(route_url(&self.base, routes::ORDERS_BATCH, &[]).as_str())
+            .json(orders);
         self.http.call(hop.apply(request)).await
     }
 

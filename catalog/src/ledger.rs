@@ -255,15 +255,22 @@ struct Applied {
     /// Units confirmed and released in this batch (for metrics).
     confirmed_units: u64,
     released_units: u64,
+    /// Whether the batch answers a reservation: then it is written with fsync.
+    reserves: bool,
 }
 
 impl Writer {
-    /// Applies and durably commits one batch, makes it visible, invalidates caches, and returns
-    /// the answers: the queue hands them to the callers only now.
+    /// Applies one batch, commits it, invalidates caches, makes it visible, and returns the
+    /// answers: the queue hands them to the callers only now.
+    ///
+    /// The invalidation push runs while the commit is written: a front-end that drops an entry
+    /// early (or for a change that then fails to commit) only misses its cache once, and it
+    /// refuses fills older than the pushed version either way. Readers see the batch only after
+    /// the commit.
     async fn commit(self: Arc<Self>, commands: Vec<Command>) -> Vec<Answer> {
         let count = commands.len();
         let writer = self.clone();
-        let applied = match tokio::task::spawn_blocking(move || writer.apply(commands)).await {
+        let mut applied = match tokio::task::spawn_blocking(move || writer.apply(commands)).await {
             Ok(applied) => applied,
             Err(err) => {
                 // Nothing of this batch was committed.
@@ -273,11 +280,45 @@ impl Writer {
                     .collect();
             }
         };
-        self.publish(&applied).await;
+        let stale = self.stale_toys(&applied);
+        let writer = self.clone();
+        let changes = std::mem::take(&mut applied.changes);
+        let sync = applied.reserves;
+        let written = tokio::task::spawn_blocking(move || {
+            let written = writer.store.commit(&changes, sync);
+            (changes, written)
+        });
+        let (written, ()) = tokio::join!(written, self.leases.push(&stale));
+        let failure = match written {
+            Ok((changes, Ok(()))) => {
+                applied.changes = changes;
+                None
+            }
+            Ok((_, Err(err))) => Some(err.to_string()),
+            Err(err) => Some(err.to_string()),
+        };
+        match failure {
+            None => {
+                self.count(&applied);
+                self.publish(&applied);
+            }
+            Some(message) => {
+                tracing::error!(%message, "cannot commit stock changes");
+                // Nothing of this batch is durable: fail every caller and forget the changes.
+                let failed = || CatalogError::Storage(message.clone());
+                for answer in &mut applied.answers {
+                    *answer = match answer {
+                        Answer::Reserve(_) => Answer::Reserve(Err(failed())),
+                        Answer::Settle(_) => Answer::Settle(Err(failed())),
+                        Answer::Restock(_) => Answer::Restock(Err(failed())),
+                    };
+                }
+            }
+        }
         applied.answers
     }
 
-    /// Applies commands to a working copy and commits the result (blocking: fsync).
+    /// Applies commands to a working copy: what to write, and the answers once it is written.
     fn apply(&self, commands: Vec<Command>) -> Applied {
         let mut applied = Applied::default();
         let mut working: Toys = self.toys.read().clone();
@@ -287,13 +328,16 @@ impl Writer {
         let mut recorded: HashMap<ReservationId, ReservationRecord> = HashMap::new();
         for command in commands {
             let answer = match command {
-                Command::Reserve(reservation) => Answer::Reserve(self.apply_reserve(
-                    &mut working,
-                    &mut recorded,
-                    &mut applied,
-                    reservation,
-                    now,
-                )),
+                Command::Reserve(reservation) => {
+                    applied.reserves = true;
+                    Answer::Reserve(self.apply_reserve(
+                        &mut working,
+                        &mut recorded,
+                        &mut applied,
+                        reservation,
+                        now,
+                    ))
+                }
                 Command::Settle(settlement) => Answer::Settle(self.apply_settle(
                     &mut working,
                     &mut recorded,
@@ -317,23 +361,6 @@ impl Writer {
             applied.answers.push(answer);
         }
         applied.changes.records = recorded.into_iter().collect();
-        match self.store.commit(&applied.changes) {
-            Ok(()) => self.count(&applied),
-            Err(err) => {
-                tracing::error!(%err, "cannot commit stock changes");
-                // Nothing of this batch is durable: fail every caller and forget the changes.
-                let message = err.to_string();
-                let failed = || CatalogError::Storage(message.clone());
-                for answer in &mut applied.answers {
-                    *answer = match answer {
-                        Answer::Reserve(_) => Answer::Reserve(Err(failed())),
-                        Answer::Settle(_) => Answer::Settle(Err(failed())),
-                        Answer::Restock(_) => Answer::Restock(Err(failed())),
-                    };
-                }
-                applied.changes = Changes::default();
-            }
-        }
         applied
     }
 
@@ -507,28 +534,33 @@ impl Writer {
         }
     }
 
-    /// Makes a committed batch visible to readers and invalidates the front-ends' caches.
-    async fn publish(&self, applied: &Applied) {
+    /// The toys whose stock a batch changes, with their new versions: what to invalidate.
+    fn stale_toys(&self, applied: &Applied) -> Vec<StaleToy> {
+        let toys = self.toys.read();
+        applied
+            .changes
+            .toys
+            .iter()
+            .filter(|(name, state)| {
+                toys.get(*name)
+                    .is_none_or(|old| old.version != state.version)
+            })
+            .map(|(name, state)| StaleToy {
+                name: name.clone(),
+                version: state.version,
+            })
+            .collect()
+    }
+
+    /// Makes a committed batch visible to readers.
+    fn publish(&self, applied: &Applied) {
         if applied.changes.toys.is_empty() {
             return;
         }
-        let mut stale = Vec::new();
-        {
-            let mut toys = self.toys.write();
-            for (name, state) in &applied.changes.toys {
-                if toys
-                    .get(name)
-                    .is_none_or(|old| old.version != state.version)
-                {
-                    stale.push(StaleToy {
-                        name: name.clone(),
-                        version: state.version,
-                    });
-                }
-                toys.insert(name.clone(), state.clone());
-            }
+        let mut toys = self.toys.write();
+        for (name, state) in &applied.changes.toys {
+            toys.insert(name.clone(), state.clone());
         }
-        self.leases.push(&stale).await;
     }
 }
 

@@ -9,9 +9,10 @@
 //! - `settled`: (settled at, id) → nothing: finished records, oldest first, for retention;
 //! - `meta`: the stock level the catalog was created with.
 //!
-//! Every change is one `WriteBatch` written with `sync = true`: a reservation is acknowledged
-//! only after its decrement and its record are on disk together, so kill -9 (or power loss) can
-//! neither lose an acknowledged reservation nor let a retried id reserve twice.
+//! Every change is one `WriteBatch`; one that answers a reservation is written with
+//! `sync = true`: a reservation is acknowledged only after its decrement and its record are on
+//! disk together, so kill -9 (or power loss) can neither lose an acknowledged reservation nor
+//! let a retried id reserve twice (see [`StockStore::commit`] for the others).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -267,14 +268,25 @@ impl StockStore {
         Ok(())
     }
 
-    /// Writes one batch of changes atomically and durably.
-    pub fn commit(&self, changes: &Changes) -> Result<(), CatalogError> {
+    /// Writes one batch of changes atomically; with `sync`, durably before it returns.
+    ///
+    /// A batch that answers a reservation is synced: the reservation is acknowledged once this
+    /// returns. Settlements and restocks alone are not: one lost to a crash is redone (the
+    /// reservation is pending again, and the leader settles it again through the log), and
+    /// RocksDB recovers a prefix of its write-ahead log, so no synced reservation written later
+    /// can survive without them.
+    pub fn commit(&self, changes: &Changes, sync: bool) -> Result<(), CatalogError> {
         if changes.is_empty() {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
         self.put_all(&mut batch, changes)?;
-        self.write_synced(batch)
+        if sync {
+            self.write_synced(batch)
+        } else {
+            self.db.write(batch)?;
+            Ok(())
+        }
     }
 
     fn put_all(&self, batch: &mut WriteBatch, changes: &Changes) -> Result<(), CatalogError> {

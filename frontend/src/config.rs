@@ -54,6 +54,11 @@ pub struct Config {
           value_parser = api::cli::millis)]
     pub replica_patience: Duration,
 
+    /// Most orders sent to a replica in one request; 1 sends each order alone.
+    #[arg(long, env = "TOYSTORE_BATCH_MAX", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub batch_max: u64,
+
     /// Deadline of one forwarded attempt, in milliseconds.
     #[arg(long = "attempt-timeout-ms", env = "TOYSTORE_ATTEMPT_TIMEOUT_MS", default_value = "3000",
           value_parser = api::cli::millis)]

@@ -30,7 +30,7 @@ pub use config::Config;
 pub use error::{FrontendError, StartError};
 use metrics::FrontendMetrics;
 use order_cache::OrderCache;
-use orders::OrderForwarder;
+use orders::{ForwarderSettings, OrderForwarder};
 use products::ProductReader;
 use selector::{PROBE_TIMEOUT, ReplicaSelector};
 
@@ -63,14 +63,21 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
         config.replica_patience,
         metrics.selector,
     );
-    let orders = Arc::new(OrderForwarder::new(
+    let shutdown = CancellationToken::new();
+    let (orders, batch_tasks) = OrderForwarder::start(
         selector,
         &config.nodes,
         client,
-        config.order_retry,
-        config.attempt_timeout,
+        ForwarderSettings {
+            budget: config.order_retry,
+            attempt_timeout: config.attempt_timeout,
+            batch_max: config.batch_max as usize,
+        },
         metrics.order_retries,
-    ));
+        metrics.order_batch_size,
+        shutdown.clone(),
+    );
+    let orders = Arc::new(orders);
 
     let listener = server::bind(config.listen).await?;
     let addr = listener.local_addr()?;
@@ -89,9 +96,11 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
         products,
         orders: orders.clone(),
     };
-    let shutdown = CancellationToken::new();
     let router = server::finish(routes::router(state, token), registry, server::process_up());
     let mut handle = server::spawn(listener, router, "frontend", shutdown.clone())?;
+    for task in batch_tasks {
+        handle.attach(task);
+    }
 
     let shutdown_selection = shutdown.clone();
     if config.cache_capacity() > 0 {

@@ -2,6 +2,7 @@
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// The product cache's counters.
@@ -30,13 +31,27 @@ pub struct SelectorMetrics {
 }
 
 /// Every series the front-end keeps. Clones share the same series.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FrontendMetrics {
     pub cache: CacheMetrics,
     pub order_cache: OrderCacheMetrics,
     pub selector: SelectorMetrics,
     /// Forwarded order requests sent again.
     pub order_retries: Counter,
+    /// Orders per `POST /orders/batch`.
+    pub order_batch_size: Histogram,
+}
+
+impl Default for FrontendMetrics {
+    fn default() -> Self {
+        Self {
+            cache: CacheMetrics::default(),
+            order_cache: OrderCacheMetrics::default(),
+            selector: SelectorMetrics::default(),
+            order_retries: Counter::default(),
+            order_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+        }
+    }
 }
 
 impl FrontendMetrics {
@@ -88,6 +103,11 @@ impl FrontendMetrics {
             "order_retries",
             "Forwarded order requests sent again",
             m.order_retries,
+        );
+        registry.register(
+            "order_batch_size",
+            "Orders per POST /orders/batch to a replica",
+            m.order_batch_size,
         );
         metrics
     }

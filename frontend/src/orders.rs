@@ -6,17 +6,26 @@
 //! trying, re-selecting when the replica does not answer or keeps saying it cannot serve, until
 //! it gets an answer or its retry budget runs out. Each attempt tells the replica how long it
 //! will wait (`x-budget-ms`), so the replica can wait out an election instead of failing fast.
+//!
+//! Concurrent orders leave the front-end together: each replica has a [`BatchQueue`], and
+//! every order waiting while one `POST /orders/batch` is in flight goes in the next one. The
+//! leader then handles one HTTP request, one catalog call and one Raft entry per batch.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+use api::ApiError;
+use api::batch::BatchQueue;
 use api::client::{CallError, ServiceClient};
 use api::cluster::NodeAddrs;
-use api::order::{Hop, OrderPlaced, OrderRecord, PlaceOrder, ReplicaClient};
+use api::order::{Hop, OrderPlaced, OrderRecord, PlaceOrder, PlaceOrders, ReplicaClient};
 use axum::http::StatusCode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::FrontendError;
 use crate::selector::ReplicaSelector;
@@ -24,10 +33,62 @@ use crate::selector::ReplicaSelector;
 /// Pause before retrying a replica that answered "not now".
 const BACKOFF: Duration = Duration::from_millis(20);
 
+/// An order and how long its sender waits for it.
+type Batched = (PlaceOrder, Duration);
+
+/// One replica as the forwarder reaches it.
+pub struct Replica {
+    client: ReplicaClient,
+    /// Orders to this replica, batched; `None` when batching is off.
+    orders: Option<BatchQueue<Batched, Result<OrderPlaced, CallError>>>,
+}
+
+impl Replica {
+    async fn place(&self, order: PlaceOrder, budget: Duration) -> Result<OrderPlaced, CallError> {
+        match &self.orders {
+            Some(queue) => queue
+                .submit((order, budget))
+                .await
+                .map_err(|stopped| CallError::Unreachable(stopped.to_string()))?,
+            None => self.client.place(&order, Hop::with_budget(budget)).await,
+        }
+    }
+}
+
+/// Sends one batch of orders; every order gets the call's failure if the call fails.
+async fn place_all(
+    client: &ReplicaClient,
+    batch: Vec<Batched>,
+) -> Vec<Result<OrderPlaced, CallError>> {
+    let count = batch.len();
+    // The call may take as long as its most patient order waits.
+    let budget = batch.iter().map(|(_, b)| *b).max().unwrap_or_default();
+    let orders = PlaceOrders {
+        orders: batch.into_iter().map(|(order, _)| order).collect(),
+    };
+    match client.place_many(&orders, Hop::with_budget(budget)).await {
+        Ok(answers) if answers.len() == count => answers
+            .into_iter()
+            .map(|answer| {
+                answer.map_err(|refusal| {
+                    let status =
+                        StatusCode::from_u16(refusal.code).unwrap_or(StatusCode::BAD_GATEWAY);
+                    CallError::Api(ApiError::new(status, refusal.message))
+                })
+            })
+            .collect(),
+        Ok(answers) => {
+            let err = CallError::Protocol(format!("{count} orders got {} answers", answers.len()));
+            vec![Err(err); count]
+        }
+        Err(err) => vec![Err(err); count],
+    }
+}
+
 pub struct OrderForwarder {
     selector: ReplicaSelector,
     /// Every replica, reached with the attempt deadline.
-    replicas: BTreeMap<u64, ReplicaClient>,
+    replicas: BTreeMap<u64, Replica>,
     /// How long one order may be retried in all.
     budget: Duration,
     /// How long one attempt may take.
@@ -35,23 +96,57 @@ pub struct OrderForwarder {
     retries: Counter,
 }
 
+/// How the forwarder retries and batches.
+pub struct ForwarderSettings {
+    /// How long one order may be retried in all.
+    pub budget: Duration,
+    /// How long one attempt may take.
+    pub attempt_timeout: Duration,
+    /// Most orders in one batch; 1 sends each order alone.
+    pub batch_max: usize,
+}
+
 impl OrderForwarder {
-    /// `client` bounds each attempt with its own deadline.
-    pub fn new(
+    /// `client` bounds each attempt with its own deadline. The batching tasks stop at
+    /// `shutdown`; they are returned for the server handle to wait on.
+    pub fn start(
         selector: ReplicaSelector,
         nodes: &NodeAddrs,
         client: ServiceClient,
-        budget: Duration,
-        attempt_timeout: Duration,
+        settings: ForwarderSettings,
         retries: Counter,
-    ) -> Self {
-        Self {
+        batch_sizes: Histogram,
+        shutdown: CancellationToken,
+    ) -> (Self, Vec<JoinHandle<()>>) {
+        let mut tasks = Vec::new();
+        let replicas = ReplicaClient::all(nodes, &client)
+            .into_iter()
+            .map(|(id, client)| {
+                let orders = (settings.batch_max > 1).then(|| {
+                    let batch_client = client.clone();
+                    let (queue, task) = BatchQueue::start(
+                        settings.batch_max.min(api::order::MAX_ORDER_BATCH),
+                        batch_sizes.clone(),
+                        shutdown.clone(),
+                        move |batch: Vec<Batched>| {
+                            let client = batch_client.clone();
+                            async move { place_all(&client, batch).await }
+                        },
+                    );
+                    tasks.push(task);
+                    queue
+                });
+                (id, Replica { client, orders })
+            })
+            .collect();
+        let forwarder = Self {
             selector,
-            replicas: ReplicaClient::all(nodes, &client),
-            budget,
-            attempt_timeout,
+            replicas,
+            budget: settings.budget,
+            attempt_timeout: settings.attempt_timeout,
             retries,
-        }
+        };
+        (forwarder, tasks)
     }
 
     pub fn selector(&self) -> &ReplicaSelector {
@@ -60,19 +155,21 @@ impl OrderForwarder {
 
     /// Places an order exactly once, whatever fails on the way.
     pub async fn place(&self, order: PlaceOrder) -> Result<OrderPlaced, FrontendError> {
-        self.with_failover(|replica, budget| replica.place(&order, Hop::with_budget(budget)))
+        self.with_failover(|replica, budget| replica.place(order.clone(), budget))
             .await
     }
 
     /// Reads an order from the replicas' linearizable view.
     pub async fn lookup(&self, number: u64) -> Result<OrderRecord, FrontendError> {
-        self.with_failover(|replica, budget| replica.lookup(number, Hop::with_budget(budget)))
-            .await
+        self.with_failover(|replica, budget| {
+            replica.client.lookup(number, Hop::with_budget(budget))
+        })
+        .await
     }
 
     async fn with_failover<'a, T, F, Fut>(&'a self, request: F) -> Result<T, FrontendError>
     where
-        F: Fn(&'a ReplicaClient, Duration) -> Fut,
+        F: Fn(&'a Replica, Duration) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
         let deadline = Instant::now() + self.budget;

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use api::ApiError;
 use api::envelope::{ApiResult, Data};
 use api::order::{
-    Hop, MAX_LOCAL_ORDERS, OrderPlaced, OrderRecord, PlaceOrder, ReplicaOrder, Selection,
-    parse_order_number, routes,
+    Hop, MAX_LOCAL_ORDERS, MAX_ORDER_BATCH, MAX_ORDER_BATCH_BODY, OrderPlaced, OrderRecord,
+    PlaceOrder, PlaceOrders, PlacedAnswers, ReplicaOrder, Selection, parse_order_number, routes,
 };
 use api::server::{JsonBody, PathParam, require_cluster_token};
 use api::status::NodeStatus;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::HeaderMap;
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
@@ -26,6 +26,10 @@ use crate::node::OrderNode;
 pub fn router(node: Arc<OrderNode>, token: Option<Arc<str>>, fault_injection: bool) -> Router {
     let mut internal = Router::new()
         .route(routes::ORDERS, post(place_order))
+        .route(
+            routes::ORDERS_BATCH,
+            post(place_orders).layer(DefaultBodyLimit::max(MAX_ORDER_BATCH_BODY)),
+        )
         .route(routes::ORDER, get(lookup_order))
         .route(routes::SELECTION, post(replica_selected))
         .route(routes::LOCAL_ORDERS, get(local_orders));
@@ -68,6 +72,26 @@ async fn place_order(
         .await
         .map_err(ApiError::from)?;
     Ok(Data::new(placed))
+}
+
+async fn place_orders(
+    State(node): State<Arc<OrderNode>>,
+    headers: HeaderMap,
+    JsonBody(batch): JsonBody<PlaceOrders>,
+) -> ApiResult<PlacedAnswers> {
+    if batch.orders.len() > MAX_ORDER_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_ORDER_BATCH} orders per batch"
+        )));
+    }
+    let hop = Hop::from_headers(&headers);
+    let answers =
+        futures::future::join_all(batch.orders.into_iter().map(|order| node.place(order, hop)))
+            .await
+            .into_iter()
+            .map(|answer| answer.map_err(|err| ApiError::from(err).body().error))
+            .collect();
+    Ok(Data::new(answers))
 }
 
 async fn lookup_order(

@@ -13,6 +13,7 @@ const FRONTEND: &[&str] = &[
     "frontend_leader_reselections",
     "frontend_selected_replica",
     "frontend_order_retries",
+    "frontend_order_batch_size",
 ];
 const CATALOG: &[&str] = &[
     "catalog_reservations",

@@ -70,12 +70,12 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
     let isolated = store.place(old, "isolated-order", "Rocking Horse", 7).await;
     let err = isolated.expect_err("an isolated leader must not acknowledge a write");
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
-    // Nor does it serve a read it cannot prove is current.
-    let read = store
+    // An order it holds is committed and can never change: it may answer it.
+    let held = store
         .lookup(old, 0)
         .await
-        .expect_err("no stale read from an isolated leader");
-    assert_eq!(read.status().map(|s| s.as_u16()), Some(503), "{read}");
+        .expect("a committed order is never stale");
+    assert_eq!((held.name.as_str(), held.quantity), ("Tux", 1));
 
     // The majority elects a new leader and keeps committing.
     let majority: Vec<u64> = (1..=3).filter(|id| *id != old).collect();
@@ -88,6 +88,14 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
             .unwrap();
         acknowledged.push((placed.order_number, "Lego", 2));
     }
+    // An order it does not hold it cannot prove absent: it refuses rather than answer 404
+    // for an order the majority acknowledged (a stale read).
+    let newest = acknowledged.last().map(|(number, _, _)| *number).unwrap();
+    let read = store
+        .lookup(old, newest)
+        .await
+        .expect_err("no stale read from an isolated leader");
+    assert_eq!(read.status().map(|s| s.as_u16()), Some(503), "{read}");
 
     // Heal: the old leader steps down, drops its uncommitted entry and catches up.
     for proxy in proxies.values() {
