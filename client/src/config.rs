@@ -47,6 +47,12 @@ pub struct Config {
     )]
     pub iterations: u64,
 
+    /// Stop every session after this many seconds, even with iterations left (for runs that
+    /// must end on time, such as verification under faults).
+    #[arg(long, env = "TOYSTORE_CLIENT_DURATION_SECS", value_parser = api::cli::seconds,
+          value_name = "SECS")]
+    pub duration: Option<std::time::Duration>,
+
     /// Concurrent sessions.
     #[arg(
         long,

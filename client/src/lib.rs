@@ -77,6 +77,16 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
 
     let run_start = Instant::now();
     let started_unix_ms = unix_ms();
+    // SIGINT or SIGTERM ends the sessions after their current iteration; the run then verifies
+    // and writes its files as usual.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let on_signal = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            api::server::shutdown_signal().await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
     let keep_timeline = config.timeline.is_some();
     let toys = toy_names(&store).await?;
     progress.say(&format!(
@@ -97,6 +107,8 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
                 prob: config.prob,
                 max_quantity: config.max_quantity,
                 history: history.clone(),
+                stop_at: config.duration.map(|d| run_start + d),
+                stop: stop.clone(),
             };
             let session = run_session(
                 store.clone(),
@@ -116,6 +128,7 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
         tally.merge(counted);
     }
     progress.finish();
+    on_signal.abort();
 
     let numbers = verify::numbers_to_look_up(&tally.placed);
     progress.say(&format!("verifying {} orders", numbers.len()));

@@ -160,7 +160,14 @@ mod tests {
         };
         assert_eq!(
             keys(&value),
-            ["error_samples", "failures", "params", "stats", "totals"]
+            [
+                "error_samples",
+                "failures",
+                "params",
+                "started_unix_ms",
+                "stats",
+                "totals"
+            ]
         );
         assert_eq!(
             keys(&value["params"]),

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use api::frontend::{FrontendClient, Reply};
@@ -34,7 +35,14 @@ pub struct SessionPlan {
     pub max_quantity: u32,
     /// Where every operation is recorded (nowhere unless `--history`).
     pub history: History,
+    /// When to stop, iterations left or not (`--duration`).
+    pub stop_at: Option<Instant>,
+    /// Set on SIGINT or SIGTERM: stop after the current iteration.
+    pub stop: Arc<AtomicBool>,
 }
+
+/// Pause after a query that got no answer: a shopper whose store is down does not hammer it.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(100);
 
 /// Runs one session to the end and hands back what it counted.
 pub async fn run_session(
@@ -46,6 +54,11 @@ pub async fn run_session(
 ) -> Tally {
     let mut rng = session_rng(plan.seed, plan.index);
     for _ in 0..plan.iterations {
+        if plan.stop.load(Ordering::Relaxed)
+            || plan.stop_at.is_some_and(|stop| Instant::now() >= stop)
+        {
+            break;
+        }
         // Every iteration draws the same three numbers whatever the store answers, so the
         // sequence of toys and coin flips of a session depends on the seed alone.
         let toy = &toys[rng.random_range(0..toys.len())];
@@ -73,7 +86,10 @@ pub async fn run_session(
                     place_order(&store, &plan, &mut tally, toy, quantity).await;
                 }
             }
-            Err(failure) => tally.failed(RequestKind::Query, format!("query {toy:?}: {failure}")),
+            Err(failure) => {
+                tally.failed(RequestKind::Query, format!("query {toy:?}: {failure}"));
+                tokio::time::sleep(PAUSE_AFTER_FAILURE).await;
+            }
         }
         progress.tick();
     }

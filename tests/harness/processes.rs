@@ -49,6 +49,8 @@ pub fn binaries() -> &'static Path {
                 "-p",
                 "client",
                 "-p",
+                "checker",
+                "-p",
                 "system-tests",
             ])
             .status()

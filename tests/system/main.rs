@@ -4,6 +4,7 @@
 mod catalog_frontend;
 mod frontend_orders;
 mod metrics;
+mod nemesis;
 mod partition;
 mod processes;
 mod raft_cluster;
