@@ -41,8 +41,9 @@
 #
 # Environment:
 #   TOYSTORE_HOME       run directory of the chaos cluster (default <repo>/run/chaos; wiped first)
-#   TOYSTORE_PORT_BASE  its ports (default 8700: front-end 8700, catalog 8800, nodes 8901-8903)
-#   TOYSTORE_BIN_DIR    use the release binaries in this directory (else they are built once)
+#   TOYSTORE_PORT_BASE  its ports (default 9200: front-end 9200, catalog 9300, nodes 9401-9403)
+#   TOYSTORE_BIN_DIR    the release binaries to use (else built once with cargo); they are copied
+#                       to $TOYSTORE_HOME/bin first, so a rebuild during the run changes nothing
 #   TOYSTORE_INITIAL_STOCK  stock per toy (default 1000000, so no order runs out of stock)
 #   CHAOS_DOWN_SECS, CHAOS_STEADY_SECS  seconds a killed replica stays down (3) and of steady
 #                       load between rounds (2)
@@ -102,7 +103,7 @@ ts_need_tools curl python3 setsid flock
 
 export TOYSTORE_HOME="${TOYSTORE_HOME:-$TS_REPO/run/chaos}"
 [[ $TOYSTORE_HOME == /* ]] || TOYSTORE_HOME="$PWD/$TOYSTORE_HOME"
-export TOYSTORE_PORT_BASE="${TOYSTORE_PORT_BASE:-8700}"
+export TOYSTORE_PORT_BASE="${TOYSTORE_PORT_BASE:-9200}"
 export TOYSTORE_INITIAL_STOCK="${TOYSTORE_INITIAL_STOCK:-1000000}"
 if [[ ${TOYSTORE_HOME%/} == "$TS_REPO/run" ]]; then
     ts_die "TOYSTORE_HOME=$TOYSTORE_HOME is the default cluster's home, whose data this script would wipe; unset it (default $TS_REPO/run/chaos) or choose another"
@@ -113,10 +114,12 @@ if [[ -z ${TOYSTORE_BIN_DIR:-} ]]; then
     TOYSTORE_BIN_DIR=$(ts_release_dir)
 fi
 [[ $TOYSTORE_BIN_DIR == /* ]] || TOYSTORE_BIN_DIR="$PWD/$TOYSTORE_BIN_DIR"
-export TOYSTORE_BIN_DIR
-for bin in catalog order-raft frontend client; do
-    [[ -x $TOYSTORE_BIN_DIR/$bin ]] || ts_die "$TOYSTORE_BIN_DIR/$bin is missing or not executable (set TOYSTORE_BIN_DIR to the release binaries)"
-done
+bins_from=$TOYSTORE_BIN_DIR
+# Stop whatever an earlier run left in this home, then run from a copy of the binaries: a
+# rebuild of the source directory during the run cannot mix two versions.
+"$TS_CLUSTER_DIR/down.sh" >/dev/null 2>&1 || true
+ts_copy_bins "$bins_from" "$TOYSTORE_HOME/bin" catalog order-raft frontend client
+export TOYSTORE_BIN_DIR="$TOYSTORE_HOME/bin"
 
 raw="$data/raw"
 mkdir -p "$raw" || ts_die "cannot create $raw"
@@ -195,7 +198,7 @@ write_params() {
     printf 'commit %s\n' "$(git -C "$TS_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     printf 'rounds %s, iterations %s, clients %s, prob %s, seed %s\n' "$rounds" "$iterations" "$clients" "$prob" "$seed"
     printf 'down %s s, steady %s s, warm-up %s s, initial stock %s\n' "$down_secs" "$steady_secs" "$warmup_secs" "$TOYSTORE_INITIAL_STOCK"
-    printf 'binaries %s\nhome %s, port base %s\n' "$TOYSTORE_BIN_DIR" "$TOYSTORE_HOME" "$TOYSTORE_PORT_BASE"
+    printf 'binaries %s (copied from %s)\nhome %s, port base %s\n' "$TOYSTORE_BIN_DIR" "$bins_from" "$TOYSTORE_HOME" "$TOYSTORE_PORT_BASE"
 }
 
 ts_say "chaos: $rounds rounds of kill -9 and restart under $clients client sessions (p $prob, ${iterations:-calibrated} iterations each, seed $seed)"
@@ -215,8 +218,9 @@ ts_say "cluster up in $(secs_between "$start_all" "$(now_ms)") s (Raft leader: n
 
 # Calibration: how many iterations a session runs per second here, with no fault.
 if [[ -z $iterations ]]; then
-    # warm-up, then per round: down, restart (~1 s), catch-up (~2 s), steady; then 4 s more.
-    planned=$(python3 -c 'import sys; w, r, d, s = map(float, sys.argv[1:]); print(f"{w + r * (d + 3 + s) + 4:.0f}")' \
+    # warm-up, then per round: down, restart and leader check (~2 s), catch-up (~2 s), steady
+    # (not after the last round); then 3 s of load after the last restart.
+    planned=$(python3 -c 'import sys; w, r, d, s = map(float, sys.argv[1:]); print(f"{w + r * (d + 4 + s) - s + 3:.0f}")' \
         "$warmup_secs" "$rounds" "$down_secs" "$steady_secs")
     cal_rc=0
     "$TOYSTORE_BIN_DIR/client" --frontend "$TS_FRONTEND_URL" --clients "$clients" --prob "$prob" \
@@ -235,7 +239,7 @@ span = max(ends) / 1000.0 if ends else 1.0
 rate = n / max(span, 0.001)
 print(f"{rate:.0f}", max(1000, math.ceil(rate * planned * 1.25 / 100) * 100))
 EOF
-    )
+    ) || ts_die "cannot compute the iterations from the calibration run's timeline ($raw/failover-calibration-timeline.csv)"
     ts_say "calibration: a session runs ~$rate iterations/s here; the rounds should take ~${planned} s: $iterations iterations"
 fi
 write_params >"$raw/failover-params.txt"
@@ -449,7 +453,7 @@ else
     verdict FAIL "the sessions stopped at ${sessions_end} s, before the last restart at ${last_restart} s: raise --iterations"
 fi
 if ((converged)); then
-    verdict PASS "all ${#TS_NODE_IDS[@]} replicas agree: applied index ${applied[${TS_NODE_IDS[0]}]}, digest ${digest[${TS_NODE_IDS[0]}]:0:16}… (${converge_secs} s after the client ended)"
+    verdict PASS "all ${#TS_NODE_IDS[@]} replicas agree: applied index ${applied[${TS_NODE_IDS[0]}]}, digest ${digest[${TS_NODE_IDS[0]}]:0:16}… (polled for ${converge_secs} s after the client ended)"
 else
     verdict FAIL "the replicas do not agree ${converge_timeout} s after the client ended"
 fi

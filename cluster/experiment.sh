@@ -3,14 +3,17 @@
 # type, with the front-end's cache on and off, for order probabilities p = 0, 0.2, 0.4, 0.6, 0.8.
 #
 # Usage: cluster/experiment.sh [--iterations N] [--clients C] [--seed S] [--data DIR]
-#   --iterations N  queries per client session in each setting (default 400: the ten settings
-#                   take about three minutes on a 2-core machine)
+#   --iterations N  queries per client session in each setting (default 400: at p = 0.8 the five
+#                   sessions then order ~1600 units, fewer than the 1800 in stock (18 toys x 100),
+#                   so p stays the order probability; the ten settings take 1-2 minutes on a
+#                   2-core machine)
 #   --clients C     concurrent client sessions (default 5, as the lab asks)
 #   --seed S        seed of the client's random choices, the same in every setting (default 42)
 #   --data DIR      where the results go (default <repo>/plots/data)
 #
 # Each of the ten settings runs on a freshly wiped cluster (cluster/down.sh --wipe, then
-# cluster/up.sh), cache on and cache off (TOYSTORE_NO_CACHE=1) taking turns at each p. The stock
+# cluster/up.sh), cache on and cache off (TOYSTORE_NO_CACHE=1) taking turns at each p, and is
+# measured after an unmeasured warm-up of 100 queries per session (p = 0, so no stock). The stock
 # settings are the lab's (initial stock 100, restock every 10 s) unless TOYSTORE_INITIAL_STOCK or
 # TOYSTORE_RESTOCK_SECS are set. Out-of-stock answers are not errors.
 #
@@ -18,8 +21,9 @@
 #   DIR/latency.csv   cache,p,kind,count,errors,p50_ms,p90_ms,p99_ms,mean_ms (read by `plots`:
 #                     cargo run -p plots)
 #   DIR/raw/          per setting latency-cache-{on,off}-pP.{json,csv,out}: the client's JSON
-#                     summary, the same table as the client's CSV, and its printed report;
-#                     cluster.log (the output of up.sh and down.sh) and params.txt
+#                     summary, the same table as the client's CSV, and its printed report
+#                     (.warmup.out: the warm-up's); cluster.log (the output of up.sh and
+#                     down.sh) and params.txt
 # Prints one line per setting as it finishes, a summary table and the wall time. Exits 1 if any
 # setting could not run, or its client saw request errors or failed to verify an order.
 #
@@ -28,7 +32,8 @@
 #                       its data is wiped before every setting, so never the default cluster's)
 #   TOYSTORE_PORT_BASE  ports of the experiment's cluster (default 8600: front-end 8600, catalog
 #                       8700, nodes 8801-8803), so it does not disturb a default cluster
-#   TOYSTORE_BIN_DIR    use the release binaries in this directory (else they are built once)
+#   TOYSTORE_BIN_DIR    the release binaries to use (else built once with cargo); they are copied
+#                       to $TOYSTORE_HOME/bin first, so a rebuild during the run changes nothing
 #   TOYSTORE_INITIAL_STOCK, TOYSTORE_RESTOCK_SECS, TOYSTORE_CACHE_CAPACITY and the other
 #   TOYSTORE_* service knobs reach the services unchanged.
 set -euo pipefail
@@ -90,10 +95,12 @@ if [[ -z ${TOYSTORE_BIN_DIR:-} ]]; then
     TOYSTORE_BIN_DIR=$(ts_release_dir)
 fi
 [[ $TOYSTORE_BIN_DIR == /* ]] || TOYSTORE_BIN_DIR="$PWD/$TOYSTORE_BIN_DIR"
-export TOYSTORE_BIN_DIR
-for bin in catalog order-raft frontend client; do
-    [[ -x $TOYSTORE_BIN_DIR/$bin ]] || ts_die "$TOYSTORE_BIN_DIR/$bin is missing or not executable (set TOYSTORE_BIN_DIR to the release binaries)"
-done
+bins_from=$TOYSTORE_BIN_DIR
+# Stop whatever an earlier run left in this home, then run from a copy of the binaries: a
+# rebuild of the source directory during the run cannot mix two versions.
+"$TS_CLUSTER_DIR/down.sh" >/dev/null 2>&1 || true
+ts_copy_bins "$bins_from" "$TOYSTORE_HOME/bin" catalog order-raft frontend client
+export TOYSTORE_BIN_DIR="$TOYSTORE_HOME/bin"
 client_bin="$TOYSTORE_BIN_DIR/client"
 
 raw="$data/raw"
@@ -103,6 +110,9 @@ cluster_log="$raw/cluster.log"
 : >"$cluster_log"
 
 probs=(0 0.2 0.4 0.6 0.8)
+# Unmeasured queries (p = 0: no stock is used) before each measured run, so that it starts on a
+# settled cluster with the front-end's connections open and its cache filled.
+warmup_iterations=100
 caches=(on off)
 total=$((${#probs[@]} * ${#caches[@]}))
 
@@ -212,7 +222,7 @@ EOF
     printf 'initial stock %s, restock every %s s, cache capacity %s\n' \
         "${TOYSTORE_INITIAL_STOCK:-100 (default)}" "${TOYSTORE_RESTOCK_SECS:-10 (default)}" \
         "${TOYSTORE_CACHE_CAPACITY:-10 (default)}"
-    printf 'binaries %s\nhome %s, port base %s\n' "$TOYSTORE_BIN_DIR" "$TOYSTORE_HOME" "$TOYSTORE_PORT_BASE"
+    printf 'binaries %s (copied from %s)\nhome %s, port base %s\n' "$TOYSTORE_BIN_DIR" "$bins_from" "$TOYSTORE_HOME" "$TOYSTORE_PORT_BASE"
 } >"$raw/params.txt"
 
 ts_say "experiment: $clients client sessions x $iterations iterations, seed $seed, p in {${probs[*]}}, cache on and off ($total settings)"
@@ -230,6 +240,9 @@ for p in "${probs[@]}"; do
         why=""
         if ! fresh_cluster "$cache"; then
             why="the cluster did not start"
+        elif ! "$client_bin" --frontend "$TS_FRONTEND_URL" --clients "$clients" --prob 0 \
+            --iterations "$warmup_iterations" --seed "$((seed + 1))" --quiet >"$raw/$name.warmup.out" 2>&1; then
+            why="the warm-up queries failed (see $raw/$name.warmup.out)"
         else
             client_start=$(now_s)
             rc=0
@@ -263,6 +276,10 @@ for p in "${probs[@]}"; do
             failed=$((failed + 1))
             printf '[%2d/%d] p=%-3s cache %-3s  FAILED  %5.1f s: %s  [%s]\n' \
                 "$n" "$total" "$p" "$cache" "$elapsed" "$why" "$total_clock"
+            # The client's first error samples, if it printed any.
+            if [[ -f $raw/$name.out ]]; then
+                sed -n '/^request errors (first/,/^$/p' "$raw/$name.out" | sed -n '2,4s/^ */    /p'
+            fi
         fi
     done
 done

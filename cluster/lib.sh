@@ -549,3 +549,19 @@ or point TOYSTORE_BIN_DIR at a directory holding the release binaries."
     (cd "$TS_REPO" && cargo build --release --bins -p catalog -p frontend -p order-raft -p client -p checker) >&2 ||
         ts_die "cargo build failed"
 }
+
+# ts_copy_bins SRC DEST BIN…: copies the release binaries BIN… from SRC into DEST (each through a
+# temporary file and a rename, so a binary that still runs is never overwritten in place), so
+# that a long run keeps one consistent set even if SRC is rebuilt meanwhile. Dies if one is
+# missing.
+ts_copy_bins() {
+    local src=$1 dest=$2 bin
+    shift 2
+    mkdir -p "$dest" || ts_die "cannot create $dest"
+    for bin in "$@"; do
+        [[ -x $src/$bin ]] || ts_die "$src/$bin is missing or not executable (set TOYSTORE_BIN_DIR to the release binaries)"
+        if ! cp -f "$src/$bin" "$dest/.$bin.tmp.$$" || ! mv -f "$dest/.$bin.tmp.$$" "$dest/$bin"; then
+            ts_die "cannot copy $src/$bin to $dest"
+        fi
+    done
+}
