@@ -268,18 +268,9 @@ impl Writer {
     /// refuses fills older than the pushed version either way. Readers see the batch only after
     /// the commit.
     async fn commit(self: Arc<Self>, commands: Vec<Command>) -> Vec<Answer> {
-        let count = commands.len();
-        let writer = self.clone();
-        let mut applied = match tokio::task::spawn_blocking(move || writer.apply(commands)).await {
-            Ok(applied) => applied,
-            Err(err) => {
-                // Nothing of this batch was committed.
-                tracing::error!(%err, "the stock writer's batch failed");
-                return (0..count)
-                    .map(|_| Answer::Reserve(Err(CatalogError::Storage(err.to_string()))))
-                    .collect();
-            }
-        };
+        // In place: a few map updates and point reads (memtable or block cache); only the
+        // commit below may wait on the disk.
+        let mut applied = self.apply(commands);
         let stale = self.stale_toys(&applied);
         let writer = self.clone();
         let changes = std::mem::take(&mut applied.changes);

@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// glibc's allocator showed up at a tenth of the CPU profile under load (small buffers freed
+// on other threads); mimalloc handles that pattern far better.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     api::server::init_tracing();

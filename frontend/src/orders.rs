@@ -30,6 +30,10 @@ use tokio_util::sync::CancellationToken;
 use crate::error::FrontendError;
 use crate::selector::ReplicaSelector;
 
+/// Batches of orders one replica may be sent at once: while one is at the leader's catalog
+/// call, the next can be in its Raft log.
+const BATCHES_IN_FLIGHT: usize = 4;
+
 /// Pause before retrying a replica that answered "not now".
 const BACKOFF: Duration = Duration::from_millis(20);
 
@@ -124,8 +128,9 @@ impl OrderForwarder {
             .map(|(id, client)| {
                 let orders = (settings.batch_max > 1).then(|| {
                     let batch_client = client.clone();
-                    let (queue, task) = BatchQueue::start(
+                    let (queue, task) = BatchQueue::start_pipelined(
                         settings.batch_max.min(api::order::MAX_ORDER_BATCH),
+                        BATCHES_IN_FLIGHT,
                         batch_sizes.clone(),
                         shutdown.clone(),
                         move |batch: Vec<Batched>| {

@@ -3,8 +3,8 @@
 //!
 //! openraft appends and replicates one entry per `client_write`, and the leader waits for the
 //! entry to be flushed and acknowledged by a quorum before it commits. With one entry per
-//! order, every order would pay that round on its own. The batcher keeps one `client_write` in
-//! flight at a time (a [`BatchQueue`]); orders that arrive meanwhile wait, and the next write
+//! order, every order would pay that round on its own. The batcher keeps a few `client_write`s
+//! in flight at a time (a [`BatchQueue`]); orders that arrive meanwhile wait, and the next write
 //! carries all of them as one entry.
 //!
 //! With batching off (`--batch-max 1`), every order is its own concurrent `client_write`: the
@@ -21,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 use crate::leadership::LeaderGate;
 use crate::types::{Decided, NewOrder, NodeId, OrderOutcome, Proposal, Raft};
 use api::batch::BatchQueue;
+
+/// Entries proposed at once: openraft appends and replicates them in order, so while one is
+/// being flushed the next is already on its way to the followers.
+const ENTRIES_IN_FLIGHT: usize = 4;
 
 /// Why a proposal has no outcome.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -68,8 +72,9 @@ impl OrderBatcher {
             return (batcher, None);
         }
         let (proposer, proposer_gate) = (raft.clone(), gate.clone());
-        let (queue, task) = BatchQueue::start(
+        let (queue, task) = BatchQueue::start_pipelined(
             max_batch,
+            ENTRIES_IN_FLIGHT,
             batch_sizes,
             shutdown,
             move |items: Vec<(NewOrder, Instant)>| {

@@ -20,6 +20,10 @@ use api::batch::BatchQueue;
 
 type Answer = Result<ReserveOutcome, CallError>;
 
+/// Reservation calls at once: the catalog's writer group-commits whatever arrives during its
+/// fsync, so a second call in flight fills the next commit.
+const CALLS_IN_FLIGHT: usize = 4;
+
 #[derive(Clone)]
 pub struct CatalogReserver {
     catalog: CatalogClient,
@@ -43,8 +47,9 @@ impl CatalogReserver {
         }
         let max_batch = max_batch.min(api::catalog::MAX_BATCH);
         let batch_catalog = catalog.clone();
-        let (queue, task) = BatchQueue::start(
+        let (queue, task) = BatchQueue::start_pipelined(
             max_batch,
+            CALLS_IN_FLIGHT,
             batch_sizes,
             shutdown,
             move |items: Vec<(Reservation, Instant)>| {
