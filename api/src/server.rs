@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -222,16 +223,13 @@ pub fn spawn(
 pub fn finish(router: Router, mut registry: Registry, health: MethodRouter) -> Router {
     let http = HttpMetrics::register(&mut registry);
     let registry = Arc::new(registry);
-    router
-        .route(routes::HEALTH, health)
-        .route(routes::METRICS, get(move || render_metrics(registry.clone())))
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(wrong_method)
-        .layer(middleware::from_fn_with_state(http, track_http))
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER)))
-        .layer(middleware::from_fn(scope_request_id))
+    // One stack, applied once: each `Router::layer` call boxes every route again, and every
+    // box is cloned per request. Outermost first.
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(
+            HeaderName::from_static(REQUEST_ID_HEADER),
+            MakeRequestIds::new(),
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -245,10 +243,20 @@ pub fn finish(router: Router, mut registry: Registry, health: MethodRouter) -> R
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
-        .layer(SetRequestIdLayer::new(
-            HeaderName::from_static(REQUEST_ID_HEADER),
-            MakeRequestIds::new(),
-        ))
+        .layer(middleware::from_fn(scope_request_id))
+        .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER)))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(middleware::from_fn_with_state(http, track_http));
+    router
+        .route(routes::HEALTH, health)
+        .route(
+            routes::METRICS,
+            get(move || render_metrics(registry.clone())),
+        )
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(stack)
 }
 
 /// `GET /health` for a service that can do its work whenever it is up and serving HTTP.

@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -46,6 +47,8 @@ struct Inner {
 struct Cached {
     version: u64,
     body: Bytes,
+    /// The answer's `ETag` (the version), made once.
+    etag: HeaderValue,
 }
 
 pub struct ProductCache {
@@ -77,12 +80,12 @@ impl ProductCache {
         &self.metrics
     }
 
-    /// The cached body for `name` and its version, counting a hit or a miss.
-    pub fn get(&self, name: &str) -> Option<(Bytes, u64)> {
+    /// The cached body for `name` and its `ETag`, counting a hit or a miss.
+    pub fn get(&self, name: &str) -> Option<(Bytes, HeaderValue)> {
         let mut inner = self.inner.lock();
         let live = lease_live(&inner);
         let found = match inner.entries.as_mut() {
-            Some(entries) if live => entries.get(name).map(|c| (c.body.clone(), c.version)),
+            Some(entries) if live => entries.get(name).map(|c| (c.body.clone(), c.etag.clone())),
             _ => None,
         };
         drop(inner);
@@ -117,8 +120,15 @@ impl ProductCache {
         let Some(entries) = inner.entries.as_mut() else {
             return false;
         };
-        if let Some((evicted, _)) = entries.push(name.to_string(), Cached { version, body })
-            && evicted != name
+        let etag = version_etag(version);
+        if let Some((evicted, _)) = entries.push(
+            name.to_string(),
+            Cached {
+                version,
+                body,
+                etag,
+            },
+        ) && evicted != name
         {
             self.metrics.evictions.inc();
         }
@@ -188,6 +198,12 @@ impl ProductCache {
     }
 }
 
+/// The `ETag` of an answer showing stock `version` ([`api::frontend::version_tag`]).
+pub fn version_etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&api::frontend::version_tag(version))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
+}
+
 fn lease_live(inner: &Inner) -> bool {
     inner
         .lease_until
@@ -238,7 +254,10 @@ mod tests {
         let cache = leased(2);
         assert!(cache.get("a").is_none());
         fill(&cache, "a", 1);
-        assert_eq!(cache.get("a"), Some((Bytes::from_static(b"a@1"), 1)));
+        assert_eq!(
+            cache.get("a"),
+            Some((Bytes::from_static(b"a@1"), version_etag(1)))
+        );
         assert_eq!(
             (cache.metrics().hits.get(), cache.metrics().misses.get()),
             (1, 1)

@@ -32,7 +32,7 @@ use crate::selector::ReplicaSelector;
 
 /// Batches of orders one replica may be sent at once: while one is at the leader's catalog
 /// call, the next can be in its Raft log.
-const BATCHES_IN_FLIGHT: usize = 4;
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// Pause before retrying a replica that answered "not now".
 const BACKOFF: Duration = Duration::from_millis(20);

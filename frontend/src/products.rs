@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use api::catalog::{CatalogClient, Product, VersionedProduct};
 use api::envelope::Data;
+use axum::http::HeaderValue;
 use bytes::Bytes;
 
-use crate::cache::ProductCache;
+use crate::cache::{ProductCache, version_etag};
 use crate::error::FrontendError;
 
 pub struct ProductReader {
@@ -22,8 +23,9 @@ impl ProductReader {
         Self { cache, catalog }
     }
 
-    /// The JSON body of `GET /products/{name}`, and the version of the stock it shows.
-    pub async fn product(&self, name: &str) -> Result<(Bytes, u64), FrontendError> {
+    /// The JSON body of `GET /products/{name}`, and its `ETag`: the version of the stock it
+    /// shows.
+    pub async fn product(&self, name: &str) -> Result<(Bytes, HeaderValue), FrontendError> {
         if let Some(hit) = self.cache.get(name) {
             return Ok(hit);
         }
@@ -37,7 +39,7 @@ impl ProductReader {
             .map(Bytes::from)
             .map_err(|err| FrontendError::Encode(err.to_string()))?;
         self.cache.fill(ticket, name, toy.version, body.clone());
-        Ok((body, toy.version))
+        Ok((body, version_etag(toy.version)))
     }
 
     /// Every toy, straight from the catalog (the whole list is not cached).

@@ -8,7 +8,7 @@ use api::ApiError;
 use api::cache_lease::Invalidation;
 use api::catalog::Product;
 use api::envelope::{ApiResult, Data};
-use api::frontend::{IDEMPOTENCY_KEY, OrderRequest, routes, version_tag};
+use api::frontend::{IDEMPOTENCY_KEY, OrderRequest, routes};
 use api::order::{
     OrderPlaced, OrderRecord, PlaceOrder, REQUEST_ID_RULE, parse_order_number, valid_request_id,
 };
@@ -16,7 +16,7 @@ use api::server::{JsonBody, PathParam, require_cluster_token};
 use api::status::{CacheStatus, FrontendStatus};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -65,10 +65,13 @@ async fn products(State(state): State<AppState>) -> ApiResult<Vec<Product>> {
 /// `ETag` is the version of the toy's stock the answer shows.
 async fn product(State(state): State<AppState>, PathParam(name): PathParam<String>) -> Response {
     match state.products.product(&name).await {
-        Ok((body, version)) => (
+        Ok((body, etag)) => (
             [
-                (header::CONTENT_TYPE, "application/json".to_string()),
-                (header::ETAG, version_tag(version)),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ),
+                (header::ETAG, etag),
             ],
             body,
         )

@@ -24,7 +24,7 @@ use api::batch::BatchQueue;
 
 /// Entries proposed at once: openraft appends and replicates them in order, so while one is
 /// being flushed the next is already on its way to the followers.
-const ENTRIES_IN_FLIGHT: usize = 4;
+const ENTRIES_IN_FLIGHT: usize = 2;
 
 /// Why a proposal has no outcome.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -23,6 +23,10 @@ pub struct NodeMetrics {
     pub reservations_released: Counter,
     pub reservations_confirmed_late: Counter,
     pub read_index_batch_size: Histogram,
+    /// Seconds from an order's arrival on the leader to its reservation's answer.
+    pub reserve_seconds: Histogram,
+    /// Seconds from an order's proposal to the state machine's outcome.
+    pub commit_seconds: Histogram,
     pub term: Gauge,
     pub last_log_index: Gauge,
     pub applied_index: Gauge,
@@ -43,6 +47,8 @@ impl NodeMetrics {
             reservations_released: Counter::default(),
             reservations_confirmed_late: Counter::default(),
             read_index_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            reserve_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             term: Gauge::default(),
             last_log_index: Gauge::default(),
             applied_index: Gauge::default(),
@@ -102,6 +108,16 @@ impl NodeMetrics {
             "read_index_batch_size",
             "Callers served by one leadership confirmation",
             metrics.read_index_batch_size.clone(),
+        );
+        registry.register(
+            "reserve_seconds",
+            "Time from an order's arrival on the leader to its reservation's answer",
+            metrics.reserve_seconds.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time from an order's proposal to the state machine's outcome",
+            metrics.commit_seconds.clone(),
         );
         registry.register("raft_term", "Current Raft term", metrics.term.clone());
         registry.register(

@@ -208,6 +208,7 @@ impl OrderNode {
         order: PlaceOrder,
         deadline: Instant,
     ) -> Result<OrderPlaced, OrderError> {
+        let arrived = Instant::now();
         let request = self.reader.request(&order.request_id)?;
         // Fast path for a retry whose first attempt committed.
         if let Some(earlier) = request.placed {
@@ -235,6 +236,9 @@ impl OrderNode {
             .reserve(reservation, deadline)
             .await
             .map_err(OrderError::from_catalog)?;
+        self.metrics
+            .reserve_seconds
+            .observe(arrived.elapsed().as_secs_f64());
         match reserved {
             ReserveOutcome::Reserved { .. } => {}
             ReserveOutcome::OutOfStock { available } => {
@@ -256,6 +260,7 @@ impl OrderNode {
         };
         // Waiting for the commit ends early when this leader loses its quorum: the entry may
         // still commit, but the sender should try a replica that can serve now.
+        let proposed_at = Instant::now();
         let outcome = tokio::select! {
             outcome = self.batcher.propose(proposed, deadline) => outcome,
             () = self.quorum_lost() => Err(ProposeError::QuorumLost),
@@ -265,6 +270,9 @@ impl OrderNode {
             // The reservation stays pending; the sweeper settles it through the log.
             tracing::warn!(request_id = %order.request_id, %err, "order not committed");
         })?;
+        self.metrics
+            .commit_seconds
+            .observe(proposed_at.elapsed().as_secs_f64());
         match outcome {
             OrderOutcome::Placed(number) => {
                 self.settler.confirm(id);

@@ -22,7 +22,7 @@ type Answer = Result<ReserveOutcome, CallError>;
 
 /// Reservation calls at once: the catalog's writer group-commits whatever arrives during its
 /// fsync, so a second call in flight fills the next commit.
-const CALLS_IN_FLIGHT: usize = 4;
+const CALLS_IN_FLIGHT: usize = 2;
 
 #[derive(Clone)]
 pub struct CatalogReserver {

@@ -37,6 +37,8 @@ const ORDER: &[&str] = &[
     "order_reserve_batch_size",
     "order_settle_batch_size",
     "order_read_index_batch_size",
+    "order_reserve_seconds",
+    "order_commit_seconds",
     "order_reservations_released",
     "order_reservations_confirmed_late",
     "order_raft_term",
