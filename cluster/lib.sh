@@ -471,14 +471,7 @@ ts_need_cluster() {
 # ts_bin_dir_for_restart: the binaries a single-service restart uses: TOYSTORE_BIN_DIR, else the
 # ones up.sh used, else the release build.
 ts_bin_dir_for_restart() {
-    local dir=${TOYSTORE_BIN_DIR:-${TS_RECORDED_BIN_DIR:-}}
-    if [[ -z $dir ]]; then
-        local target=${CARGO_TARGET_DIR:-$TS_REPO/target}
-        [[ $target == /* ]] || target="$TS_REPO/$target"
-        dir="$target/release"
-    fi
-    [[ $dir == /* ]] || dir="$PWD/$dir"
-    printf '%s' "$dir"
+    TOYSTORE_BIN_DIR=${TOYSTORE_BIN_DIR:-${TS_RECORDED_BIN_DIR:-}} ts_release_dir
 }
 
 # ---------------------------------------------------------------------------------------------

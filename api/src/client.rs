@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::defaults::{CLUSTER_TOKEN_HEADER, REQUEST_ID_HEADER};
-use crate::envelope::{ApiError, Data, ErrorBody};
+use crate::envelope::{ApiError, Data, ErrorBody, ErrorDetail};
 use crate::server::current_request_id;
 
 /// Why a call to another service did not produce a `data` value.
@@ -274,6 +274,34 @@ pub fn decode_body<T: DeserializeOwned>(
     }
 }
 
+/// The answers of a batched call (one `Result` per item, refusals as envelope details), one
+/// per item the caller sent: a refusal becomes that item's [`CallError::Api`]; a failed call,
+/// or an answer with the wrong number of items, fails every item alike. `what` names the
+/// items in that error ("orders").
+pub fn per_item_answers<T>(
+    answers: Result<Vec<Result<T, ErrorDetail>>, CallError>,
+    sent: usize,
+    what: &str,
+) -> Vec<Result<T, CallError>> {
+    match answers {
+        Ok(answers) if answers.len() == sent => answers
+            .into_iter()
+            .map(|answer| {
+                answer.map_err(|refusal| {
+                    let status =
+                        StatusCode::from_u16(refusal.code).unwrap_or(StatusCode::BAD_GATEWAY);
+                    CallError::Api(ApiError::new(status, refusal.message))
+                })
+            })
+            .collect(),
+        Ok(answers) => {
+            let err = CallError::Protocol(format!("{sent} {what} got {} answers", answers.len()));
+            (0..sent).map(|_| Err(err.clone())).collect()
+        }
+        Err(err) => (0..sent).map(|_| Err(err.clone())).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +369,35 @@ mod tests {
             )
             .unwrap_err()
             .is_not_found()
+        );
+    }
+
+    #[test]
+    fn batched_answers_become_one_result_per_item() {
+        let refusal = ErrorDetail {
+            code: 400,
+            message: "out of stock".into(),
+        };
+        let answers = per_item_answers(Ok(vec![Ok(7), Err(refusal)]), 2, "orders");
+        assert!(matches!(answers[0], Ok(7)));
+        let err = answers[1].as_ref().unwrap_err();
+        assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(err.to_string(), "400 Bad Request: out of stock");
+
+        // A short answer fails every item: none can be matched to its order.
+        let short = per_item_answers::<u64>(Ok(vec![Ok(1)]), 3, "orders");
+        assert_eq!(short.len(), 3);
+        assert!(
+            short
+                .iter()
+                .all(|a| matches!(a, Err(CallError::Protocol(m)) if m == "3 orders got 1 answers"))
+        );
+
+        let failed = per_item_answers::<u64>(Err(CallError::Timeout("slow".into())), 2, "orders");
+        assert!(
+            failed
+                .iter()
+                .all(|a| a.as_ref().is_err_and(CallError::is_unreachable))
         );
     }
 }

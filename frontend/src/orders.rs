@@ -15,9 +15,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use api::ApiError;
 use api::batch::BatchQueue;
-use api::client::{CallError, ServiceClient};
+use api::client::{CallError, ServiceClient, per_item_answers};
 use api::cluster::NodeAddrs;
 use api::order::{Hop, OrderPlaced, OrderRecord, PlaceOrder, PlaceOrders, ReplicaClient};
 use axum::http::StatusCode;
@@ -70,23 +69,8 @@ async fn place_all(
     let orders = PlaceOrders {
         orders: batch.into_iter().map(|(order, _)| order).collect(),
     };
-    match client.place_many(&orders, Hop::with_budget(budget)).await {
-        Ok(answers) if answers.len() == count => answers
-            .into_iter()
-            .map(|answer| {
-                answer.map_err(|refusal| {
-                    let status =
-                        StatusCode::from_u16(refusal.code).unwrap_or(StatusCode::BAD_GATEWAY);
-                    CallError::Api(ApiError::new(status, refusal.message))
-                })
-            })
-            .collect(),
-        Ok(answers) => {
-            let err = CallError::Protocol(format!("{count} orders got {} answers", answers.len()));
-            vec![Err(err); count]
-        }
-        Err(err) => vec![Err(err); count],
-    }
+    let answers = client.place_many(&orders, Hop::with_budget(budget)).await;
+    per_item_answers(answers, count, "orders")
 }
 
 pub struct OrderForwarder {

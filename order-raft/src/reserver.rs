@@ -7,10 +7,8 @@
 
 use std::time::Duration;
 
-use api::ApiError;
-use api::catalog::{CatalogClient, Reservation, ReservationBatch, ReserveAnswers, ReserveOutcome};
-use api::client::CallError;
-use axum::http::StatusCode;
+use api::catalog::{CatalogClient, Reservation, ReservationBatch, ReserveOutcome};
+use api::client::{CallError, per_item_answers};
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -106,27 +104,8 @@ async fn reserve_all(
         d.saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1))
     });
-    let answers: Result<ReserveAnswers, CallError> = catalog
+    let answers = catalog
         .reserve(&ReservationBatch { reservations }, timeout)
         .await;
-    match answers {
-        Ok(answers) if answers.len() == count => answers
-            .into_iter()
-            .map(|answer| {
-                answer.map_err(|refusal| {
-                    let status =
-                        StatusCode::from_u16(refusal.code).unwrap_or(StatusCode::BAD_GATEWAY);
-                    CallError::Api(ApiError::new(status, refusal.message))
-                })
-            })
-            .collect(),
-        Ok(answers) => {
-            let err = CallError::Protocol(format!(
-                "{count} reservations got {} answers",
-                answers.len()
-            ));
-            vec![Err(err); count]
-        }
-        Err(err) => vec![Err(err); count],
-    }
+    per_item_answers(answers, count, "reservations")
 }

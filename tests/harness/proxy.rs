@@ -5,7 +5,10 @@
 //! waits for its own deadline exactly as it would on a dead network. Healing lets new
 //! connections through again.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+
+use api::cluster::NodeAddrs;
 
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
@@ -68,5 +71,67 @@ async fn relay(mut inbound: TcpStream, target: SocketAddr, mut cut: watch::Recei
     tokio::select! {
         _ = copy_bidirectional(&mut inbound, &mut outbound) => {}
         _ = cut.wait_for(|cut| *cut) => {}
+    }
+}
+
+/// A [`FaultProxy`] on every link between replicas, in each direction: `(from, to)` carries
+/// `from`'s Raft and forwarding traffic to `to`. Clients and the front-end reach the replicas
+/// directly.
+pub struct ProxyMesh {
+    proxies: BTreeMap<(u64, u64), FaultProxy>,
+    ports: BTreeMap<u64, u16>,
+}
+
+impl ProxyMesh {
+    /// Proxies for replicas listening on `ports`.
+    pub async fn start(ports: &BTreeMap<u64, u16>) -> Self {
+        let mut proxies = BTreeMap::new();
+        for &from in ports.keys() {
+            for (&to, &port) in ports {
+                if from != to {
+                    let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+                    proxies.insert((from, to), proxy);
+                }
+            }
+        }
+        Self {
+            proxies,
+            ports: ports.clone(),
+        }
+    }
+
+    /// Every replica's address book: itself directly, its peers through the proxies.
+    pub fn address_books(&self) -> BTreeMap<u64, NodeAddrs> {
+        self.ports
+            .iter()
+            .map(|(&me, &port)| {
+                let book = self.ports.keys().map(|&peer| {
+                    let url = if peer == me {
+                        api::client::parse_base_url(&format!("http://127.0.0.1:{port}"))
+                            .expect("a loopback URL")
+                    } else {
+                        self.proxies[&(me, peer)].url()
+                    };
+                    (peer, url)
+                });
+                (me, NodeAddrs::new(book))
+            })
+            .collect()
+    }
+
+    /// Cuts every link to and from replica `id`.
+    pub fn isolate(&self, id: u64) {
+        for ((from, to), proxy) in &self.proxies {
+            if *from == id || *to == id {
+                proxy.cut();
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        for proxy in self.proxies.values() {
+            proxy.heal();
+        }
     }
 }

@@ -1,46 +1,20 @@
 //! A real network cut between the replicas: every replica reaches its peers through a
-//! [`FaultProxy`], and the test isolates the leader from both followers.
+//! [`ProxyMesh`] of fault proxies, and the test isolates the leader from both followers.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use api::cluster::NodeAddrs;
-use system_tests::proxy::FaultProxy;
+use system_tests::proxy::ProxyMesh;
 use system_tests::store::{StoreOptions, TestStore, replica_ports};
 use system_tests::wait_for;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
     let ports = replica_ports();
-    // proxies[(from, to)] carries `from`'s Raft and forwarding traffic to `to`.
-    let mut proxies = BTreeMap::new();
-    for &from in ports.keys() {
-        for (&to, &port) in &ports {
-            if from != to {
-                let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await;
-                proxies.insert((from, to), proxy);
-            }
-        }
-    }
-    let address_books: BTreeMap<u64, NodeAddrs> = ports
-        .iter()
-        .map(|(&me, &port)| {
-            let book = ports.keys().map(|&peer| {
-                let url = if peer == me {
-                    api::client::parse_base_url(&format!("http://127.0.0.1:{port}")).unwrap()
-                } else {
-                    proxies[&(me, peer)].url()
-                };
-                (peer, url)
-            });
-            (me, NodeAddrs::new(book))
-        })
-        .collect();
+    let mesh = ProxyMesh::start(&ports).await;
     let store = TestStore::start_on(
         ports,
         StoreOptions {
-            address_books: Some(address_books),
+            address_books: Some(mesh.address_books()),
             ..Default::default()
         },
     )
@@ -58,11 +32,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
     store.converged().await;
 
     // Isolate the leader: every link to or from it goes dark.
-    for ((from, to), proxy) in &proxies {
-        if *from == old || *to == old {
-            proxy.cut();
-        }
-    }
+    mesh.isolate(old);
 
     // An order sent to the isolated leader is refused, never acknowledged. The refusal is the
     // leader's own 503 at its write deadline: a hang would end in the test client's timeout,
@@ -98,9 +68,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
     assert_eq!(read.status().map(|s| s.as_u16()), Some(503), "{read}");
 
     // Heal: the old leader steps down, drops its uncommitted entry and catches up.
-    for proxy in proxies.values() {
-        proxy.heal();
-    }
+    mesh.heal();
     wait_for(
         "the old leader to follow the new one",
         Duration::from_secs(20),

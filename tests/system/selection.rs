@@ -1,14 +1,11 @@
 //! Selection that follows Raft: a replica's `/health` says whether it can serve, the front-end
 //! passes over replicas that cannot, and Raft leadership follows the front-end's selection.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use api::cluster::NodeAddrs;
 use api::order::Selection;
 use futures::future::join_all;
-use system_tests::proxy::FaultProxy;
+use system_tests::proxy::ProxyMesh;
 use system_tests::store::{StoreOptions, TestStore, replica_ports};
 use system_tests::wait_for;
 
@@ -90,36 +87,12 @@ async fn quorum_lost_under_the_selected_leader_sells_nothing_and_keys_land_once_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_front_end_moves_to_the_majority_when_its_replica_is_cut_off() {
     let ports = replica_ports();
-    // proxies[(from, to)] carries `from`'s Raft traffic to `to`; the front-end reaches every
-    // replica directly.
-    let mut proxies = BTreeMap::new();
-    for &from in ports.keys() {
-        for (&to, &port) in &ports {
-            if from != to {
-                let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await;
-                proxies.insert((from, to), proxy);
-            }
-        }
-    }
-    let address_books: BTreeMap<u64, NodeAddrs> = ports
-        .iter()
-        .map(|(&me, &port)| {
-            let book = ports.keys().map(|&peer| {
-                let url = if peer == me {
-                    api::client::parse_base_url(&format!("http://127.0.0.1:{port}")).unwrap()
-                } else {
-                    proxies[&(me, peer)].url()
-                };
-                (peer, url)
-            });
-            (me, NodeAddrs::new(book))
-        })
-        .collect();
+    let mesh = ProxyMesh::start(&ports).await;
     let store = TestStore::start_on(
         ports,
         StoreOptions {
             frontend: true,
-            address_books: Some(address_books),
+            address_books: Some(mesh.address_books()),
             // Test replicas have second-long election timeouts: give orders time to wait out
             // the cut-off leader's lease, the front-end's patience and the election.
             tune_frontend: |config| config.order_retry = Duration::from_secs(15),
@@ -130,11 +103,7 @@ async fn the_front_end_moves_to_the_majority_when_its_replica_is_cut_off() {
     let frontend = store.frontend();
     let cut_off = selected_leads(&store).await;
     frontend.order("Lego", 1, None).await.unwrap();
-    for ((from, to), proxy) in &proxies {
-        if *from == cut_off || *to == cut_off {
-            proxy.cut();
-        }
-    }
+    mesh.isolate(cut_off);
 
     // Orders keep succeeding through the partition: the front-end gives up on the cut-off
     // replica once it has not been able to serve for an election timeout, and selects one of
@@ -155,9 +124,7 @@ async fn the_front_end_moves_to_the_majority_when_its_replica_is_cut_off() {
         "the cut-off replica does not claim it can serve"
     );
 
-    for proxy in proxies.values() {
-        proxy.heal();
-    }
+    mesh.heal();
     let (_, _, orders) = store.converged().await;
     assert_eq!(orders, 6);
     store.shutdown().await;
