@@ -15,6 +15,8 @@ pub enum FrontendError {
     CatalogUnavailable(String),
     #[error("no order replica answered its health check")]
     NoOrderReplica,
+    #[error("order replica {0} is still settling after an election; waiting for it")]
+    ReplicaSettling(u64),
     #[error("the order service is unavailable (retried for {budget:?}): {last_error}")]
     OrdersUnavailable {
         budget: Duration,
@@ -41,6 +43,7 @@ impl From<FrontendError> for ApiError {
             FrontendError::Api(err) => err,
             FrontendError::CatalogUnavailable(_)
             | FrontendError::NoOrderReplica
+            | FrontendError::ReplicaSettling(_)
             | FrontendError::OrdersUnavailable { .. } => ApiError::unavailable(err.to_string()),
             FrontendError::Encode(_) => ApiError::internal(err.to_string()),
         }

@@ -4,17 +4,22 @@
 //! every replica is told (`POST /selection`); otherwise try the next highest, until one
 //! answers. A replica's `/health` answers only when it can serve orders now (it leads with a
 //! quorum, or follows a leader it hears), so selection passes over replicas that are cut off
-//! or broken. The selection is redone whenever the selected replica fails to answer a
-//! forwarded request, or keeps saying it cannot serve for longer than one election timeout.
-//! The selected replica then takes over Raft leadership, so orders reach the leader directly;
-//! until it has, it forwards them to the leader.
+//! or broken. A higher replica that answers "not yet" while a lower one is ready is waited for
+//! first, for one election timeout: at a cold start or after an election the replicas hear
+//! the new leader milliseconds apart, and the rule is the highest id, not the first one ready.
+//! The selection is redone whenever the selected replica fails to answer a forwarded request,
+//! or keeps saying it cannot serve for longer than one election timeout. The selected replica
+//! then takes over Raft leadership, so orders reach the leader directly; until it has, it
+//! forwards them to the leader.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use api::client::ServiceClient;
 use api::cluster::NodeAddrs;
 use api::order::{ReplicaClient, Selection};
+use axum::http::StatusCode;
 use futures::future::join_all;
 use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
@@ -27,10 +32,15 @@ pub struct ReplicaSelector {
     /// quickly is passed over.
     probes: BTreeMap<u64, ReplicaClient>,
     selected: RwLock<Option<u64>>,
+    /// Whether any selection was made yet (later ones count as reselections).
+    selected_once: AtomicBool,
     /// One selection at a time: many requests failing together must not ping-storm.
     selecting: tokio::sync::Mutex<()>,
     /// The replica that answered "cannot serve" without an answer since, and since when.
     cannot_serve_since: Mutex<Option<(u64, Instant)>>,
+    /// The higher replica that answered "not yet" while a lower one could serve, and since when
+    /// the selection has waited for it.
+    settling_since: Mutex<Option<(u64, Instant)>>,
     /// How long a replica may keep answering "cannot serve" before it counts as failed: one
     /// election timeout.
     patience: Duration,
@@ -47,8 +57,10 @@ impl ReplicaSelector {
         Self {
             probes: ReplicaClient::all(nodes, &probe),
             selected: RwLock::new(None),
+            selected_once: AtomicBool::new(false),
             selecting: tokio::sync::Mutex::new(()),
             cannot_serve_since: Mutex::new(None),
+            settling_since: Mutex::new(None),
             patience,
             metrics,
         }
@@ -109,22 +121,63 @@ impl ReplicaSelector {
             return Ok(id);
         }
         *self.cannot_serve_since.lock() = None;
+        // The highest replica that answered "cannot serve yet" (not the one that just failed).
+        let mut settling = None;
         for (&id, replica) in self.probes.iter().rev() {
-            if replica.health().await.is_ok() {
-                *self.selected.write() = Some(id);
-                self.metrics.selected.set(id as i64);
-                if previous.is_some() {
-                    self.metrics.reselections.inc();
+            match replica.health().await {
+                Ok(_) => {
+                    if let Some(higher) = settling
+                        && self.keep_waiting_for(higher)
+                    {
+                        tracing::debug!(
+                            higher,
+                            ready = id,
+                            "waiting for a higher replica to settle"
+                        );
+                        // Not the replica that failed, while we wait.
+                        *self.selected.write() = None;
+                        self.metrics.selected.set(0);
+                        return Err(FrontendError::ReplicaSettling(higher));
+                    }
+                    *self.settling_since.lock() = None;
+                    *self.selected.write() = Some(id);
+                    self.metrics.selected.set(id as i64);
+                    if self.selected_once.swap(true, Ordering::Relaxed) {
+                        self.metrics.reselections.inc();
+                    }
+                    tracing::info!(selected = id, ?previous, "order replica selected");
+                    self.announce(id).await;
+                    return Ok(id);
                 }
-                tracing::info!(selected = id, ?previous, "order replica selected");
-                self.announce(id).await;
-                return Ok(id);
+                Err(err) => {
+                    if settling.is_none()
+                        && Some(id) != failed
+                        && err.status() == Some(StatusCode::SERVICE_UNAVAILABLE)
+                    {
+                        settling = Some(id);
+                    }
+                    tracing::debug!(id, %err, "order replica did not pass its health check");
+                }
             }
-            tracing::debug!(id, "order replica did not answer its health check");
         }
+        *self.settling_since.lock() = None;
         *self.selected.write() = None;
         self.metrics.selected.set(0);
         Err(FrontendError::NoOrderReplica)
+    }
+
+    /// A lower replica is ready but `higher` answered "not yet": true while the selection has
+    /// waited for `higher` less than the patience (starting the wait now if it had not).
+    fn keep_waiting_for(&self, higher: u64) -> bool {
+        let now = Instant::now();
+        let mut since = self.settling_since.lock();
+        match *since {
+            Some((replica, from)) if replica == higher => now.duration_since(from) <= self.patience,
+            _ => {
+                *since = Some((higher, now));
+                true
+            }
+        }
     }
 
     /// Keeps the selection alive until `shutdown`: selects a replica while none is selected

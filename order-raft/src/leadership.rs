@@ -23,8 +23,12 @@
 //! again after a pause while the selection stays the same. Leadership only ever moves towards the
 //! current selection, so it cannot ping-pong while the front-end's choice is stable.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use api::order::ReplicaClient;
+use futures::future::join_all;
 
 use openraft::ServerState;
 use tokio::sync::{RwLock, watch};
@@ -44,8 +48,41 @@ const TICK: Duration = Duration::from_millis(5);
 /// Pause before handing over again to the same replica after a failed attempt.
 const RETRY_HANDOVER_AFTER: Duration = Duration::from_secs(2);
 
+/// A selected replica that has campaigned (or decided not to) waits this long before it may
+/// campaign again without having heard from a leader: meanwhile openraft's own election
+/// timers, which fire one lease plus an election timeout after the last leader message, elect
+/// whoever can win.
+const RECAMPAIGN_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a replica about to campaign waits for each peer to say how long its log is.
+const PEER_LOG_TIMEOUT: Duration = Duration::from_millis(50);
+
 /// Longest wait for the selected replica's log to catch up before a handover.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(1);
+
+/// How long a restarted replica keeps its own election timer off while it waits to hear from
+/// the leader. A leader retries a follower it could not reach every 500 ms (openraft's default
+/// backoff), so a replica that comes back may hear nothing for that long. Were it to campaign
+/// meanwhile (its timer fires after one lease plus an election timeout), it would lose, since
+/// the others still hear their leader, but its higher term would reach the leader in the answer
+/// to the next append and depose it: a needless election, and a stall for every order in
+/// flight. openraft 0.9 has no pre-vote, which would prevent this; the grace does it here.
+const REJOIN_GRACE: Duration = Duration::from_secs(1);
+
+/// Turns off this replica's own elections until it has heard from a leader, or for
+/// [`REJOIN_GRACE`]. Call it right after a restarted replica's Raft starts, before its first
+/// election timeout. A campaign for the front-end's selection ([`Leadership`]) still runs:
+/// that one is wanted.
+pub fn rejoin_quietly(raft: Raft, contact: Arc<LeaderContact>) -> impl Future<Output = ()> {
+    raft.runtime_config().elect(false);
+    let until = Instant::now() + REJOIN_GRACE;
+    async move {
+        while contact.last().is_none() && Instant::now() < until {
+            tokio::time::sleep(TICK).await;
+        }
+        raft.runtime_config().elect(true);
+    }
+}
 
 /// The timings leadership moves with.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +117,9 @@ pub struct Leadership {
     pub contact: Arc<LeaderContact>,
     pub gate: LeaderGate,
     pub timings: Timings,
+    /// The other replicas: a selected replica asks them how long their logs are before it
+    /// campaigns.
+    pub peers: BTreeMap<NodeId, ReplicaClient>,
 }
 
 impl Leadership {
@@ -128,17 +168,31 @@ impl Leadership {
     }
 
     /// Campaigns if no leader has been heard from for a lease and a margin, at most once per
-    /// such silence.
+    /// such silence, and only with a log as long as every peer that answers: Raft elects only
+    /// a candidate whose log is at least as up to date as a majority's, so a campaign from
+    /// behind is lost, and its higher term only delays the replica that could win. That one
+    /// is left to win by its own timer, and hands leadership over once this log has caught up.
     async fn maybe_campaign(&self, last_campaign: &mut Option<Instant>) {
         let wait = self.timings.campaign_after();
         if self.contact.silence() < wait {
             return;
         }
-        // One campaign per silence: if it is lost, openraft's own timer takes over.
-        if last_campaign.is_some_and(|at| at.elapsed() < wait * 2) {
+        // One campaign per silence: if it is lost, openraft's timers take over (a leader heard
+        // since then starts a new silence).
+        if let Some(at) = *last_campaign
+            && self.contact.last().is_none_or(|heard| heard < at)
+            && at.elapsed() < RECAMPAIGN_AFTER
+        {
             return;
         }
         *last_campaign = Some(Instant::now());
+        if let Some(ahead) = self.peer_ahead().await {
+            tracing::info!(
+                peer = ahead,
+                "selected by the front-end, but a peer's log is longer: leaving the election to it"
+            );
+            return;
+        }
         tracing::info!(
             silence_ms = self.contact.silence().as_millis() as u64,
             "selected by the front-end and no leader heard from: campaigning"
@@ -146,6 +200,18 @@ impl Leadership {
         if let Err(err) = self.raft.trigger().elect().await {
             tracing::warn!(%err, "cannot start an election");
         }
+    }
+
+    /// A peer whose log is longer than this replica's, among those that answer within
+    /// [`PEER_LOG_TIMEOUT`] (a dead or cut-off peer does not vote either).
+    async fn peer_ahead(&self) -> Option<NodeId> {
+        let own = self.raft.metrics().borrow().last_log_index;
+        let asks = self.peers.iter().map(|(&id, peer)| async move {
+            let status = tokio::time::timeout(PEER_LOG_TIMEOUT, peer.status()).await;
+            let theirs = status.ok()?.ok()?.last_log_index;
+            (theirs > own).then_some(id)
+        });
+        join_all(asks).await.into_iter().flatten().next()
     }
 
     /// Lets `to` take over: quiet the leader, wait for `to` to catch up, pause heartbeats, and

@@ -35,6 +35,7 @@ use api::order::ReplicaClient;
 use api::server::{self, Failure, ServerHandle};
 use openraft::BasicNode;
 use openraft::error::{InitializeError, RaftError};
+use openraft::storage::RaftLogStorage;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -73,9 +74,21 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
 
     let token: Option<Arc<str>> = config.cluster_token.as_deref().map(Arc::from);
     let network = HttpNetwork::new(Arc::new(config.nodes.clone()), token.clone());
+    let has_voted = {
+        let mut log_store = log_store.clone();
+        log_store
+            .read_vote()
+            .await
+            .map_err(|err| StartError::Raft(err.to_string()))?
+            .is_some()
+    };
     let raft = Raft::new(config.id, raft_config, network, log_store, state_machine)
         .await
         .map_err(|err| StartError::Raft(err.to_string()))?;
+    let contact = Arc::new(LeaderContact::default());
+    // A replica that has voted before is coming back, and must not disturb the leader it has
+    // not heard from yet.
+    let rejoin = has_voted.then(|| leadership::rejoin_quietly(raft.clone(), contact.clone()));
     if config.bootstrap {
         bootstrap(&raft, &config.nodes).await?;
     }
@@ -85,7 +98,6 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     let shutdown = CancellationToken::new();
     let timings = config.leadership_timings();
     let gate = LeaderGate::default();
-    let contact = Arc::new(LeaderContact::default());
     let readiness = Arc::new(Readiness::new(raft.clone(), contact.clone(), timings.lease));
     let (read_index, read_index_task) = ReadIndex::start(
         raft.clone(),
@@ -130,6 +142,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     };
     let mut peers = ReplicaClient::all(&config.nodes, &client);
     peers.remove(&config.id);
+    let leadership_peers = peers.clone();
     let (selection, selected) = watch::channel(0);
     let node = Arc::new(OrderNode {
         id: config.id,
@@ -164,8 +177,12 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
         contact,
         gate,
         timings,
+        peers: leadership_peers,
     };
     handle.attach(tokio::spawn(leadership.run(shutdown.clone())));
+    if let Some(rejoin) = rejoin {
+        handle.attach(tokio::spawn(rejoin));
+    }
     handle.attach(tokio::spawn(watch_raft_core(
         raft.clone(),
         readiness,

@@ -42,6 +42,15 @@ enum Route {
     Nowhere,
 }
 
+/// A leader that failed to serve a request, in the term it failed in. Only that leadership is
+/// avoided: the same replica elected again in a later term serves the retry (it may well be
+/// the only candidate with the whole log).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Failed {
+    leader: NodeId,
+    term: u64,
+}
+
 pub struct OrderNode {
     pub id: NodeId,
     pub raft: Raft,
@@ -70,34 +79,44 @@ pub struct OrderNode {
 
 impl OrderNode {
     fn route(&self) -> Route {
+        self.route_in_term().0
+    }
+
+    /// The route, and the term this replica is in.
+    fn route_in_term(&self) -> (Route, u64) {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
-        match metrics.current_leader {
+        let route = match metrics.current_leader {
             Some(leader) if leader == self.id && metrics.state == ServerState::Leader => {
                 Route::Here
             }
             Some(leader) if leader != self.id => Route::Leader(leader),
             _ => Route::Nowhere,
-        }
+        };
+        (route, metrics.current_term)
     }
 
-    /// The route, waiting (until `deadline`) for a leader other than `not` to be known: a
-    /// request that arrives during an election is answered once it is over, not with a 503
-    /// the sender must come back on.
-    async fn route_avoiding(&self, not: Option<NodeId>, deadline: Instant) -> Route {
+    /// The route, waiting (until `deadline`) for a leadership other than `failed` to be known:
+    /// a request that arrives during an election is answered once it is over, not with a 503
+    /// the sender must come back on. Returns the term of the route, for [`Failed`].
+    async fn route_avoiding(&self, failed: Option<Failed>, deadline: Instant) -> (Route, u64) {
         let mut watch = self.raft.metrics();
         loop {
-            match self.route() {
-                Route::Leader(leader) if Some(leader) == not => {}
-                Route::Here if Some(self.id) == not => {}
-                Route::Nowhere => {}
-                route => return route,
+            let (route, term) = self.route_in_term();
+            let leader = match route {
+                Route::Here => Some(self.id),
+                Route::Leader(leader) => Some(leader),
+                Route::Nowhere => None,
+            };
+            let avoided = leader.is_some_and(|leader| failed == Some(Failed { leader, term }));
+            if leader.is_some() && !avoided {
+                return (route, term);
             }
             if tokio::time::timeout_at(deadline, watch.changed())
                 .await
                 .is_err()
             {
-                return Route::Nowhere;
+                return (Route::Nowhere, term);
             }
         }
     }
@@ -122,13 +141,14 @@ impl OrderNode {
         validate(&order)?;
         let deadline = self.deadline(&hop);
         // A leader that could not serve (it died, stepped down, lost its quorum) is avoided
-        // until another one is known; the order (idempotent by request id) goes there, within
-        // the deadline. Only a request nobody forwarded may move on: no forwarding loops.
+        // until another leadership is known (another replica, or this one in a later term);
+        // the order (idempotent by request id) goes there, within the deadline. Only a
+        // request nobody forwarded may move on: no forwarding loops.
         let may_move = hop.forwarded_by.is_none();
-        let mut avoid = None;
+        let mut failed = None;
         loop {
-            match self.route_avoiding(avoid, deadline).await {
-                Route::Here => {
+            match self.route_avoiding(failed, deadline).await {
+                (Route::Here, term) => {
                     let here = tokio::spawn(self.clone().place_here(order.clone(), deadline))
                         .await
                         .map_err(|err| OrderError::Internal(err.to_string()))?;
@@ -136,17 +156,20 @@ impl OrderNode {
                         Err(OrderError::NotCommitted(ProposeError::NotLeader { .. }))
                             if may_move && Instant::now() < deadline =>
                         {
-                            avoid = Some(self.id);
+                            failed = Some(Failed {
+                                leader: self.id,
+                                term,
+                            });
                         }
                         answer => return answer,
                     }
                 }
-                Route::Leader(leader) if may_move => {
+                (Route::Leader(leader), term) if may_move => {
                     self.metrics.forwarded.inc();
                     let onward = self.onward(deadline);
                     match self.leader(leader)?.place(&order, onward).await {
                         Err(err) if err.is_retryable() && Instant::now() < deadline => {
-                            avoid = Some(leader);
+                            failed = Some(Failed { leader, term });
                         }
                         answer => return answer.map_err(OrderError::from_leader),
                     }
@@ -317,10 +340,10 @@ impl OrderNode {
             });
         }
         let deadline = self.deadline(&hop);
-        let mut avoid = None;
+        let mut failed = None;
         loop {
-            match self.route_avoiding(avoid, deadline).await {
-                Route::Here => {
+            match self.route_avoiding(failed, deadline).await {
+                (Route::Here, _) => {
                     self.read_index.confirm().await?;
                     let order = self
                         .reader
@@ -332,12 +355,12 @@ impl OrderNode {
                         quantity: order.quantity,
                     });
                 }
-                Route::Leader(leader) if hop.forwarded_by.is_none() => {
+                (Route::Leader(leader), term) if hop.forwarded_by.is_none() => {
                     self.metrics.forwarded.inc();
                     let onward = self.onward(deadline);
                     match self.leader(leader)?.lookup(number, onward).await {
                         Err(err) if err.is_retryable() && Instant::now() < deadline => {
-                            avoid = Some(leader);
+                            failed = Some(Failed { leader, term });
                         }
                         answer => return answer.map_err(OrderError::from_leader),
                     }

@@ -126,13 +126,16 @@ async fn orders_survive_the_leader_crash_and_a_new_leader_takes_over() {
 }
 
 /// Stops a follower, commits 500 orders, restarts it on its old data and waits until it has
-/// the same orders as the others. Returns the restarted replica's status.
+/// the same orders as the others; the leader keeps leading in the same term throughout (the
+/// restarted replica does not campaign before the leader reaches it). Returns the restarted
+/// replica's status.
 async fn catch_up(options: StoreOptions) -> api::status::NodeStatus {
     let mut store = TestStore::start(options).await;
     let leader = store.leader().await;
     let lagging = 1 + leader % 3;
     store.place(leader, "warm-up", "Kite", 1).await.unwrap();
     store.converged().await;
+    let term = store.status(leader).await.unwrap().term;
     store.stop_node(lagging).await;
     for round in 0..10 {
         let store = &store;
@@ -150,6 +153,11 @@ async fn catch_up(options: StoreOptions) -> api::status::NodeStatus {
     assert_eq!(orders, 501);
     let status = store.status(lagging).await.unwrap();
     assert_eq!(status.digest, digest);
+    assert_eq!(
+        (status.leader, status.term),
+        (Some(leader), term),
+        "the restarted replica follows the leader it found, in the same term"
+    );
     store.shutdown().await;
     status
 }
