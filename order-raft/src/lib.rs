@@ -4,8 +4,8 @@
 //! a state machine that numbers them densely; log and state machine live in one RocksDB per
 //! replica ([`store`]). Replicas talk Raft over HTTP with bincode bodies ([`network`]). The
 //! leader reserves stock at the catalog in batches ([`reserver`]), folds concurrent orders into
-//! one entry, and settles every reservation as the log decided ([`settlement`])
-//! ([`batcher`]); every replica serves the order API and forwards to the leader when it is not
+//! one entry ([`batcher`]), and settles every reservation as the log decided ([`settlement`]);
+//! every replica serves the order API and forwards to the leader when it is not
 //! the leader itself ([`node`], [`routes`]). `/health` says whether the replica can serve
 //! ([`health`]), and leadership follows the front-end's selection ([`leadership`]).
 

@@ -18,7 +18,7 @@ pub struct BareServer {
 
 impl BareServer {
     pub async fn run(&self) -> std::io::Result<()> {
-        let router = Router::new().route("/products/{name}", get(product));
+        let router = Router::new().route(api::frontend::routes::PRODUCT, get(product));
         let listener = tokio::net::TcpListener::bind(self.listen).await?;
         println!("bare axum server on http://{}", self.listen);
         axum::serve(listener, router).await
