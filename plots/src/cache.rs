@@ -8,7 +8,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::input::{Cache, Kind, LatencyRow};
 use crate::render::{
-    CAPTION_SIZE, FONT, Figure, LABEL_SIZE, NOTE_SIZE, Swatch, TEXT_COLOR, TICK_SIZE, legend_row,
+    CAPTION_SIZE, FONT, Figure, LABEL_SIZE, NOTE_SIZE, Swatch, TEXT_COLOR, house_mesh, legend_row,
     titled,
 };
 
@@ -123,8 +123,7 @@ impl Figure for CacheBenefit {
             .x_label_area_size(52)
             .y_label_area_size(72)
             .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top)?;
-        chart
-            .configure_mesh()
+        house_mesh(chart.configure_mesh())
             .disable_x_mesh()
             .x_labels(n)
             .x_desc("order probability p")
@@ -138,10 +137,6 @@ impl Figure for CacheBenefit {
                 }
             })
             .y_labels(8)
-            .label_style((FONT, TICK_SIZE).into_font().color(&TEXT_COLOR))
-            .axis_desc_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
-            .bold_line_style(BLACK.mix(0.12))
-            .light_line_style(TRANSPARENT)
             .draw()?;
 
         let value_style = (FONT, NOTE_SIZE)

@@ -11,8 +11,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::input::{Failover, Fault, FaultKind, Kind};
 use crate::render::{
-    FONT, Figure, KILL_COLOR, LABEL_SIZE, NOTE_SIZE, RESTART_COLOR, Swatch, TEXT_COLOR, TICK_SIZE,
-    format_ms, kind_color, legend_row, log_axis, titled,
+    FONT, Figure, KILL_COLOR, NOTE_SIZE, RESTART_COLOR, Swatch, format_ms, house_mesh, kind_color,
+    legend_row, log_axis, titled,
 };
 
 /// The figure: the parsed `failover.csv`.
@@ -101,17 +101,12 @@ impl Figure for FailoverTimeline {
         let rows = labels.iter().map(|l| l.row + 1).max().unwrap_or(0);
         let row_height = labels.first().map_or(0, |l| l.height + 6);
         let mut chart = build(12 + rows as u32 * row_height as u32)?;
-        chart
-            .configure_mesh()
+        house_mesh(chart.configure_mesh())
             .x_desc("time since the start of the run (s)")
             .y_desc("request latency (ms, log scale)")
             .x_labels(16)
             .x_label_formatter(&|t| format!("{t}"))
             .y_label_formatter(&|ms| format_ms(*ms))
-            .label_style((FONT, TICK_SIZE).into_font().color(&TEXT_COLOR))
-            .axis_desc_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
-            .bold_line_style(BLACK.mix(0.12))
-            .light_line_style(TRANSPARENT)
             .draw()?;
 
         // The fault lines go under the points, their labels over them.

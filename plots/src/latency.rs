@@ -7,8 +7,8 @@ use plotters::prelude::*;
 
 use crate::input::{Cache, Kind, LatencyRow};
 use crate::render::{
-    CAPTION_SIZE, FONT, Figure, LABEL_SIZE, Swatch, TEXT_COLOR, TICK_SIZE, format_ms, kind_color,
-    legend_row, log_axis, titled,
+    CAPTION_SIZE, FONT, Figure, Swatch, TEXT_COLOR, format_ms, house_mesh, kind_color, legend_row,
+    log_axis, titled,
 };
 
 /// Which percentile a panel shows.
@@ -164,17 +164,12 @@ where
                 .log_scale()
                 .with_key_points(axis.ticks.clone()),
         )?;
-    chart
-        .configure_mesh()
+    house_mesh(chart.configure_mesh())
         .x_desc("order probability p")
         .y_desc("latency (ms, log scale)")
         .x_labels(ps.len().max(2) * 2)
         .x_label_formatter(&|p| format!("{p:.1}"))
         .y_label_formatter(&|ms| format_ms(*ms))
-        .label_style((FONT, TICK_SIZE).into_font().color(&TEXT_COLOR))
-        .axis_desc_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
-        .bold_line_style(BLACK.mix(0.12))
-        .light_line_style(TRANSPARENT)
         .draw()?;
 
     for line in lines {
