@@ -60,32 +60,18 @@ iterations=""
 seed=42
 data="$TS_REPO/plots/data"
 while (($# > 0)); do
-    opt=$1
-    case $opt in
-    --rounds | --iterations | --seed | --data)
-        (($# >= 2)) || ts_die "$opt needs a value ($usage)"
-        value=$2
-        shift 2
-        ;;
-    --rounds=* | --iterations=* | --seed=* | --data=*)
-        value=${opt#*=}
-        opt=${opt%%=*}
-        shift
-        ;;
-    *) ts_die "unexpected argument '$opt' ($usage)" ;;
-    esac
-    case $opt in
-    --rounds) rounds=$value ;;
-    --iterations) iterations=$value ;;
-    --seed) seed=$value ;;
-    --data) data=$value ;;
+    ts_option "$usage" "--rounds --iterations --seed --data" "$@"
+    shift "$TS_SHIFT"
+    case $TS_OPT in
+    --rounds) rounds=$TS_VALUE ;;
+    --iterations) iterations=$TS_VALUE ;;
+    --seed) seed=$TS_VALUE ;;
+    --data) data=$TS_VALUE ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || ts_die "--rounds must be a positive integer, not '$rounds'"
-if [[ -n $iterations && ! $iterations =~ ^[1-9][0-9]*$ ]]; then
-    ts_die "--iterations must be a positive integer, not '$iterations'"
-fi
-[[ $seed =~ ^[0-9]+$ ]] || ts_die "--seed must be a non-negative integer, not '$seed'"
+ts_need_positive --rounds "$rounds"
+[[ -z $iterations ]] || ts_need_positive --iterations "$iterations"
+ts_need_natural --seed "$seed"
 [[ -n $data ]] || ts_die "--data needs a directory"
 [[ $data == /* ]] || data="$PWD/$data"
 clients=5

@@ -49,30 +49,18 @@ clients=5
 seed=42
 data="$TS_REPO/plots/data"
 while (($# > 0)); do
-    opt=$1
-    case $opt in
-    --iterations | --clients | --seed | --data)
-        (($# >= 2)) || ts_die "$opt needs a value ($usage)"
-        value=$2
-        shift 2
-        ;;
-    --iterations=* | --clients=* | --seed=* | --data=*)
-        value=${opt#*=}
-        opt=${opt%%=*}
-        shift
-        ;;
-    *) ts_die "unexpected argument '$opt' ($usage)" ;;
-    esac
-    case $opt in
-    --iterations) iterations=$value ;;
-    --clients) clients=$value ;;
-    --seed) seed=$value ;;
-    --data) data=$value ;;
+    ts_option "$usage" "--iterations --clients --seed --data" "$@"
+    shift "$TS_SHIFT"
+    case $TS_OPT in
+    --iterations) iterations=$TS_VALUE ;;
+    --clients) clients=$TS_VALUE ;;
+    --seed) seed=$TS_VALUE ;;
+    --data) data=$TS_VALUE ;;
     esac
 done
-[[ $iterations =~ ^[1-9][0-9]*$ ]] || ts_die "--iterations must be a positive integer, not '$iterations'"
-[[ $clients =~ ^[1-9][0-9]*$ ]] || ts_die "--clients must be a positive integer, not '$clients'"
-[[ $seed =~ ^[0-9]+$ ]] || ts_die "--seed must be a non-negative integer, not '$seed'"
+ts_need_positive --iterations "$iterations"
+ts_need_positive --clients "$clients"
+ts_need_natural --seed "$seed"
 [[ -n $data ]] || ts_die "--data needs a directory"
 [[ $data == /* ]] || data="$PWD/$data"
 

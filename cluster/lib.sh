@@ -45,6 +45,29 @@ ts_args() {
     (($# >= min && $# <= max)) || ts_die "$usage"
 }
 
+# ts_option USAGE "OPTIONS" "$@": reads one option with a value from the front of "$@", written
+# `--opt VALUE` or `--opt=VALUE`, where --opt is one of the space-separated OPTIONS. Sets TS_OPT
+# (the option), TS_VALUE and TS_SHIFT (how many arguments it took); dies with USAGE otherwise.
+ts_option() {
+    local usage=$1 known=" $2 " arg=$3
+    shift 3
+    TS_OPT=${arg%%=*}
+    [[ $known == *" $TS_OPT "* ]] || ts_die "unexpected argument '$arg' ($usage)"
+    if [[ $arg == *=* ]]; then
+        TS_VALUE=${arg#*=}
+        TS_SHIFT=1
+    else
+        (($# >= 1)) || ts_die "$arg needs a value ($usage)"
+        TS_VALUE=$1
+        TS_SHIFT=2
+    fi
+}
+
+# ts_need_positive OPTION VALUE / ts_need_natural OPTION VALUE: die unless VALUE is a positive
+# (resp. non-negative) integer.
+ts_need_positive() { [[ $2 =~ ^[1-9][0-9]*$ ]] || ts_die "$1 must be a positive integer, not '$2'"; }
+ts_need_natural() { [[ $2 =~ ^[0-9]+$ ]] || ts_die "$1 must be a non-negative integer, not '$2'"; }
+
 ts_is_port() { [[ $1 =~ ^[0-9]{1,5}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); }
 
 # ---------------------------------------------------------------------------------------------

@@ -59,32 +59,28 @@ FRONTEND_URL=http://frontend.toy:8000
 
 rounds="" seed="" fault_secs=5 iterations="" quiet_secs=2 keep=0
 while (($# > 0)); do
-    case $1 in
-    --rounds | --seed | --fault-secs | --iterations | --quiet-secs)
-        (($# >= 2)) || ts_die "$1 needs a value ($usage)"
-        case $1 in
-        --rounds) rounds=$2 ;;
-        --seed) seed=$2 ;;
-        --fault-secs) fault_secs=$2 ;;
-        --iterations) iterations=$2 ;;
-        --quiet-secs) quiet_secs=$2 ;;
-        esac
-        shift 2
-        ;;
-    --keep)
+    if [[ $1 == --keep ]]; then
         keep=1
         shift
-        ;;
-    *) ts_die "unexpected argument '$1' ($usage)" ;;
+        continue
+    fi
+    ts_option "$usage" "--rounds --seed --fault-secs --iterations --quiet-secs" "$@"
+    shift "$TS_SHIFT"
+    case $TS_OPT in
+    --rounds) rounds=$TS_VALUE ;;
+    --seed) seed=$TS_VALUE ;;
+    --fault-secs) fault_secs=$TS_VALUE ;;
+    --iterations) iterations=$TS_VALUE ;;
+    --quiet-secs) quiet_secs=$TS_VALUE ;;
     esac
 done
 [[ -n $rounds ]] || ts_die "--rounds is required ($usage)"
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || ts_die "--rounds '$rounds' is not a positive number"
+ts_need_positive --rounds "$rounds"
 [[ $fault_secs =~ ^[0-9]+(\.[0-9]+)?$ && ! $fault_secs =~ ^0+(\.0+)?$ ]] ||
     ts_die "--fault-secs '$fault_secs' is not a positive number of seconds"
 [[ $quiet_secs =~ ^[0-9]+(\.[0-9]+)?$ ]] || ts_die "--quiet-secs '$quiet_secs' is not a number of seconds"
 if [[ -z $seed ]]; then seed=$(($(od -An -tu4 -N4 /dev/urandom | tr -d ' ') % 1000000)); fi
-[[ $seed =~ ^[0-9]+$ ]] || ts_die "--seed '$seed' is not a non-negative integer"
+ts_need_natural --seed "$seed"
 [[ $(id -u) == 0 ]] || ts_die "cluster/verify.sh needs root (it runs the store in network namespaces); run it with sudo"
 ts_ensure_tools python3 awk:gawk
 
@@ -113,7 +109,7 @@ if [[ -z $iterations ]]; then
     # its history as usual).
     iterations=1000000000
 fi
-[[ $iterations =~ ^[1-9][0-9]*$ ]] || ts_die "--iterations '$iterations' is not a positive number"
+ts_need_positive --iterations "$iterations"
 settle_timeout=${TOYSTORE_VERIFY_SETTLE_TIMEOUT:-60}
 client_timeout=${TOYSTORE_VERIFY_CLIENT_TIMEOUT:-600}
 [[ $settle_timeout =~ ^[0-9]+$ ]] || ts_die "TOYSTORE_VERIFY_SETTLE_TIMEOUT=$settle_timeout is not a number of seconds"
