@@ -95,17 +95,7 @@ if [[ ${TOYSTORE_HOME%/} == "$TS_REPO/run" ]]; then
     ts_die "TOYSTORE_HOME=$TOYSTORE_HOME is the default cluster's home, whose data this script would wipe; unset it (default $TS_REPO/run/chaos) or choose another"
 fi
 
-if [[ -z ${TOYSTORE_BIN_DIR:-} ]]; then
-    ts_cargo_build
-    TOYSTORE_BIN_DIR=$(ts_release_dir)
-fi
-[[ $TOYSTORE_BIN_DIR == /* ]] || TOYSTORE_BIN_DIR="$PWD/$TOYSTORE_BIN_DIR"
-bins_from=$TOYSTORE_BIN_DIR
-# Stop whatever an earlier run left in this home, then run from a copy of the binaries: a
-# rebuild of the source directory during the run cannot mix two versions.
-"$TS_CLUSTER_DIR/down.sh" >/dev/null 2>&1 || true
-ts_copy_bins "$bins_from" "$TOYSTORE_HOME/bin" catalog order-raft frontend client
-export TOYSTORE_BIN_DIR="$TOYSTORE_HOME/bin"
+ts_run_from_copy
 
 raw="$data/raw"
 mkdir -p "$raw" || ts_die "cannot create $raw"
@@ -184,7 +174,7 @@ write_params() {
     printf 'commit %s\n' "$(git -C "$TS_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     printf 'rounds %s, iterations %s, clients %s, prob %s, seed %s\n' "$rounds" "$iterations" "$clients" "$prob" "$seed"
     printf 'down %s s, steady %s s, warm-up %s s, initial stock %s\n' "$down_secs" "$steady_secs" "$warmup_secs" "$TOYSTORE_INITIAL_STOCK"
-    printf 'binaries %s (copied from %s)\nhome %s, port base %s\n' "$TOYSTORE_BIN_DIR" "$bins_from" "$TOYSTORE_HOME" "$TOYSTORE_PORT_BASE"
+    printf 'binaries %s (copied from %s)\nhome %s, port base %s\n' "$TOYSTORE_BIN_DIR" "$TS_BINS_FROM" "$TOYSTORE_HOME" "$TOYSTORE_PORT_BASE"
 }
 
 ts_say "chaos: $rounds rounds of kill -9 and restart under $clients client sessions (p $prob, ${iterations:-calibrated} iterations each, seed $seed)"

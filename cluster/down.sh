@@ -23,62 +23,25 @@ esac
 
 ts_init use
 [[ -d $TOYSTORE_HOME ]] && ts_lock
-stop_timeout=${TOYSTORE_STOP_TIMEOUT:-10}
-[[ $stop_timeout =~ ^[0-9]+$ ]] || ts_die "TOYSTORE_STOP_TIMEOUT=$stop_timeout is not a number of seconds"
-
-# stop_group SERVICE…: SIGTERM to every live one, wait, SIGKILL what is left.
-stopped_any=0
-stop_group() {
-    local svc pid deadline left
-    local -A pids=()
-    for svc in "$@"; do
-        if pid=$(ts_alive "$svc"); then
-            kill -TERM "$pid" 2>/dev/null || true
-            pids[$svc]=$pid
-            stopped_any=1
-        elif [[ -f $(ts_pidfile "$svc") ]]; then
-            printf '  %-9s was not running\n' "$(ts_label "$svc")"
-        fi
-    done
-    deadline=$(($(date +%s) + stop_timeout))
-    while :; do
-        left=0
-        for svc in "${!pids[@]}"; do
-            ts_pid_is "$svc" "${pids[$svc]}" && left=1
-        done
-        ((left == 0)) && break
-        (($(date +%s) >= deadline)) && break
-        sleep 0.1
-    done
-    for svc in "$@"; do
-        [[ -n ${pids[$svc]:-} ]] || continue
-        pid=${pids[$svc]}
-        if ts_pid_is "$svc" "$pid"; then
-            kill -KILL "$pid" 2>/dev/null || true
-            printf '  %-9s did not exit within %ss: killed (SIGKILL, pid %s)\n' "$(ts_label "$svc")" "$stop_timeout" "$pid"
-        else
-            printf '  %-9s stopped (pid %s)\n' "$(ts_label "$svc")" "$pid"
-        fi
-    done
-    for svc in "$@"; do rm -f "$(ts_pidfile "$svc")"; done
-}
+ts_check_stop_timeout
+TS_STOPPED_ANY=0
 
 if [[ -d $TS_PIDS ]] && ts_any_pidfile; then
     node_services=()
     for id in "${TS_NODE_IDS[@]}"; do node_services+=("node-$id"); done
-    stop_group frontend
-    stop_group "${node_services[@]}"
-    stop_group catalog
+    ts_stop_group frontend
+    ts_stop_group "${node_services[@]}"
+    ts_stop_group catalog
     # Pid files of services no longer in the configuration.
     for file in "$TS_PIDS"/*.pid; do
         [[ -f $file ]] || continue
         svc=${file##*/}
         svc=${svc%.pid}
-        case $svc in catalog | frontend | node-*) stop_group "$svc" ;; *) rm -f "$file" ;; esac
+        case $svc in catalog | frontend | node-*) ts_stop_group "$svc" ;; *) rm -f "$file" ;; esac
     done
 fi
 
-if ((stopped_any)); then
+if ((TS_STOPPED_ANY)); then
     ts_say "the toy store in $TOYSTORE_HOME is stopped"
 else
     ts_say "nothing is running in $TOYSTORE_HOME"

@@ -77,18 +77,7 @@ if [[ ${TOYSTORE_CACHE_CAPACITY:-} =~ ^0+$ ]]; then
     ts_die "TOYSTORE_CACHE_CAPACITY=0 turns the cache off in the 'cache on' settings too; unset it"
 fi
 
-# The binaries: the caller's, or built once here (not once per up.sh).
-if [[ -z ${TOYSTORE_BIN_DIR:-} ]]; then
-    ts_cargo_build
-    TOYSTORE_BIN_DIR=$(ts_release_dir)
-fi
-[[ $TOYSTORE_BIN_DIR == /* ]] || TOYSTORE_BIN_DIR="$PWD/$TOYSTORE_BIN_DIR"
-bins_from=$TOYSTORE_BIN_DIR
-# Stop whatever an earlier run left in this home, then run from a copy of the binaries: a
-# rebuild of the source directory during the run cannot mix two versions.
-"$TS_CLUSTER_DIR/down.sh" >/dev/null 2>&1 || true
-ts_copy_bins "$bins_from" "$TOYSTORE_HOME/bin" catalog order-raft frontend client
-export TOYSTORE_BIN_DIR="$TOYSTORE_HOME/bin"
+ts_run_from_copy
 client_bin="$TOYSTORE_BIN_DIR/client"
 
 raw="$data/raw"
@@ -210,7 +199,7 @@ EOF
     printf 'initial stock %s, restock every %s s, cache capacity %s\n' \
         "${TOYSTORE_INITIAL_STOCK:-100 (default)}" "${TOYSTORE_RESTOCK_SECS:-10 (default)}" \
         "${TOYSTORE_CACHE_CAPACITY:-10 (default)}"
-    printf 'binaries %s (copied from %s)\nhome %s, port base %s\n' "$TOYSTORE_BIN_DIR" "$bins_from" "$TOYSTORE_HOME" "$TOYSTORE_PORT_BASE"
+    printf 'binaries %s (copied from %s)\nhome %s, port base %s\n' "$TOYSTORE_BIN_DIR" "$TS_BINS_FROM" "$TOYSTORE_HOME" "$TOYSTORE_PORT_BASE"
 } >"$raw/params.txt"
 
 ts_say "experiment: $clients client sessions x $iterations iterations, seed $seed, p in {${probs[*]}}, cache on and off ($total settings)"

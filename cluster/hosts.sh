@@ -523,44 +523,6 @@ cmd_up() {
     ts_say "try:  cluster/hosts.sh exec client curl -s $HS_FRONTEND_URL/products/Tux"
 }
 
-# hs_stop_group SVC…: SIGTERM (and SIGCONT, for stopped ones), wait, SIGKILL what is left.
-hs_stop_group() {
-    local svc key pid deadline left stop_timeout=${TOYSTORE_STOP_TIMEOUT:-10}
-    [[ $stop_timeout =~ ^[0-9]+$ ]] || ts_die "TOYSTORE_STOP_TIMEOUT=$stop_timeout is not a number of seconds"
-    local -A pids=()
-    for svc in "$@"; do
-        key=$(hs_key "$svc")
-        if pid=$(ts_alive "$key"); then
-            kill -TERM "$pid" 2>/dev/null || true
-            kill -CONT "$pid" 2>/dev/null || true
-            pids[$svc]=$pid
-        fi
-    done
-    deadline=$(($(date +%s) + stop_timeout))
-    while :; do
-        left=0
-        for svc in "${!pids[@]}"; do
-            ts_pid_is "$(hs_key "$svc")" "${pids[$svc]}" && left=1
-        done
-        ((left == 0)) && break
-        (($(date +%s) >= deadline)) && break
-        sleep 0.1
-    done
-    for svc in "$@"; do
-        key=$(hs_key "$svc")
-        if [[ -n ${pids[$svc]:-} ]]; then
-            pid=${pids[$svc]}
-            if ts_pid_is "$key" "$pid"; then
-                kill -KILL "$pid" 2>/dev/null || true
-                printf '  %-9s did not exit within %ss: killed (SIGKILL, pid %s)\n' "$svc" "$stop_timeout" "$pid"
-            else
-                printf '  %-9s stopped (pid %s)\n' "$svc" "$pid"
-            fi
-        fi
-        rm -f "$(ts_pidfile "$key")"
-    done
-}
-
 cmd_down() {
     local wipe=0
     case ${1:-} in
@@ -573,9 +535,11 @@ cmd_down() {
     hs_config down
     [[ -d $HS_HOME ]] && ts_lock
     if [[ -d $TS_PIDS ]]; then
-        hs_stop_group frontend
-        hs_stop_group "${HS_REPLICAS[@]}"
-        hs_stop_group catalog
+        local replica_keys=() replica
+        for replica in "${HS_REPLICAS[@]}"; do replica_keys+=("$(hs_key "$replica")"); done
+        ts_stop_group frontend
+        ts_stop_group "${replica_keys[@]}"
+        ts_stop_group catalog
     fi
     # Anything else still inside the namespaces (a load client started with `exec`).
     local host ns pid

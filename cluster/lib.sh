@@ -283,6 +283,53 @@ ts_pid_is() {
     return 0
 }
 
+# ts_check_stop_timeout: dies unless $TOYSTORE_STOP_TIMEOUT (if set) is a number of seconds.
+ts_check_stop_timeout() {
+    [[ ${TOYSTORE_STOP_TIMEOUT:-10} =~ ^[0-9]+$ ]] ||
+        ts_die "TOYSTORE_STOP_TIMEOUT=$TOYSTORE_STOP_TIMEOUT is not a number of seconds"
+}
+
+# ts_stop_group SERVICE…: SIGTERM (and SIGCONT, so a stopped one can act on it) to every live
+# one, wait up to $TOYSTORE_STOP_TIMEOUT seconds (default 10) for them all, SIGKILL what is
+# left, print one line per service and remove their pid files. Sets TS_STOPPED_ANY=1 if it
+# signalled any.
+ts_stop_group() {
+    ts_check_stop_timeout
+    local svc pid deadline left stop_timeout=${TOYSTORE_STOP_TIMEOUT:-10}
+    local -A pids=()
+    for svc in "$@"; do
+        if pid=$(ts_alive "$svc"); then
+            kill -TERM "$pid" 2>/dev/null || true
+            kill -CONT "$pid" 2>/dev/null || true
+            pids[$svc]=$pid
+            TS_STOPPED_ANY=1
+        elif [[ -f $(ts_pidfile "$svc") ]]; then
+            printf '  %-9s was not running\n' "$(ts_label "$svc")"
+        fi
+    done
+    deadline=$(($(date +%s) + stop_timeout))
+    while :; do
+        left=0
+        for svc in "${!pids[@]}"; do
+            ts_pid_is "$svc" "${pids[$svc]}" && left=1
+        done
+        ((left == 0)) && break
+        (($(date +%s) >= deadline)) && break
+        sleep 0.1
+    done
+    for svc in "$@"; do
+        [[ -n ${pids[$svc]:-} ]] || continue
+        pid=${pids[$svc]}
+        if ts_pid_is "$svc" "$pid"; then
+            kill -KILL "$pid" 2>/dev/null || true
+            printf '  %-9s did not exit within %ss: killed (SIGKILL, pid %s)\n' "$(ts_label "$svc")" "$stop_timeout" "$pid"
+        else
+            printf '  %-9s stopped (pid %s)\n' "$(ts_label "$svc")" "$pid"
+        fi
+    done
+    for svc in "$@"; do rm -f "$(ts_pidfile "$svc")"; done
+}
+
 # ts_pid SERVICE: prints the pid recorded for SERVICE (may be stale), or nothing.
 ts_pid() {
     local file pid=""
@@ -564,6 +611,23 @@ or point TOYSTORE_BIN_DIR at a directory holding the release binaries."
     ts_say "building release binaries with cargo (a first build compiles rocksdb: ~15 minutes) …" >&2
     (cd "$TS_REPO" && cargo build --release --bins -p catalog -p frontend -p order-raft -p client -p checker) >&2 ||
         ts_die "cargo build failed"
+}
+
+# ts_run_from_copy: prepares a long run (chaos.sh, experiment.sh) in $TOYSTORE_HOME: takes the
+# binaries from $TOYSTORE_BIN_DIR, or builds them once here (not once per up.sh), stops
+# whatever an earlier run left in this home, and copies the binaries into $TOYSTORE_HOME/bin,
+# so a rebuild of the source directory during the run cannot mix two versions. Exports
+# TOYSTORE_BIN_DIR as the copy and sets TS_BINS_FROM to where the binaries came from.
+ts_run_from_copy() {
+    if [[ -z ${TOYSTORE_BIN_DIR:-} ]]; then
+        ts_cargo_build
+        TOYSTORE_BIN_DIR=$(ts_release_dir)
+    fi
+    [[ $TOYSTORE_BIN_DIR == /* ]] || TOYSTORE_BIN_DIR="$PWD/$TOYSTORE_BIN_DIR"
+    TS_BINS_FROM=$TOYSTORE_BIN_DIR
+    "$TS_CLUSTER_DIR/down.sh" >/dev/null 2>&1 || true
+    ts_copy_bins "$TS_BINS_FROM" "$TOYSTORE_HOME/bin" catalog order-raft frontend client
+    export TOYSTORE_BIN_DIR="$TOYSTORE_HOME/bin"
 }
 
 # ts_copy_bins SRC DEST BIN…: copies the release binaries BIN… from SRC into DEST (each through a
