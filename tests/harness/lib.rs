@@ -80,6 +80,18 @@ where
     }
 }
 
+/// The Prometheus text a service serves on `/metrics` at `base`.
+pub async fn metrics_text(base: &reqwest::Url) -> String {
+    let url = api::client::route_url(base, api::server::routes::METRICS, &[]);
+    reqwest::get(url)
+        .await
+        .and_then(|answer| answer.error_for_status())
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics is text")
+}
+
 /// Logs from the services under test, shown when `RUST_LOG` is set.
 pub fn init_logs() {
     if std::env::var_os("RUST_LOG").is_some() {

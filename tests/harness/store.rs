@@ -228,15 +228,9 @@ impl TestStore {
     /// Requests replica `id` forwarded to a leader since it started (its
     /// `order_forwarded_total`).
     pub async fn forwarded(&self, id: u64) -> u64 {
-        let url = api::client::route_url(&self.node_url(id), api::server::routes::METRICS, &[]);
-        let text = reqwest::get(url)
+        crate::metrics_text(&self.node_url(id))
             .await
-            .and_then(|answer| answer.error_for_status())
-            .expect("/metrics answers")
-            .text()
-            .await
-            .expect("/metrics is text");
-        text.lines()
+            .lines()
             .find_map(|line| line.strip_prefix("order_forwarded_total "))
             .and_then(|value| value.trim().parse().ok())
             .expect("order_forwarded_total is exported")

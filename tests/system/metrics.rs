@@ -1,5 +1,6 @@
 //! `/metrics` on every service carries the series the README promises.
 
+use system_tests::metrics_text;
 use system_tests::store::{StoreOptions, TestStore};
 
 /// The service-specific series of README's "Observability" paragraph, per service.
@@ -50,14 +51,7 @@ const ORDER: &[&str] = &[
 /// The series of `expected` that `/metrics` at `base` does not declare (Prometheus text has a
 /// `# TYPE <name> ` line per series).
 async fn missing(base: &reqwest::Url, expected: &[&'static str]) -> Vec<&'static str> {
-    let url = api::client::route_url(base, api::server::routes::METRICS, &[]);
-    let text = reqwest::get(url)
-        .await
-        .and_then(|answer| answer.error_for_status())
-        .expect("/metrics answers")
-        .text()
-        .await
-        .expect("/metrics is text");
+    let text = metrics_text(base).await;
     expected
         .iter()
         .copied()
