@@ -37,10 +37,10 @@ pub struct ReplicaSelector {
     /// One selection at a time: many requests failing together must not ping-storm.
     selecting: tokio::sync::Mutex<()>,
     /// The replica that answered "cannot serve" without an answer since, and since when.
-    cannot_serve_since: Mutex<Option<(u64, Instant)>>,
+    cannot_serve: Streak,
     /// The higher replica that answered "not yet" while a lower one could serve, and since when
     /// the selection has waited for it.
-    settling_since: Mutex<Option<(u64, Instant)>>,
+    settling: Streak,
     /// How long a replica may keep answering "cannot serve" before it counts as failed: one
     /// election timeout.
     patience: Duration,
@@ -59,8 +59,8 @@ impl ReplicaSelector {
             selected: RwLock::new(None),
             selected_once: AtomicBool::new(false),
             selecting: tokio::sync::Mutex::new(()),
-            cannot_serve_since: Mutex::new(None),
-            settling_since: Mutex::new(None),
+            cannot_serve: Streak::default(),
+            settling: Streak::default(),
             patience,
             metrics,
         }
@@ -68,24 +68,13 @@ impl ReplicaSelector {
 
     /// `id` answered a request.
     pub fn served(&self, id: u64) {
-        let mut since = self.cannot_serve_since.lock();
-        if since.is_some_and(|(replica, _)| replica == id) {
-            *since = None;
-        }
+        self.cannot_serve.end_for(id);
     }
 
     /// `id` answered "cannot serve". True when it has done so, with no answer in between, for
     /// longer than the patience: the caller should report it failed.
     pub fn cannot_serve(&self, id: u64) -> bool {
-        let now = Instant::now();
-        let mut since = self.cannot_serve_since.lock();
-        match *since {
-            Some((replica, from)) if replica == id => now.duration_since(from) > self.patience,
-            _ => {
-                *since = Some((id, now));
-                false
-            }
-        }
+        self.cannot_serve.outlasts(id, self.patience)
     }
 
     pub fn selected(&self) -> Option<u64> {
@@ -120,14 +109,16 @@ impl ReplicaSelector {
         {
             return Ok(id);
         }
-        *self.cannot_serve_since.lock() = None;
+        self.cannot_serve.end();
         // The highest replica that answered "cannot serve yet" (not the one that just failed).
         let mut settling = None;
         for (&id, replica) in self.probes.iter().rev() {
             match replica.health().await {
                 Ok(_) => {
+                    // A lower replica is ready but `higher` answered "not yet": wait for it while
+                    // it has been settling for no longer than the patience.
                     if let Some(higher) = settling
-                        && self.keep_waiting_for(higher)
+                        && !self.settling.outlasts(higher, self.patience)
                     {
                         tracing::debug!(
                             higher,
@@ -139,7 +130,7 @@ impl ReplicaSelector {
                         self.metrics.selected.set(0);
                         return Err(FrontendError::ReplicaSettling(higher));
                     }
-                    *self.settling_since.lock() = None;
+                    self.settling.end();
                     *self.selected.write() = Some(id);
                     self.metrics.selected.set(id as i64);
                     if self.selected_once.swap(true, Ordering::Relaxed) {
@@ -160,24 +151,10 @@ impl ReplicaSelector {
                 }
             }
         }
-        *self.settling_since.lock() = None;
+        self.settling.end();
         *self.selected.write() = None;
         self.metrics.selected.set(0);
         Err(FrontendError::NoOrderReplica)
-    }
-
-    /// A lower replica is ready but `higher` answered "not yet": true while the selection has
-    /// waited for `higher` less than the patience (starting the wait now if it had not).
-    fn keep_waiting_for(&self, higher: u64) -> bool {
-        let now = Instant::now();
-        let mut since = self.settling_since.lock();
-        match *since {
-            Some((replica, from)) if replica == higher => now.duration_since(from) <= self.patience,
-            _ => {
-                *since = Some((higher, now));
-                true
-            }
-        }
     }
 
     /// Keeps the selection alive until `shutdown`: selects a replica while none is selected
@@ -224,3 +201,36 @@ impl ReplicaSelector {
 
 /// Ping deadline for health checks and notifications.
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// One replica's streak of doing something (answering "cannot serve", or "not yet"): which
+/// replica, and since when. Another replica doing it starts a new streak.
+#[derive(Default)]
+struct Streak(Mutex<Option<(u64, Instant)>>);
+
+impl Streak {
+    /// `id` did it again now. True when its streak has lasted longer than `limit`; starts a
+    /// streak (and answers false) if `id` had none.
+    fn outlasts(&self, id: u64, limit: Duration) -> bool {
+        let now = Instant::now();
+        let mut since = self.0.lock();
+        match *since {
+            Some((replica, from)) if replica == id => now.duration_since(from) > limit,
+            _ => {
+                *since = Some((id, now));
+                false
+            }
+        }
+    }
+
+    /// Ends `id`'s streak, if it has the current one.
+    fn end_for(&self, id: u64) {
+        let mut since = self.0.lock();
+        if since.is_some_and(|(replica, _)| replica == id) {
+            *since = None;
+        }
+    }
+
+    fn end(&self) {
+        *self.0.lock() = None;
+    }
+}
