@@ -117,23 +117,9 @@ now_ms() {
 }
 secs_between() { python3 -c 'import sys; print(f"{(int(sys.argv[2]) - int(sys.argv[1])) / 1000:.1f}")' "$1" "$2"; }
 
-cluster_started=0
-client_pid=""
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [[ -n $client_pid ]]; then kill "$client_pid" 2>/dev/null || true; fi
-    if ((cluster_started)); then
-        "$TS_CLUSTER_DIR/down.sh" >>"$cluster_log" 2>&1 ||
-            ts_warn "cluster/down.sh failed; see $cluster_log"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+ts_clean_up_run_on_exit "$cluster_log"
 
-client_running() { [[ -n $client_pid ]] && kill -0 "$client_pid" 2>/dev/null; }
+client_running() { [[ -n $TS_RUN_CLIENT_PID ]] && kill -0 "$TS_RUN_CLIENT_PID" 2>/dev/null; }
 
 # node_field ID PATH…: the /status fields of node ID, one per line ("-" when it does not answer).
 node_fields() {
@@ -181,7 +167,7 @@ ts_say "chaos: $rounds rounds of kill -9 and restart under $clients client sessi
 ts_say "  cluster in $TOYSTORE_HOME, front-end port $TOYSTORE_PORT_BASE; results: $data/failover.csv, raw files in $raw"
 
 start_all=$(now_ms)
-cluster_started=1
+TS_RUN_STARTED=1
 "$TS_CLUSTER_DIR/down.sh" --wipe >>"$cluster_log" 2>&1 || ts_die "cluster/down.sh --wipe failed (see $cluster_log)"
 if ! "$TS_CLUSTER_DIR/up.sh" >>"$cluster_log" 2>&1; then
     tail -n 15 "$cluster_log" | sed 's/^/    /' >&2
@@ -224,8 +210,8 @@ client_launch_ms=$(now_ms)
 "$TOYSTORE_BIN_DIR/client" --frontend "$TS_FRONTEND_URL" --clients "$clients" --prob "$prob" \
     --iterations "$iterations" --seed "$seed" --out "$client_json" --timeline "$timeline" --quiet \
     >"$client_out" 2>&1 &
-client_pid=$!
-ts_say "client started (pid $client_pid); first kill in ${warmup_secs} s"
+TS_RUN_CLIENT_PID=$!
+ts_say "client started (pid $TS_RUN_CLIENT_PID); first kill in ${warmup_secs} s"
 sleep "$warmup_secs"
 
 # ---------------------------------------------------------------------------------------------
@@ -283,8 +269,8 @@ done
 
 ts_say "rounds done; waiting for the client to finish …"
 client_rc=0
-wait "$client_pid" || client_rc=$?
-client_pid=""
+wait "$TS_RUN_CLIENT_PID" || client_rc=$?
+TS_RUN_CLIENT_PID=""
 client_end_ms=$(now_ms)
 ts_say "client finished with exit status $client_rc"
 
@@ -438,9 +424,9 @@ for id in "${TS_NODE_IDS[@]}"; do
 done
 ((analysis_rc == 0)) || verdict FAIL "could not write $data/failover.csv (see above)"
 
-if ((cluster_started)); then
+if ((TS_RUN_STARTED)); then
     "$TS_CLUSTER_DIR/down.sh" >>"$cluster_log" 2>&1 || ts_warn "cluster/down.sh failed; see $cluster_log"
-    cluster_started=0
+    TS_RUN_STARTED=0
 fi
 ts_say "wall time: $(secs_between "$start_all" "$(now_ms)") s; the cluster is stopped, its data kept in $TOYSTORE_HOME"
 ((ok)) || ts_die "chaos run FAILED (see the verdicts above)"

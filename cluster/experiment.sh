@@ -101,21 +101,7 @@ now_s() { printf '%s' "${EPOCHREALTIME/,/.}"; }
 secs_since() { python3 -c 'import sys, time; print(f"{time.time() - float(sys.argv[1]):.1f}")' "$1"; }
 clock() { python3 -c 'import sys; s = int(float(sys.argv[1])); print(f"{s // 60}:{s % 60:02d}")' "$1"; }
 
-cluster_started=0
-client_pid=""
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [[ -n $client_pid ]]; then kill "$client_pid" 2>/dev/null || true; fi
-    if ((cluster_started)); then
-        "$TS_CLUSTER_DIR/down.sh" >>"$cluster_log" 2>&1 ||
-            ts_warn "cluster/down.sh failed; see $cluster_log"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+ts_clean_up_run_on_exit "$cluster_log"
 
 # fresh_cluster CACHE: a wiped cluster with the cache on or off; fails (with the end of the log
 # on stderr) if it does not come up.
@@ -124,7 +110,7 @@ fresh_cluster() {
     local -a env_args=()
     if [[ $cache == on ]]; then env_args=(-u TOYSTORE_NO_CACHE); else env_args=(TOYSTORE_NO_CACHE=1); fi
     printf '\n===== %s: cache %s\n' "$(date -u +%FT%TZ)" "$cache" >>"$cluster_log"
-    cluster_started=1
+    TS_RUN_STARTED=1
     if ! "$TS_CLUSTER_DIR/down.sh" --wipe >>"$cluster_log" 2>&1; then
         ts_warn "cluster/down.sh --wipe failed in $TOYSTORE_HOME (see $cluster_log)"
         return 1
@@ -226,9 +212,9 @@ for p in "${probs[@]}"; do
             "$client_bin" --frontend "$TS_FRONTEND_URL" --clients "$clients" --prob "$p" \
                 --iterations "$iterations" --seed "$seed" --out "$raw/$name.json" --quiet \
                 >"$raw/$name.out" 2>&1 &
-            client_pid=$!
-            wait "$client_pid" || rc=$?
-            client_pid=""
+            TS_RUN_CLIENT_PID=$!
+            wait "$TS_RUN_CLIENT_PID" || rc=$?
+            TS_RUN_CLIENT_PID=""
             client_secs=$(secs_since "$client_start")
             if result=$(check_run "$raw/$name.json" "$raw/$name.csv"); then
                 read -r status orders oos errors vfail requests q50 o50 l50 <<<"$result"
@@ -261,9 +247,9 @@ for p in "${probs[@]}"; do
     done
 done
 
-if ((cluster_started)); then
+if ((TS_RUN_STARTED)); then
     "$TS_CLUSTER_DIR/down.sh" >>"$cluster_log" 2>&1 || ts_warn "cluster/down.sh failed; see $cluster_log"
-    cluster_started=0
+    TS_RUN_STARTED=0
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -630,6 +630,29 @@ ts_run_from_copy() {
     export TOYSTORE_BIN_DIR="$TOYSTORE_HOME/bin"
 }
 
+# ts_clean_up_run_on_exit LOG: for a long run (chaos.sh, experiment.sh), on exit, SIGINT or
+# SIGTERM: kills the run's load client (TS_RUN_CLIENT_PID, while set) and, once the run has
+# started its cluster (TS_RUN_STARTED=1), stops it with down.sh, whose output goes to LOG. The
+# exit status is kept (130 after SIGINT, 143 after SIGTERM).
+ts_clean_up_run_on_exit() {
+    TS_RUN_LOG=$1
+    TS_RUN_STARTED=0
+    TS_RUN_CLIENT_PID=""
+    trap ts_clean_up_run EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+ts_clean_up_run() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n $TS_RUN_CLIENT_PID ]]; then kill "$TS_RUN_CLIENT_PID" 2>/dev/null || true; fi
+    if ((TS_RUN_STARTED)); then
+        "$TS_CLUSTER_DIR/down.sh" >>"$TS_RUN_LOG" 2>&1 ||
+            ts_warn "cluster/down.sh failed; see $TS_RUN_LOG"
+    fi
+    exit "$rc"
+}
+
 # ts_copy_bins SRC DEST BIN…: copies the release binaries BIN… from SRC into DEST (each through a
 # temporary file and a rename, so a binary that still runs is never overwritten in place), so
 # that a long run keeps one consistent set even if SRC is rebuilt meanwhile. Dies if one is
