@@ -631,9 +631,9 @@ ts_run_from_copy() {
 }
 
 # ts_clean_up_run_on_exit LOG: for a long run (chaos.sh, experiment.sh), on exit, SIGINT or
-# SIGTERM: kills the run's load client (TS_RUN_CLIENT_PID, while set) and, once the run has
-# started its cluster (TS_RUN_STARTED=1), stops it with down.sh, whose output goes to LOG. The
-# exit status is kept (130 after SIGINT, 143 after SIGTERM).
+# SIGTERM: kills the run's load client (TS_RUN_CLIENT_PID, while set; SIGKILL) and, once the
+# run has started its cluster (TS_RUN_STARTED=1), stops it with down.sh, whose output goes to
+# LOG. The exit status is kept (130 after SIGINT, 143 after SIGTERM).
 ts_clean_up_run_on_exit() {
     TS_RUN_LOG=$1
     TS_RUN_STARTED=0
@@ -645,7 +645,10 @@ ts_clean_up_run_on_exit() {
 ts_clean_up_run() {
     local rc=$?
     trap - EXIT INT TERM
-    if [[ -n $TS_RUN_CLIENT_PID ]]; then kill "$TS_RUN_CLIENT_PID" 2>/dev/null || true; fi
+    # A client still running here is abandoned with the run: SIGKILL, since on SIGTERM it would
+    # finish its iteration and verify every order against the cluster stopped just below,
+    # retrying each lookup until its timeout.
+    if [[ -n $TS_RUN_CLIENT_PID ]]; then kill -KILL "$TS_RUN_CLIENT_PID" 2>/dev/null || true; fi
     if ((TS_RUN_STARTED)); then
         "$TS_CLUSTER_DIR/down.sh" >>"$TS_RUN_LOG" 2>&1 ||
             ts_warn "cluster/down.sh failed; see $TS_RUN_LOG"
