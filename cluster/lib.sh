@@ -272,13 +272,13 @@ ts_pid_is() {
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     [[ -r /proc/$pid/cmdline ]] || return 1
     bin=$(ts_bin_name "$svc")
-    IFS= read -r -d '' argv0 <"/proc/$pid/cmdline" 2>/dev/null || true
+    IFS= read -r -d '' argv0 2>/dev/null <"/proc/$pid/cmdline" || true
     [[ -n $argv0 && ${argv0##*/} == "$bin" ]] || return 1
     state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || return 1
     [[ $state != Z && $state != X ]] || return 1
     # Started by these scripts for this home? (environ is readable for our own processes.)
     if [[ -r /proc/$pid/environ ]]; then
-        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "TOYSTORE_HOME=$TOYSTORE_HOME" || return 1
+        tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "TOYSTORE_HOME=$TOYSTORE_HOME" || return 1
     fi
     return 0
 }
