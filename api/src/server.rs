@@ -491,6 +491,20 @@ impl MakeRequestId for MakeRequestIds {
     }
 }
 
+/// The runtime a service's `main` runs on: one thread. Five services and a load generator
+/// share the cores of one machine here; on a multi-thread runtime every step of an order hops
+/// between worker threads (a wake-up on another core each time), which measured slower than
+/// doing the same work on one thread: an order at one connection 2.4 → 1.8 ms (p50), orders
+/// at 64 connections 5 300 → 8 000 per second, cached reads faster too. The rule that comes
+/// with it: nothing may hold the thread for long. Disk waits run elsewhere (the Raft log's
+/// sync thread, `spawn_blocking` for the catalog's commits, snapshots and pruning) and long
+/// loops yield (the state machine's apply).
+pub fn service_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 /// What a service's `main` does once it is serving: waits for SIGTERM or Ctrl-C (or for the
 /// service to stop by itself), then shuts it down gracefully. An `Err` is the failure that
 /// stopped the service: `main` returns it, so the process exits non-zero.

@@ -7,12 +7,13 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    api::server::init_tracing();
-    let config = catalog::Config::parse();
-    let handle = catalog::serve(config).await?;
-    api::server::run_until_signal(handle)
-        .await
-        .map_err(|reason| anyhow::anyhow!("stopped after a failure: {reason}"))
+fn main() -> anyhow::Result<()> {
+    api::server::service_runtime()?.block_on(async {
+        api::server::init_tracing();
+        let config = catalog::Config::parse();
+        let handle = catalog::serve(config).await?;
+        api::server::run_until_signal(handle)
+            .await
+            .map_err(|reason| anyhow::anyhow!("stopped after a failure: {reason}"))
+    })
 }

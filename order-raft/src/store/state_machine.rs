@@ -59,6 +59,10 @@ const PRUNE_STEP: u64 = 1024;
 /// Orders written per RocksDB batch while installing a snapshot.
 const INSTALL_BATCH: usize = 4096;
 
+/// Orders (and other log items) applied between two yields to the runtime: well under a
+/// millisecond of work.
+const APPLY_YIELD_EVERY: usize = 256;
+
 /// The state machine's bookkeeping, persisted atomically with the orders it describes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
@@ -492,7 +496,20 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
             abandoned: HashMap::new(),
         };
         let mut results = Vec::new();
+        let mut since_yield = 0;
         for entry in entries {
+            // A replica runs on one thread (see `main.rs`): a long catch-up must let the Raft
+            // RPCs and timers in between, or the replica would look dead while it applies.
+            since_yield += match &entry.payload {
+                EntryPayload::Normal(proposal) => {
+                    1 + proposal.orders.len() + proposal.abandons.len()
+                }
+                _ => 1,
+            };
+            if since_yield >= APPLY_YIELD_EVERY {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
             applying.summary.last_applied = Some(entry.log_id);
             let decided = match entry.payload {
                 EntryPayload::Blank => Decided::default(),
