@@ -505,6 +505,37 @@ pub fn service_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// Why a service's `main` ends with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError<E: std::error::Error + 'static> {
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Start(E),
+    #[error("stopped after a failure: {0}")]
+    Stopped(String),
+}
+
+/// A service's whole `main`: tracing, [`service_runtime`], `serve(config)`, then
+/// [`run_until_signal`]. `main` returns the error, so the process exits non-zero.
+pub fn run_service<C, E, Fut>(
+    config: C,
+    serve: impl FnOnce(C) -> Fut,
+) -> Result<(), ServiceError<E>>
+where
+    E: std::error::Error + 'static,
+    Fut: Future<Output = Result<ServerHandle, E>>,
+{
+    init_tracing();
+    let runtime = service_runtime().map_err(ServiceError::Runtime)?;
+    runtime.block_on(async {
+        let handle = serve(config).await.map_err(ServiceError::Start)?;
+        run_until_signal(handle)
+            .await
+            .map_err(ServiceError::Stopped)
+    })
+}
+
 /// What a service's `main` does once it is serving: waits for SIGTERM or Ctrl-C (or for the
 /// service to stop by itself), then shuts it down gracefully. An `Err` is the failure that
 /// stopped the service: `main` returns it, so the process exits non-zero.

@@ -8,12 +8,6 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    api::server::service_runtime()?.block_on(async {
-        api::server::init_tracing();
-        let config = catalog::Config::parse();
-        let handle = catalog::serve(config).await?;
-        api::server::run_until_signal(handle)
-            .await
-            .map_err(|reason| anyhow::anyhow!("stopped after a failure: {reason}"))
-    })
+    api::server::run_service(catalog::Config::parse(), catalog::serve)?;
+    Ok(())
 }

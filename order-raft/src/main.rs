@@ -8,12 +8,6 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    api::server::service_runtime()?.block_on(async {
-        api::server::init_tracing();
-        let config = order_raft::Config::parse();
-        let handle = order_raft::serve(config).await?;
-        api::server::run_until_signal(handle)
-            .await
-            .map_err(|reason| anyhow::anyhow!("stopped after a failure: {reason}"))
-    })
+    api::server::run_service(order_raft::Config::parse(), order_raft::serve)?;
+    Ok(())
 }
