@@ -59,7 +59,7 @@ const PRUNE_STEP: u64 = 1024;
 /// Orders written per RocksDB batch while installing a snapshot.
 const INSTALL_BATCH: usize = 4096;
 
-/// Orders (and other log items) applied between two yields to the runtime: well under a
+/// Orders (and other log items) applied between two yields to the runtime: about a
 /// millisecond of work.
 const APPLY_YIELD_EVERY: usize = 256;
 
