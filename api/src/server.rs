@@ -536,10 +536,10 @@ where
     })
 }
 
-/// What a service's `main` does once it is serving: waits for SIGTERM or Ctrl-C (or for the
-/// service to stop by itself), then shuts it down gracefully. An `Err` is the failure that
-/// stopped the service: `main` returns it, so the process exits non-zero.
-pub async fn run_until_signal(handle: ServerHandle) -> Result<(), String> {
+/// What [`run_service`] does once the service is serving: waits for SIGTERM or Ctrl-C (or for
+/// the service to stop by itself), then shuts it down gracefully. An `Err` is the failure that
+/// stopped the service.
+async fn run_until_signal(handle: ServerHandle) -> Result<(), String> {
     let stopped = handle.shutdown_token();
     tokio::select! {
         _ = shutdown_signal() => {}

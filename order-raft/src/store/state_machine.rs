@@ -498,18 +498,6 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         let mut results = Vec::new();
         let mut since_yield = 0;
         for entry in entries {
-            // A replica runs on one thread (see `main.rs`): a long catch-up must let the Raft
-            // RPCs and timers in between, or the replica would look dead while it applies.
-            since_yield += match &entry.payload {
-                EntryPayload::Normal(proposal) => {
-                    1 + proposal.orders.len() + proposal.abandons.len()
-                }
-                _ => 1,
-            };
-            if since_yield >= APPLY_YIELD_EVERY {
-                since_yield = 0;
-                tokio::task::yield_now().await;
-            }
             applying.summary.last_applied = Some(entry.log_id);
             let decided = match entry.payload {
                 EntryPayload::Blank => Decided::default(),
@@ -530,6 +518,14 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
                     Decided::default()
                 }
             };
+            // A replica runs on one thread (`api::server::service_runtime`): a long catch-up
+            // must let the Raft RPCs and timers in between, or the replica would look dead
+            // while it applies.
+            since_yield += 1 + decided.orders.len() + decided.abandons.len();
+            if since_yield >= APPLY_YIELD_EVERY {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
             results.push(decided);
         }
         applying.prune(self.retention)?;
