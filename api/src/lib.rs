@@ -17,6 +17,7 @@
 //!   round trip, commit or log entry.
 //! - [`server`]: the inbound plumbing every service shares (request ids, tracing spans,
 //!   `/health`, `/metrics`, the envelope for unknown routes and bad bodies, graceful shutdown).
+//! - `rocks` (feature `rocks`): RocksDB settings shared by the services that store data.
 //! - [`cli`], [`defaults`]: flag parsers and default addresses every binary shares.
 
 pub mod batch;
@@ -29,6 +30,8 @@ pub mod defaults;
 pub mod envelope;
 pub mod frontend;
 pub mod order;
+#[cfg(feature = "rocks")]
+pub mod rocks;
 pub mod server;
 pub mod status;
 

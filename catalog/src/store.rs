@@ -115,8 +115,15 @@ impl StockStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = [CF_TOYS, CF_RESERVATIONS, CF_PENDING, CF_SETTLED, CF_META]
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let cfs = [CF_TOYS, CF_RESERVATIONS, CF_PENDING, CF_SETTLED, CF_META].map(|name| {
+            // Keyed by random reservation ids, looked up by every reservation.
+            let options = if name == CF_RESERVATIONS {
+                api::rocks::random_id_index()
+            } else {
+                Options::default()
+            };
+            ColumnFamilyDescriptor::new(name, options)
+        });
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         let mut store = Self {
             db,

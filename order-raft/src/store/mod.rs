@@ -87,7 +87,14 @@ pub fn open(
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
-    let cfs = ALL_CFS.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+    let cfs = ALL_CFS.map(|name| {
+        let options = if LOOKED_UP_BY_REQUEST_ID.contains(&name) {
+            api::rocks::random_id_index()
+        } else {
+            Options::default()
+        };
+        ColumnFamilyDescriptor::new(name, options)
+    });
     let db = Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?);
     check_format(&db)?;
     let snapshots = dir.join("snapshots");
@@ -97,6 +104,10 @@ pub fn open(
     let log = RocksLogStore::new(db, applied);
     Ok((log, sm))
 }
+
+/// Column families keyed by request id: every order looks its id up, once on the leader
+/// before it reserves and once in every replica's apply (see [`api::rocks::random_id_index`]).
+const LOOKED_UP_BY_REQUEST_ID: [&str; 2] = [CF_REQUESTS, CF_ABANDONED];
 
 /// Refuses a database written by an older, incompatible version; stamps a new one.
 fn check_format(db: &DB) -> Result<(), StoreError> {
