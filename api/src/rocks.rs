@@ -14,15 +14,13 @@ use rocksdb::{BlockBasedOptions, Options};
 /// settings:
 /// - a bloom filter over whole keys, in the memtable and in every table file, answers most
 ///   "absent" without walking;
-/// - a 1 MiB memtable keeps the skip list small enough to stay in cache; older ids go to
+/// - a 4 MiB memtable keeps the skip list small enough to stay in cache; older ids go to
 ///   table files, where the bloom filter answers for them.
 ///
-/// The filter alone only moved the cost to the insert, which then walked the list cold. The
-/// walks' share of the machine's CPU at 64 connections (`perf`): 13 % with the defaults, 5.8 %
-/// with a 4 MiB memtable, 3.3 % with 1 MiB.
+/// The filter alone only moved the cost to the insert, which then walked the list cold.
 pub fn random_id_index() -> Options {
     let mut options = Options::default();
-    options.set_write_buffer_size(1 << 20);
+    options.set_write_buffer_size(4 << 20);
     options.set_memtable_prefix_bloom_ratio(0.1);
     options.set_memtable_whole_key_filtering(true);
     let mut table = BlockBasedOptions::default();
