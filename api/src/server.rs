@@ -34,8 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tracing::Instrument;
 
 use crate::defaults::{CLUSTER_TOKEN_HEADER, MAX_JSON_BODY, REQUEST_ID_HEADER};
 use crate::envelope::ApiError;
@@ -230,21 +229,10 @@ pub fn finish(router: Router, mut registry: Registry, health: MethodRouter) -> R
             HeaderName::from_static(REQUEST_ID_HEADER),
             MakeRequestIds::new(),
         ))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let id = req
-                        .headers()
-                        .get(REQUEST_ID_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!("http", method = %req.method(), uri = %req.uri(), request_id = %id)
-                })
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-        )
-        .layer(middleware::from_fn(scope_request_id))
-        .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER)))
+        .layer(middleware::from_fn(request_scope))
+        .layer(PropagateRequestIdLayer::new(HeaderName::from_static(
+            REQUEST_ID_HEADER,
+        )))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(middleware::from_fn_with_state(http, track_http));
@@ -264,14 +252,29 @@ pub fn process_up() -> MethodRouter {
     get(|| async { crate::Data::new("ok") })
 }
 
-async fn scope_request_id(req: Request, next: Next) -> Response {
+/// Runs the request inside a `tracing` span that carries its request id (so every line logged
+/// while serving it has the id) and makes the id the task's [`current_request_id`] (so calls
+/// to other services forward it).
+///
+/// One span and nothing else. tower-http's `TraceLayer`, used before, also wraps the response
+/// body and runs its hooks around every poll: it cost the front-end's cached product read 11 %
+/// of its throughput (one thread is the bound there; `wrk`, with and without the layer). This
+/// span costs about 7 %, mostly the subscriber formatting its fields; `track_http` logs the
+/// status and latency at debug level, inside the span.
+async fn request_scope(req: Request, next: Next) -> Response {
     let id = req
         .extensions()
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or_default()
         .to_string();
-    REQUEST_ID.scope(id, next.run(req)).await
+    let span = tracing::info_span!(
+        "http",
+        method = req.method().as_str(),
+        path = req.uri().path(),
+        request_id = id.as_str(),
+    );
+    REQUEST_ID.scope(id, next.run(req)).instrument(span).await
 }
 
 async fn unknown_route(req: Request) -> ApiError {
@@ -458,10 +461,17 @@ async fn track_http(State(metrics): State<HttpMetrics>, req: Request, next: Next
         route,
         status: response.status().as_u16(),
     };
+    let elapsed = started.elapsed();
     metrics
         .latency
         .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
+    // Inside the request's span (this layer is the innermost), so the line has its id.
+    tracing::debug!(
+        status = labels.status,
+        latency_us = elapsed.as_micros() as u64,
+        "answered"
+    );
     response
 }
 
