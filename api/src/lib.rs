@@ -17,7 +17,7 @@
 //!   round trip, commit or log entry.
 //! - [`server`]: the inbound plumbing every service shares (request ids, tracing spans,
 //!   `/health`, `/metrics`, the envelope for unknown routes and bad bodies, graceful shutdown).
-//! - `rocks` (feature `rocks`): RocksDB settings shared by the services that store data.
+//! - `rocks` (feature `rocks`): how the services that store data open RocksDB.
 //! - [`cli`], [`defaults`]: flag parsers and default addresses every binary shares.
 
 pub mod batch;

@@ -1,7 +1,26 @@
-//! RocksDB settings shared by the two services that store data: the catalog (stock and
-//! reservations) and the order replicas (Raft log and state machine).
+//! How the two services that store data open RocksDB: the catalog (stock and reservations)
+//! and the order replicas (Raft log and state machine), with the same settings.
 
-use rocksdb::{BlockBasedOptions, Options};
+use std::path::Path;
+
+use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DB, Options};
+
+/// Opens (or creates) the database in `dir` with the column families `all`, creating any that
+/// are missing; those in `random_id` get [`random_id_index`], the others RocksDB's defaults.
+pub fn open(dir: &Path, all: &[&str], random_id: &[&str]) -> Result<DB, rocksdb::Error> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    let cfs = all.iter().map(|&name| {
+        let options = if random_id.contains(&name) {
+            random_id_index()
+        } else {
+            Options::default()
+        };
+        ColumnFamilyDescriptor::new(name, options)
+    });
+    DB::open_cf_descriptors(&opts, dir, cfs)
+}
 
 /// Options for a column family keyed by random ids (request ids, reservation ids) that is
 /// mostly asked for ids it does not hold: every new order looks its request id up before it
@@ -18,7 +37,7 @@ use rocksdb::{BlockBasedOptions, Options};
 ///   table files, where the bloom filter answers for them.
 ///
 /// The filter alone only moved the cost to the insert, which then walked the list cold.
-pub fn random_id_index() -> Options {
+fn random_id_index() -> Options {
     let mut options = Options::default();
     options.set_write_buffer_size(4 << 20);
     options.set_memtable_prefix_bloom_ratio(0.1);

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use api::catalog::{PendingReservation, ReservationId, ReserveOutcome};
-use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CatalogError;
@@ -112,19 +112,12 @@ impl StockStore {
     /// Opens the store in `dir`, creating it with [`INITIAL_TOYS`] at `initial_stock` each when
     /// it does not exist yet. An existing store keeps the stock level it was created with.
     pub fn open(dir: &Path, initial_stock: u32) -> Result<Self, CatalogError> {
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        let cfs = [CF_TOYS, CF_RESERVATIONS, CF_PENDING, CF_SETTLED, CF_META].map(|name| {
+        let db = api::rocks::open(
+            dir,
+            &[CF_TOYS, CF_RESERVATIONS, CF_PENDING, CF_SETTLED, CF_META],
             // Keyed by random reservation ids, looked up by every reservation.
-            let options = if name == CF_RESERVATIONS {
-                api::rocks::random_id_index()
-            } else {
-                Options::default()
-            };
-            ColumnFamilyDescriptor::new(name, options)
-        });
-        let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
+            &[CF_RESERVATIONS],
+        )?;
         let mut store = Self {
             db,
             initial_stock,

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options};
+use rocksdb::{ColumnFamily, DB};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -84,18 +84,7 @@ pub fn open(
     retention: Duration,
     crash_mid_install: bool,
 ) -> Result<(RocksLogStore, RocksStateMachine), StoreError> {
-    let mut opts = Options::default();
-    opts.create_if_missing(true);
-    opts.create_missing_column_families(true);
-    let cfs = ALL_CFS.map(|name| {
-        let options = if LOOKED_UP_BY_REQUEST_ID.contains(&name) {
-            api::rocks::random_id_index()
-        } else {
-            Options::default()
-        };
-        ColumnFamilyDescriptor::new(name, options)
-    });
-    let db = Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?);
+    let db = Arc::new(api::rocks::open(dir, &ALL_CFS, &LOOKED_UP_BY_REQUEST_ID)?);
     check_format(&db)?;
     let snapshots = dir.join("snapshots");
     std::fs::create_dir_all(&snapshots)?;
@@ -106,7 +95,7 @@ pub fn open(
 }
 
 /// Column families keyed by request id: every order looks its id up, once on the leader
-/// before it reserves and once in every replica's apply (see [`api::rocks::random_id_index`]).
+/// before it reserves and once in every replica's apply (see [`api::rocks::open`]).
 const LOOKED_UP_BY_REQUEST_ID: [&str; 2] = [CF_REQUESTS, CF_ABANDONED];
 
 /// Refuses a database written by an older, incompatible version; stamps a new one.
