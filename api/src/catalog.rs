@@ -118,6 +118,12 @@ pub enum ReserveOutcome {
     /// This reservation was already released (the Raft log abandoned it): the order must try
     /// again as its next attempt.
     Released,
+    /// This reservation already holds the stock of a committed order (it was confirmed). Never
+    /// a fresh reservation: the order exists, or was forgotten past the dedup retention.
+    Confirmed,
+    /// This reservation is older than half the dedup retention: the Raft log may no longer
+    /// remember whether an order used it, so no order may use it now. Nothing changed.
+    Expired,
 }
 
 /// What the Raft log decided for a reservation.

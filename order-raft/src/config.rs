@@ -211,6 +211,16 @@ impl Config {
             replication_lag_threshold: self.snapshot_every.saturating_mul(2),
             ..Default::default()
         };
+        // The catalog lets a reservation be released or reused only while it is younger than
+        // half the retention (README, "Retention"); the sweeper must find it pending before
+        // then, with time to spare for a catalog that was briefly unreachable.
+        if self.dedup_retention < 4 * self.reservation_timeout {
+            return Err(StartError::Config(format!(
+                "--dedup-retention ({} s) must be at least 4 × --reservation-timeout-ms ({} ms)",
+                self.dedup_retention.as_secs(),
+                self.reservation_timeout.as_millis()
+            )));
+        }
         if self.campaign_margin_ms * 2 >= self.election_min_ms {
             return Err(StartError::Config(format!(
                 "--campaign-margin-ms {} must be below half of --election-min-ms {}",

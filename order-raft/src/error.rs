@@ -19,6 +19,10 @@ pub enum OrderError {
     InvalidOrder(String),
     #[error("request id {0:?} was already used for a different order")]
     RequestIdReused(String),
+    #[error(
+        "request id {0:?} was used for an order too long ago to tell whether this is a retry; send the order with a new request id"
+    )]
+    RequestIdExpired(String),
     #[error("no order number {0}")]
     NoSuchOrder(u64),
     #[error("no Raft leader is known yet; retry shortly")]
@@ -68,7 +72,9 @@ impl From<OrderError> for ApiError {
         let status = match &err {
             OrderError::UnknownProduct(_) | OrderError::NoSuchOrder(_) => StatusCode::NOT_FOUND,
             OrderError::OutOfStock { .. } | OrderError::InvalidOrder(_) => StatusCode::BAD_REQUEST,
-            OrderError::RequestIdReused(_) => StatusCode::CONFLICT,
+            OrderError::RequestIdReused(_) | OrderError::RequestIdExpired(_) => {
+                StatusCode::CONFLICT
+            }
             OrderError::Downstream(answer) => return answer.clone(),
             // "This replica cannot serve now": the front-end selects another if it lasts.
             OrderError::NoLeader

@@ -273,6 +273,25 @@ impl OrderNode {
             ReserveOutcome::UnknownProduct => return Err(OrderError::UnknownProduct(order.name)),
             // The log abandoned this attempt while we were reserving: try again.
             ReserveOutcome::Released => return Err(OrderError::Abandoned),
+            // Not a fresh reservation: this request id's reservation is settled or too old to
+            // use (README, "Retention"). Its order, if the log still remembers one, is the
+            // answer; a read confirmed after the catalog answered sees every order whose
+            // reservation the catalog had confirmed by then.
+            ReserveOutcome::Confirmed | ReserveOutcome::Expired => {
+                tokio::time::timeout_at(deadline, self.read_index.confirm())
+                    .await
+                    .map_err(|_| {
+                        OrderError::ReadNotConfirmed("no quorum answered in time".into())
+                    })??;
+                return match self.reader.request(&order.request_id)?.placed {
+                    Some(earlier) => self.answer_duplicate(
+                        &order,
+                        earlier.number,
+                        earlier.name == order.name && earlier.quantity == order.quantity,
+                    ),
+                    None => Err(OrderError::RequestIdExpired(order.request_id)),
+                };
+            }
         }
         self.faults.check_crash_after_reserve(&order.request_id);
         let proposed = NewOrder {
@@ -419,8 +438,8 @@ impl OrderNode {
             last_log_index: metrics.last_log_index,
             applied_index: summary.last_applied.map(|id| id.index),
             selected_replica: (selected != 0).then_some(selected),
-            orders: summary.next_number,
-            digest: hex::encode(summary.digest),
+            orders: summary.counters.next_number,
+            digest: hex::encode(summary.counters.digest),
             entries_received: self.metrics.entries_received.get(),
             snapshots_installed: self.reader.snapshots_installed(),
         }

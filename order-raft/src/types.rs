@@ -7,7 +7,7 @@ use std::io::Cursor;
 use api::catalog::ReservationId;
 use serde::{Deserialize, Serialize};
 
-use crate::store::snapshot::SnapshotFile;
+use crate::store::snapshot_file::SnapshotFile;
 
 pub type NodeId = u64;
 
@@ -50,7 +50,7 @@ impl NewOrder {
 }
 
 /// A log entry's payload. The leader's [`crate::batcher::OrderBatcher`] folds concurrent
-/// orders into one entry; the [`crate::sweeper`] proposes abandonments of reservations that
+/// orders into one entry; the [`crate::settlement::Sweeper`] proposes abandonments of reservations that
 /// were never confirmed. `stamp_ms` is the leader's wall clock when it proposed: the state
 /// machine's clock for retention, the same on every replica because it is in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,26 +88,4 @@ pub enum Verdict {
 pub struct Decided {
     pub orders: Vec<OrderOutcome>,
     pub abandons: Vec<Verdict>,
-}
-
-/// An order as the state machine stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredOrder {
-    pub number: u64,
-    pub request_id: String,
-    pub attempt: u32,
-    pub name: String,
-    pub quantity: u32,
-    /// The state machine's clock when it was placed.
-    pub placed_ms: u64,
-}
-
-/// A request id whose attempts up to `through` were abandoned, remembered (in order of
-/// `seq`) for the retention window so that their reservations can never be used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AbandonRecord {
-    pub seq: u64,
-    pub request_id: String,
-    pub through: u32,
-    pub stamp_ms: u64,
 }

@@ -14,8 +14,13 @@
 // it too, so that `?` carries errors to the trait methods unchanged.
 #![allow(clippy::result_large_err)]
 
+mod apply;
 pub mod log;
-pub mod snapshot;
+mod reader;
+pub mod records;
+pub mod rules;
+mod snapshot;
+pub mod snapshot_file;
 pub mod state_machine;
 
 use std::path::Path;
@@ -27,7 +32,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use log::RocksLogStore;
-pub use state_machine::{OrderReader, RequestState, RocksStateMachine};
+pub use reader::{OrderReader, RequestState};
+pub use records::{AbandonRecord, StoredOrder};
+pub use state_machine::RocksStateMachine;
 
 /// Log entries by index (big-endian u64 keys sort by index).
 pub(crate) const CF_LOG: &str = "log";
@@ -58,7 +65,8 @@ const ALL_CFS: [&str; 8] = [
 ];
 
 /// The on-disk format this code writes; a database without it was made by an older version.
-const FORMAT: u32 = 2;
+/// 3: the summary's counters moved into one struct (issue 20).
+const FORMAT: u32 = 3;
 const KEY_FORMAT: &[u8] = b"format";
 
 /// What the store's own functions (opening, reading orders outside Raft) fail with. The
@@ -69,6 +77,8 @@ pub enum StoreError {
     Rocks(#[from] rocksdb::Error),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot encode a record: {0}")]
+    Encode(#[from] bincode::error::EncodeError),
     #[error("corrupt data on disk: {0}")]
     Corrupt(String),
     #[error("{0}")]
@@ -78,7 +88,7 @@ pub enum StoreError {
 /// Opens (or creates) a node's database in `dir` (snapshots in `dir/snapshots`) and returns
 /// its log store and state machine. `retention`: how long the state machine remembers request
 /// ids (the same on every replica). `crash_mid_install`: fault injection, see
-/// `state_machine::apply_snapshot_file`.
+/// `snapshot::apply_snapshot_file`.
 pub fn open(
     dir: &Path,
     retention: Duration,
