@@ -147,7 +147,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     let node = Arc::new(OrderNode {
         id: config.id,
         raft: raft.clone(),
-        reader,
+        reader: reader.clone(),
         metrics: metrics.clone(),
         faults: Faults::default(),
         peers,
@@ -191,6 +191,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     )));
     handle.attach(tokio::spawn(metrics::mirror_raft_metrics(
         raft.clone(),
+        reader,
         metrics,
     )));
     if let Some(task) = batcher_task {

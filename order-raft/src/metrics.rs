@@ -7,6 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::store::OrderReader;
 use crate::types::Raft;
 
 /// Counters and gauges of one replica.
@@ -31,6 +32,10 @@ pub struct NodeMetrics {
     pub last_log_index: Gauge,
     pub applied_index: Gauge,
     pub is_leader: Gauge,
+    /// Request ids this replica still stores (an upper bound: orders not yet forgotten, each
+    /// with at most one index entry), and abandonment records it still stores.
+    pub requests_stored: Gauge,
+    pub abandons_stored: Gauge,
 }
 
 impl NodeMetrics {
@@ -53,6 +58,8 @@ impl NodeMetrics {
             last_log_index: Gauge::default(),
             applied_index: Gauge::default(),
             is_leader: Gauge::default(),
+            requests_stored: Gauge::default(),
+            abandons_stored: Gauge::default(),
         };
         registry.register(
             "orders_placed",
@@ -135,12 +142,23 @@ impl NodeMetrics {
             "1 on the Raft leader",
             metrics.is_leader.clone(),
         );
+        registry.register(
+            "requests_stored",
+            "Request ids this replica still stores (at most one per order not yet forgotten)",
+            metrics.requests_stored.clone(),
+        );
+        registry.register(
+            "abandons_stored",
+            "Abandonment records this replica still stores",
+            metrics.abandons_stored.clone(),
+        );
         metrics
     }
 }
 
-/// Mirrors openraft's metrics into the Prometheus gauges until Raft stops.
-pub async fn mirror_raft_metrics(raft: Raft, metrics: NodeMetrics) {
+/// Mirrors openraft's metrics, and what the state machine stores, into the Prometheus gauges
+/// until Raft stops (every applied entry changes openraft's metrics).
+pub async fn mirror_raft_metrics(raft: Raft, reader: OrderReader, metrics: NodeMetrics) {
     let mut watch = raft.metrics();
     loop {
         {
@@ -156,6 +174,16 @@ pub async fn mirror_raft_metrics(raft: Raft, metrics: NodeMetrics) {
                 .is_leader
                 .set(i64::from(m.state == ServerState::Leader));
         }
+        let summary = reader.summary();
+        let stored = |total: u64, forgotten: u64| total.saturating_sub(forgotten) as i64;
+        metrics.requests_stored.set(stored(
+            summary.counters.next_number,
+            summary.requests_forgotten_below,
+        ));
+        metrics.abandons_stored.set(stored(
+            summary.counters.abandon_seq,
+            summary.abandons_forgotten_below,
+        ));
         if watch.changed().await.is_err() {
             break;
         }
