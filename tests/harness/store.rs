@@ -27,6 +27,8 @@ pub struct StoreOptions {
     pub tune_node: fn(&mut order_raft::Config),
     /// Adjusts the front-end's configuration before it starts.
     pub tune_frontend: fn(&mut frontend::Config),
+    /// Adjusts the catalog's configuration before it starts.
+    pub tune_catalog: fn(&mut catalog::Config),
     /// Replicas serve `POST /faults`.
     pub fault_injection: bool,
     /// Per replica, the address book it uses for its peers (e.g. through fault proxies).
@@ -43,6 +45,7 @@ impl Default for StoreOptions {
             frontend: false,
             tune_node: |_| {},
             tune_frontend: |_| {},
+            tune_catalog: |_| {},
             fault_injection: false,
             address_books: None,
             cluster_token: None,
@@ -85,6 +88,7 @@ impl TestStore {
         let mut catalog_config = catalog::Config::for_test(dir.path().join("catalog"));
         catalog_config.initial_stock = options.initial_stock;
         catalog_config.cluster_token = options.cluster_token.clone();
+        (options.tune_catalog)(&mut catalog_config);
         let catalog = catalog::serve(catalog_config)
             .await
             .expect("catalog starts");
