@@ -29,16 +29,21 @@ pub struct Config {
           value_parser = api::cli::seconds)]
     pub restock_interval: Duration,
 
-    /// How long a settled (or refused) reservation is remembered, in seconds: a retry of the
-    /// same reservation id within it gets the same answer. Pending reservations are kept until
-    /// the Raft log settles them, however long that takes.
-    #[arg(long = "reservation-retention", env = "TOYSTORE_RESERVATION_RETENTION_SECS",
+    /// The order replicas' dedup retention R, in seconds: how long they remember a request id
+    /// after its order (their `--dedup-retention`; give every service the same value). The
+    /// catalog derives its reservation rules from it, with the decision horizon H = R/2: a
+    /// reservation record decides only while it is younger than H (a duplicate of an older
+    /// pending one answers `expired`; a release of an older pending one is refused and its
+    /// units stay held); `GET /reservations/pending` lists only pending reservations younger
+    /// than H; finished records are forgotten R + H after they finished. Safe while the
+    /// clocks of the catalog and the replicas differ by less than R/4 (see `ledger.rs`).
+    #[arg(long = "dedup-retention", env = "TOYSTORE_DEDUP_RETENTION_SECS",
           default_value = "86400", value_parser = api::cli::seconds)]
-    pub retention: Duration,
+    pub dedup_retention: Duration,
 
     /// Length of a front-end's cache lease, in milliseconds: how long a front-end that cannot
     /// be reached may delay an acknowledgement, and how long a restarted catalog waits before
-    /// its first one.
+    /// its first one when a front-end it knows of cannot be reached (it resets the others).
     #[arg(long = "lease-ms", env = "TOYSTORE_LEASE_MS", default_value = "3000",
           value_parser = api::cli::millis)]
     pub lease: Duration,

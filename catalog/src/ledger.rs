@@ -12,6 +12,33 @@
 //! is held by reservations not yet settled and `sold` by confirmed ones. A reservation takes
 //! units from `quantity` into `pending`; a confirmation moves them to `sold`; a release moves
 //! them back to `quantity`.
+//!
+//! # Retention: one rule with the order replicas
+//!
+//! The replicas forget a request id R (`--dedup-retention`) after its order was placed; the
+//! catalog takes the same R. Between the two forgettings a retry of the same key is attempt 0
+//! again, so the catalog must never let an old record hand out stock it already gave (answering
+//! the duplicate of a confirmed reservation with its stored `Reserved` let the replicas place
+//! an order that took no stock). With the *decision horizon* H = R/2 ([`Retention`]):
+//!
+//! - a record decides only while it is younger than H on the catalog's clock
+//!   (`made_ms + H > now`). A reserve that finds a record answers `Confirmed` if it was
+//!   confirmed (never the stored `Reserved`), `Released` if it was released, `Expired` if it is
+//!   older than H (nothing changes), and otherwise its stored answer ([`answer_again`]);
+//! - a release of a pending reservation older than H is refused: the reservation stays pending
+//!   and its units stay held (never sold twice), counted in `catalog_releases_refused_total`
+//!   and logged as an error. A confirmation is always applied ([`settle_step`]);
+//! - `GET /reservations/pending` lists only pending reservations younger than H, so the
+//!   leader's sweeper does not propose a held one for abandonment over and over;
+//! - finished records (confirmed, released, refused) are forgotten R + H after they finished.
+//!
+//! Why this is safe: the replicas remember an order for R after it was placed, and placement
+//! comes after its reservation was made. So as long as the clocks of the catalog and the
+//! replicas differ by less than R/4, a reservation younger than H whose order committed is
+//! still remembered by the replicas when its duplicate or its release is decided (the log then
+//! answers the duplicate itself, and never abandons a committed order); past H the catalog no
+//! longer lets the reservation change hands. A finished record is kept R + H, past the replicas'
+//! R, with a margin of H for the clocks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,13 +52,16 @@ use api::catalog::{
 };
 use api::order::valid_request_id;
 use parking_lot::RwLock;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache_lease::CacheLeases;
 use crate::error::CatalogError;
 use crate::metrics::CatalogMetrics;
-use crate::store::{Changes, ReservationRecord, ReservationState, StockStore, ToyState, Toys};
+use crate::store::{
+    Changes, ReservationRecord, ReservationState, StockStore, ToyState, Toys, next_version,
+};
 
 /// Most commands folded into one commit.
 const MAX_BATCH: usize = 512;
@@ -50,12 +80,18 @@ enum Answer {
     Restock(Result<Vec<String>, CatalogError>),
 }
 
+/// Records forgotten per step of the housekeeping loop; it yields between steps.
+pub const FORGET_CHUNK: usize = 10_000;
+
 /// The handle request handlers and the background loops use.
 #[derive(Clone)]
 pub struct Ledger {
     commands: BatchQueue<Command, Answer>,
     toys: Arc<RwLock<Toys>>,
     store: Arc<StockStore>,
+    retention: Retention,
+    clock: Clock,
+    metrics: CatalogMetrics,
 }
 
 /// Milliseconds since the Unix epoch: when a reservation was made or settled. Wall-clock time,
@@ -66,20 +102,126 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Where the ledger reads the time (Unix milliseconds): [`system_clock`], or a test's own.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(unix_ms)
+}
+
+/// The retention rule of the module's doc, for a dedup retention R.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    dedup_ms: u64,
+}
+
+impl Retention {
+    pub fn new(dedup_retention: Duration) -> Self {
+        Self {
+            dedup_ms: u64::try_from(dedup_retention.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// H = R/2: how long a reservation record decides.
+    pub fn horizon_ms(&self) -> u64 {
+        self.dedup_ms / 2
+    }
+
+    /// Whether a reservation made at `made_ms` still decides at `now`.
+    pub fn decides(&self, made_ms: u64, now: u64) -> bool {
+        made_ms.saturating_add(self.horizon_ms()) > now
+    }
+
+    /// Records that finished at or before this are forgotten at `now`: R + H ago.
+    pub fn forget_cutoff(&self, now: u64) -> u64 {
+        now.saturating_sub(self.dedup_ms.saturating_add(self.horizon_ms()))
+    }
+}
+
+/// How the ledger is run.
+#[derive(Clone)]
+pub struct LedgerSettings {
+    pub retention: Retention,
+    pub clock: Clock,
+}
+
+/// How a reservation whose id already has a record is answered; nothing changes.
+pub fn answer_again(
+    record: &ReservationRecord,
+    reservation: &Reservation,
+    now: u64,
+    retention: Retention,
+) -> Result<ReserveOutcome, CatalogError> {
+    match record.state {
+        // Its stock belongs to a committed order: never hand it out again.
+        ReservationState::Confirmed => Ok(ReserveOutcome::Confirmed),
+        // The log abandoned this attempt: it can never take stock again.
+        ReservationState::Released => Ok(ReserveOutcome::Released),
+        ReservationState::Pending | ReservationState::Refused
+            if !retention.decides(record.made_ms, now) =>
+        {
+            Ok(ReserveOutcome::Expired)
+        }
+        ReservationState::Pending | ReservationState::Refused => {
+            if record.name != reservation.name || record.quantity != reservation.quantity {
+                return Err(CatalogError::RequestIdReused(reservation.id.to_string()));
+            }
+            Ok(record.outcome.clone())
+        }
+    }
+}
+
+/// What a settlement does to a reservation that has a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleStep {
+    /// Settle the pending reservation into this state.
+    Apply(ReservationState),
+    /// A release of a pending reservation past the horizon: it stays pending, units held.
+    RefuseRelease,
+    /// The record was settled the other way: the first settlement stands.
+    Contradiction,
+    /// Nothing to do; answer with what the record is.
+    AsBefore,
+}
+
+/// The settlement rule of the module's doc.
+pub fn settle_step(
+    state: ReservationState,
+    made_ms: u64,
+    decision: Decision,
+    now: u64,
+    retention: Retention,
+) -> SettleStep {
+    match (state, decision) {
+        (ReservationState::Pending, Decision::Confirm) => {
+            SettleStep::Apply(ReservationState::Confirmed)
+        }
+        (ReservationState::Pending, Decision::Release) if retention.decides(made_ms, now) => {
+            SettleStep::Apply(ReservationState::Released)
+        }
+        (ReservationState::Pending, Decision::Release) => SettleStep::RefuseRelease,
+        (ReservationState::Confirmed, Decision::Release)
+        | (ReservationState::Released, Decision::Confirm) => SettleStep::Contradiction,
+        _ => SettleStep::AsBefore,
+    }
+}
+
 impl Ledger {
     /// Starts the writer task. It stops when `shutdown` is cancelled; commands still queued are
     /// answered with [`CatalogError::ShuttingDown`].
     ///
-    /// `hold_until`: no change is answered before this instant. After a restart, front-ends may
-    /// still hold leases granted by the previous process, which this one does not know of, and
-    /// that process may have committed a change without pushing its invalidation; waiting one
-    /// lease length makes sure every front-end has either renewed with us (and emptied its
-    /// cache, since its lease is `fresh` here) or stopped trusting its cache.
+    /// `ready`: no change is committed (nor answered) before it reads `true`. After a restart,
+    /// front-ends may still cache under leases granted by the previous process, which may have
+    /// committed a change without pushing its invalidation; `CacheLeases::reconcile`
+    /// opens the gate once every such front-end has been reset or its lease has run out. If
+    /// the gate closes without opening, every change is answered
+    /// [`CatalogError::ShuttingDown`].
     pub fn start(
         store: Arc<StockStore>,
         leases: Arc<CacheLeases>,
         metrics: CatalogMetrics,
-        hold_until: Instant,
+        ready: watch::Receiver<bool>,
+        settings: LedgerSettings,
         shutdown: CancellationToken,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), CatalogError> {
         let toys = Arc::new(RwLock::new(store.load()?));
@@ -88,6 +230,9 @@ impl Ledger {
             toys: toys.clone(),
             leases,
             metrics: metrics.clone(),
+            retention: settings.retention,
+            clock: settings.clock.clone(),
+            floor: store.version_floor(),
         });
         let (commands, task) = BatchQueue::start(
             MAX_BATCH,
@@ -95,10 +240,10 @@ impl Ledger {
             shutdown,
             move |commands: Vec<Command>| {
                 let writer = writer.clone();
+                let mut ready = ready.clone();
                 async move {
-                    // Checked first: even an expired sleep waits for the timer's next tick.
-                    if Instant::now() < hold_until {
-                        tokio::time::sleep_until(hold_until).await;
+                    if !*ready.borrow() && ready.wait_for(|open| *open).await.is_err() {
+                        return shutting_down(commands);
                     }
                     writer.commit(commands).await
                 }
@@ -109,6 +254,9 @@ impl Ledger {
                 commands,
                 toys,
                 store,
+                retention: settings.retention,
+                clock: settings.clock,
+                metrics,
             },
             task,
         ))
@@ -167,31 +315,58 @@ impl Ledger {
         }
     }
 
-    /// Reservations made at least `older_than` ago and still pending, oldest first.
+    /// Reservations made at least `older_than` ago and still pending, oldest first; only those
+    /// younger than the horizon (an older one is held: no release of it is accepted).
     pub fn pending(
         &self,
         older_than: Duration,
         limit: usize,
     ) -> Result<Vec<PendingReservation>, CatalogError> {
-        let now = unix_ms();
+        let now = (self.clock)();
         self.store.pending(
+            now.saturating_sub(self.retention.horizon_ms()),
             now.saturating_sub(older_than.as_millis() as u64),
             now,
             limit,
         )
     }
 
-    /// Deletes records that finished more than `retention` ago, at most `limit` of them;
-    /// returns how many.
-    pub fn forget_older_than(
-        &self,
-        retention: Duration,
-        limit: usize,
-    ) -> Result<usize, CatalogError> {
-        let cutoff = unix_ms().saturating_sub(retention.as_millis() as u64);
-        let expired = self.store.expired(cutoff, limit)?;
+    /// Deletes up to `chunk` records that finished R + H ago or earlier (blocking: call it
+    /// off the service's thread); returns how many.
+    pub fn forget_chunk(&self, chunk: usize) -> Result<usize, CatalogError> {
+        let cutoff = self.retention.forget_cutoff((self.clock)());
+        let expired = self.store.expired(cutoff, chunk)?;
         self.store.forget(&expired)?;
+        self.metrics
+            .reservations_forgotten
+            .inc_by(expired.len() as u64);
         Ok(expired.len())
+    }
+
+    /// Forgets every record due, `chunk` at a time (blocking); returns how many.
+    pub fn forget_due(&self, chunk: usize) -> Result<usize, CatalogError> {
+        let chunk = chunk.max(1);
+        let mut total = 0;
+        loop {
+            let forgotten = self.forget_chunk(chunk)?;
+            total += forgotten;
+            if forgotten < chunk {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Refreshes the record gauges (`catalog_reservation_records`,
+    /// `catalog_pending_reservations`).
+    pub fn measure_records(&self) -> Result<(), CatalogError> {
+        let records = self.store.reservation_records()?;
+        self.metrics
+            .reservation_records
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
+        self.metrics
+            .pending_reservations
+            .set(i64::try_from(self.store.pending_count()).unwrap_or(i64::MAX));
+        Ok(())
     }
 
     pub fn product(&self, name: &str) -> Option<VersionedProduct> {
@@ -231,6 +406,18 @@ fn mixed_up() -> CatalogError {
     CatalogError::Storage("a command got another command's answer".into())
 }
 
+/// Every command answered [`CatalogError::ShuttingDown`].
+fn shutting_down(commands: Vec<Command>) -> Vec<Answer> {
+    commands
+        .into_iter()
+        .map(|command| match command {
+            Command::Reserve(_) => Answer::Reserve(Err(CatalogError::ShuttingDown)),
+            Command::Settle(_) => Answer::Settle(Err(CatalogError::ShuttingDown)),
+            Command::Restock => Answer::Restock(Err(CatalogError::ShuttingDown)),
+        })
+        .collect()
+}
+
 fn versioned(name: &str, state: &ToyState) -> VersionedProduct {
     VersionedProduct {
         name: name.to_string(),
@@ -245,6 +432,10 @@ struct Writer {
     toys: Arc<RwLock<Toys>>,
     leases: Arc<CacheLeases>,
     metrics: CatalogMetrics,
+    retention: Retention,
+    clock: Clock,
+    /// The lowest version this run may give a change: see [`next_version`].
+    floor: u64,
 }
 
 /// The result of applying one batch to the working copy.
@@ -279,6 +470,8 @@ impl Writer {
             let written = writer.store.commit(&changes, sync);
             (changes, written)
         });
+        // While the push and the commit run, a front-end that registers is told the versions
+        // in flight (its push will not come), until the batch is visible (`landed` below).
         let (written, ()) = tokio::join!(written, self.leases.push(&stale));
         let failure = match written {
             Ok((changes, Ok(()))) => {
@@ -292,9 +485,11 @@ impl Writer {
             None => {
                 self.count(&applied);
                 self.publish(&applied);
+                self.leases.landed();
             }
             Some(message) => {
                 tracing::error!(%message, "cannot commit stock changes");
+                self.leases.landed();
                 // Nothing of this batch is durable: fail every caller and forget the changes.
                 let failed = || CatalogError::Storage(message.clone());
                 for answer in &mut applied.answers {
@@ -313,7 +508,7 @@ impl Writer {
     fn apply(&self, commands: Vec<Command>) -> Applied {
         let mut applied = Applied::default();
         let mut working: Toys = self.toys.read().clone();
-        let now = unix_ms();
+        let now = (self.clock)();
         // Records written earlier in this batch: a second command for the same id must see the
         // first one's effect, which is not on disk yet.
         let mut recorded: HashMap<ReservationId, ReservationRecord> = HashMap::new();
@@ -342,7 +537,7 @@ impl Writer {
                     for (name, state) in working.iter_mut().filter(|(_, s)| s.quantity == 0) {
                         state.quantity = level;
                         state.restocked += u64::from(level);
-                        state.version += 1;
+                        state.version = next_version(state.version, self.floor);
                         applied.changes.toys.insert(name.clone(), state.clone());
                         names.push(name.clone());
                     }
@@ -375,15 +570,11 @@ impl Writer {
         now: u64,
     ) -> Result<ReserveOutcome, CatalogError> {
         if let Some(record) = self.find(recorded, &reservation.id)? {
-            if record.state == ReservationState::Released {
-                // The log abandoned this attempt: it can never take stock again.
-                return Ok(ReserveOutcome::Released);
+            let answer = answer_again(&record, &reservation, now, self.retention)?;
+            if answer != ReserveOutcome::Released {
+                self.metrics.duplicate_reservations.inc();
             }
-            if record.name != reservation.name || record.quantity != reservation.quantity {
-                return Err(CatalogError::RequestIdReused(reservation.id.to_string()));
-            }
-            self.metrics.duplicate_reservations.inc();
-            return Ok(record.outcome);
+            return Ok(answer);
         }
         let Some(state) = working.get_mut(&reservation.name) else {
             // Unknown toys are not recorded: the answer cannot change, so a retry gets it too.
@@ -392,7 +583,7 @@ impl Writer {
         let (outcome, record_state) = if state.quantity >= reservation.quantity {
             state.quantity -= reservation.quantity;
             state.pending += u64::from(reservation.quantity);
-            state.version += 1;
+            state.version = next_version(state.version, self.floor);
             applied
                 .changes
                 .toys
@@ -456,14 +647,14 @@ impl Writer {
                 }
             });
         };
-        match (record.state, decision) {
-            (ReservationState::Pending, _) => {
+        match settle_step(record.state, record.made_ms, decision, now, self.retention) {
+            SettleStep::Apply(settled_as) => {
                 if let Some(state) = working.get_mut(&record.name) {
                     let units = u64::from(record.quantity);
                     state.pending = state.pending.saturating_sub(units);
-                    if decision == Decision::Release {
+                    if settled_as == ReservationState::Released {
                         state.quantity = state.quantity.saturating_add(record.quantity);
-                        state.version += 1;
+                        state.version = next_version(state.version, self.floor);
                         applied.released_units += units;
                     } else {
                         applied.confirmed_units += units;
@@ -478,22 +669,31 @@ impl Writer {
                     .pending_removed
                     .push((record.made_ms, id.clone()));
                 applied.changes.settled_added.push((now, id.clone()));
-                record.state = match decision {
-                    Decision::Confirm => ReservationState::Confirmed,
-                    Decision::Release => ReservationState::Released,
-                };
+                record.state = settled_as;
                 let outcome = settled(record.state);
                 recorded.insert(id, record);
                 Ok(outcome)
             }
-            (ReservationState::Confirmed, Decision::Release)
-            | (ReservationState::Released, Decision::Confirm) => {
+            SettleStep::RefuseRelease => {
+                // Past the horizon the replicas may have forgotten whether an order used this
+                // reservation: giving its units back could sell them twice. They stay held.
+                self.metrics.releases_refused.inc();
+                tracing::error!(
+                    %id,
+                    name = %record.name,
+                    quantity = record.quantity,
+                    age_ms = now.saturating_sub(record.made_ms),
+                    "refusing to release a reservation older than the decision horizon; its units stay held"
+                );
+                Ok(SettleOutcome::Unknown)
+            }
+            SettleStep::Contradiction => {
                 // The log decides once per reservation; a contradicting settlement is a bug
                 // somewhere. The first settlement stands.
                 tracing::error!(%id, ?decision, state = ?record.state, "a settlement contradicts an earlier one");
                 Ok(settled(record.state))
             }
-            (state, _) => Ok(settled(state)),
+            SettleStep::AsBefore => Ok(settled(record.state)),
         }
     }
 
@@ -563,18 +763,16 @@ fn settled(state: ReservationState) -> SettleOutcome {
     }
 }
 
-/// Calls [`Ledger::restock`] every `interval`, and forgets finished reservation records older
-/// than `retention` once a minute, until `shutdown`.
-pub async fn housekeeping_loop(
-    ledger: Ledger,
-    interval: Duration,
-    retention: Duration,
-    shutdown: CancellationToken,
-) {
+/// How often the housekeeping loop forgets what is due and refreshes the record gauges: often
+/// enough that one pass is a few chunks at any sustained rate.
+const FORGET_EVERY: Duration = Duration::from_secs(1);
+
+/// Calls [`Ledger::restock`] every `interval`, and every [`FORGET_EVERY`] forgets the finished
+/// reservation records due (R + H after they finished), until `shutdown`.
+pub async fn housekeeping_loop(ledger: Ledger, interval: Duration, shutdown: CancellationToken) {
     let mut restock = tokio::time::interval_at(Instant::now() + interval, interval);
     restock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let minute = Duration::from_secs(60);
-    let mut forget = tokio::time::interval_at(Instant::now() + minute, minute);
+    let mut forget = tokio::time::interval_at(Instant::now() + FORGET_EVERY, FORGET_EVERY);
     forget.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -585,18 +783,49 @@ pub async fn housekeeping_loop(
                 }
             }
             _ = forget.tick() => {
-                let ledger = ledger.clone();
-                let forgotten = tokio::task::spawn_blocking(move || {
-                    ledger.forget_older_than(retention, 100_000)
-                })
-                .await;
-                match forgotten {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => tracing::info!(records = n, "forgot finished reservations past their retention"),
-                    Ok(Err(err)) => tracing::warn!(%err, "cannot forget old reservations"),
-                    Err(err) => tracing::warn!(%err, "the retention task failed"),
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    () = forget_pass(&ledger) => {}
                 }
             }
         }
+    }
+}
+
+/// Forgets every record due, one chunk per blocking task, letting the other tasks run in
+/// between; then refreshes the record gauges.
+async fn forget_pass(ledger: &Ledger) {
+    let mut total = 0;
+    loop {
+        let step = ledger.clone();
+        match tokio::task::spawn_blocking(move || step.forget_chunk(FORGET_CHUNK)).await {
+            Ok(Ok(forgotten)) => {
+                total += forgotten;
+                if forgotten < FORGET_CHUNK {
+                    break;
+                }
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "cannot forget old reservations");
+                break;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "the retention task failed");
+                break;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    if total > 0 {
+        tracing::debug!(
+            records = total,
+            "forgot finished reservations past their retention"
+        );
+    }
+    let measure = ledger.clone();
+    match tokio::task::spawn_blocking(move || measure.measure_records()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(%err, "cannot count reservation records"),
+        Err(err) => tracing::warn!(%err, "the record count task failed"),
     }
 }

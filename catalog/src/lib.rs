@@ -28,13 +28,14 @@ use std::sync::Arc;
 use api::client::ServiceClient;
 use api::server::{self, ServerHandle};
 use prometheus_client::registry::Registry;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use cache_lease::CacheLeases;
 pub use config::Config;
 pub use error::{CatalogError, StartError};
-use ledger::Ledger;
+use ledger::{Ledger, LedgerSettings, Retention};
 use metrics::CatalogMetrics;
 use store::StockStore;
 
@@ -45,8 +46,11 @@ pub struct AppState {
     pub leases: Arc<CacheLeases>,
 }
 
-/// Opens the store, starts the writer and the restock loop, and serves HTTP.
+/// Opens the store, starts the writer and the restock loop, and serves HTTP. The first change
+/// waits until the front-ends of earlier runs are reset ([`CacheLeases::reconcile`]).
 pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
+    // Before the store opens: no lease of an earlier run outlives a lease from here.
+    let started = Instant::now();
     let store = {
         let dir = config.data_dir.clone();
         let stock = config.initial_stock;
@@ -55,46 +59,63 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
             .map_err(|err| StartError::Open(CatalogError::Storage(err.to_string())))?
             .map_err(StartError::Open)?
     };
-    // A catalog that restarts on existing data waits one lease before its first
-    // acknowledgement: see `Ledger::start`.
-    let hold_until = if store.existed() {
-        Instant::now() + config.lease
-    } else {
-        Instant::now()
-    };
+    let store = Arc::new(store);
 
     let mut registry = Registry::with_prefix("catalog");
     let metrics = CatalogMetrics::register(&mut registry);
     let token: Option<Arc<str>> = config.cluster_token.as_deref().map(Arc::from);
-    let leases = Arc::new(CacheLeases::new(
-        config.lease,
-        ServiceClient::new(config.push_timeout, token.clone()),
-        metrics.invalidations_pushed.clone(),
-        metrics.leases_revoked.clone(),
-    ));
+    let leases = Arc::new(
+        CacheLeases::new(
+            config.lease,
+            ServiceClient::new(config.push_timeout, token.clone()),
+            store.clone(),
+            metrics.invalidations_pushed.clone(),
+            metrics.leases_revoked.clone(),
+        )
+        .map_err(StartError::Open)?,
+    );
 
     let listener = server::bind(config.listen).await?;
     let shutdown = CancellationToken::new();
+    let (open_gate, ready) = watch::channel(false);
     let (ledger, writer) = Ledger::start(
-        Arc::new(store),
+        store,
         leases.clone(),
-        metrics,
-        hold_until,
+        metrics.clone(),
+        ready,
+        LedgerSettings {
+            retention: Retention::new(config.dedup_retention),
+            clock: ledger::system_clock(),
+        },
         shutdown.clone(),
     )
     .map_err(StartError::Open)?;
     let housekeeping = tokio::spawn(ledger::housekeeping_loop(
         ledger.clone(),
         config.restock_interval,
-        config.retention,
         shutdown.clone(),
     ));
 
-    let state = AppState { ledger, leases };
+    let state = AppState {
+        ledger,
+        leases: leases.clone(),
+    };
     let router = server::finish(routes::router(state, token), registry, server::process_up());
-    let mut handle = server::spawn(listener, router, "catalog", shutdown)?;
+    let mut handle = server::spawn(listener, router, "catalog", shutdown.clone())?;
     handle.attach(writer);
     handle.attach(housekeeping);
+    // After the server is up, so that it answers reads and renewals meanwhile.
+    handle.attach(tokio::spawn(async move {
+        tokio::select! {
+            // The gate stays closed: changes still waiting are answered "shutting down".
+            _ = shutdown.cancelled() => {}
+            report = leases.reconcile(started) => {
+                metrics.restart_frontends_reset.set(gauge(report.reset));
+                metrics.restart_frontends_waited.set(gauge(report.unreachable));
+                let _ = open_gate.send(true);
+            }
+        }
+    }));
     tracing::info!(
         addr = %handle.addr(),
         data_dir = %config.data_dir.display(),
@@ -102,4 +123,8 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
         "catalog ready"
     );
     Ok(handle)
+}
+
+fn gauge(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }

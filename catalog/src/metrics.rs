@@ -1,6 +1,7 @@
 //! The catalog's own Prometheus series (`catalog_*`), registered in one place.
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -17,6 +18,12 @@ pub struct CatalogMetrics {
     pub commit_batch_size: Histogram,
     pub invalidations_pushed: Counter,
     pub leases_revoked: Counter,
+    pub releases_refused: Counter,
+    pub reservations_forgotten: Counter,
+    pub reservation_records: Gauge,
+    pub pending_reservations: Gauge,
+    pub restart_frontends_reset: Gauge,
+    pub restart_frontends_waited: Gauge,
 }
 
 impl Default for CatalogMetrics {
@@ -32,6 +39,12 @@ impl Default for CatalogMetrics {
             commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             invalidations_pushed: Counter::default(),
             leases_revoked: Counter::default(),
+            releases_refused: Counter::default(),
+            reservations_forgotten: Counter::default(),
+            reservation_records: Gauge::default(),
+            pending_reservations: Gauge::default(),
+            restart_frontends_reset: Gauge::default(),
+            restart_frontends_waited: Gauge::default(),
         }
     }
 }
@@ -90,6 +103,38 @@ impl CatalogMetrics {
             "leases_revoked",
             "Front-end leases revoked after a failed push",
             m.leases_revoked,
+        );
+        registry.register(
+            "releases_refused",
+            "Releases refused because the reservation was older than the decision horizon \
+             (half the dedup retention): its units stay held",
+            m.releases_refused,
+        );
+        registry.register(
+            "reservations_forgotten",
+            "Finished reservation records forgotten past the dedup retention and the horizon",
+            m.reservations_forgotten,
+        );
+        registry.register(
+            "reservation_records",
+            "Reservation records kept (RocksDB's estimate, refreshed every second)",
+            m.reservation_records,
+        );
+        registry.register(
+            "pending_reservations",
+            "Reservations neither confirmed nor released (refreshed every second)",
+            m.pending_reservations,
+        );
+        registry.register(
+            "restart_frontends_reset",
+            "Known front-ends this run told to start fresh before its first change",
+            m.restart_frontends_reset,
+        );
+        registry.register(
+            "restart_frontends_waited",
+            "Known front-ends this run could not reach at start, whose lease it waited out \
+             before its first change",
+            m.restart_frontends_waited,
         );
         metrics
     }

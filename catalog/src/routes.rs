@@ -135,5 +135,6 @@ async fn register_frontend(
         return Err(ApiError::bad_request("url must be at most 256 bytes"));
     }
     let url = parse_base_url(&request.url).map_err(ApiError::bad_request)?;
-    Ok(Data::new(state.leases.grant(url)))
+    let grant = state.leases.grant(url, request.epoch).await?;
+    Ok(Data::new(grant))
 }

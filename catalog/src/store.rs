@@ -7,18 +7,28 @@
 //!   whether it is pending, confirmed, released or was refused);
 //! - `pending`: (made at, id) → nothing: pending reservations, oldest first, for the sweep;
 //! - `settled`: (settled at, id) → nothing: finished records, oldest first, for retention;
-//! - `meta`: the stock level the catalog was created with.
+//! - `frontends`: URL → nothing: every front-end that was granted a cache lease (see
+//!   `crate::cache_lease`), so that a restarted catalog knows whom to reset;
+//! - `meta`: the stock level the catalog was created with, its incarnation, where forgetting
+//!   stopped, and whether `frontends` is complete.
 //!
 //! Every change is one `WriteBatch`; one that answers a reservation is written with
 //! `sync = true`: a reservation is acknowledged only after its decrement and its record are on
 //! disk together, so kill -9 (or power loss) can neither lose an acknowledged reservation nor
 //! let a retried id reserve twice (see [`StockStore::commit`] for the others).
+//!
+//! Versions: settlements and restocks are not synced, so a crash can lose one together with
+//! the version it gave its toy, after front-ends and clients saw that version. So that the
+//! number is never shown again for another quantity, every open increments the store's
+//! *incarnation* (synced before anything else happens) and every version a run gives out lies
+//! at or above [`version_floor`] of its incarnation, above every version of earlier runs (see
+//! [`next_version`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use api::catalog::{PendingReservation, ReservationId, ReserveOutcome};
-use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CatalogError;
@@ -28,8 +38,31 @@ const CF_TOYS: &str = "toys";
 const CF_RESERVATIONS: &str = "reservations";
 const CF_PENDING: &str = "pending";
 const CF_SETTLED: &str = "settled";
+const CF_FRONTENDS: &str = "frontends";
 const CF_META: &str = "meta";
 const KEY_INITIAL_STOCK: &[u8] = b"initial_stock";
+const KEY_INCARNATION: &[u8] = b"incarnation";
+/// Present once `frontends` lists every front-end that may hold a lease of this catalog.
+const KEY_FRONTENDS_TRACKED: &[u8] = b"frontends_tracked";
+/// The `settled` key forgetting resumes from (every key below it is deleted).
+const KEY_FORGET_FROM: &[u8] = b"forget_from";
+
+/// Bits of a version below its incarnation: a run of the catalog may change one toy 2^40
+/// times (four years at 8,000 changes a second) before its versions reach the next run's.
+pub const VERSION_BITS: u32 = 40;
+
+/// The lowest version a change may get in `incarnation` (1 for a new store: its versions
+/// count up from the toys' first version, 1).
+pub fn version_floor(incarnation: u64) -> u64 {
+    incarnation.saturating_sub(1) << VERSION_BITS
+}
+
+/// The version of a toy's next change: one above its current version, and at least the floor
+/// of this run, so that it is above every version an earlier run gave out, including one a
+/// crash lost.
+pub fn next_version(current: u64, floor: u64) -> u64 {
+    current.saturating_add(1).max(floor)
+}
 
 /// Every toy's state, by name.
 pub type Toys = BTreeMap<String, ToyState>;
@@ -40,7 +73,8 @@ pub struct ToyState {
     pub price: f64,
     /// Units available now.
     pub quantity: u32,
-    /// Grows by one on every stock change; never reused, also across restarts.
+    /// Grows on every stock change (by one within a run of the catalog, to the run's floor at
+    /// its first change in a run); never reused, also across crashes: see [`next_version`].
     pub version: u64,
     /// Units added by restocks, in all.
     pub restocked: u64,
@@ -102,6 +136,14 @@ pub struct StockStore {
     initial_stock: u32,
     /// False when this open created the database.
     existed: bool,
+    /// Incremented and synced by every open.
+    incarnation: u64,
+    /// Whether `frontends` lists every front-end that may hold a lease (false for a store
+    /// written before front-ends were recorded, until [`Self::mark_frontends_tracked`]).
+    frontends_tracked: std::sync::atomic::AtomicBool,
+    /// Where the next pass of forgetting starts in `settled`: every key below it is already
+    /// deleted, so a pass seeks past their tombstones instead of walking them.
+    forget_from: parking_lot::Mutex<Vec<u8>>,
     /// The `pending` column family in memory, kept in step by `commit`. Listing pending
     /// reservations from RocksDB would walk over the deletion of every reservation ever settled
     /// (until compaction), which made the leader's sweep slower the longer the catalog ran.
@@ -114,7 +156,14 @@ impl StockStore {
     pub fn open(dir: &Path, initial_stock: u32) -> Result<Self, CatalogError> {
         let db = api::rocks::open(
             dir,
-            &[CF_TOYS, CF_RESERVATIONS, CF_PENDING, CF_SETTLED, CF_META],
+            &[
+                CF_TOYS,
+                CF_RESERVATIONS,
+                CF_PENDING,
+                CF_SETTLED,
+                CF_FRONTENDS,
+                CF_META,
+            ],
             // Keyed by random reservation ids, looked up by every reservation.
             &[CF_RESERVATIONS],
         )?;
@@ -122,6 +171,9 @@ impl StockStore {
             db,
             initial_stock,
             existed: true,
+            incarnation: 0,
+            frontends_tracked: std::sync::atomic::AtomicBool::new(false),
+            forget_from: parking_lot::Mutex::default(),
             pending: parking_lot::Mutex::default(),
         };
         let mut pending = std::collections::BTreeSet::new();
@@ -137,7 +189,99 @@ impl StockStore {
             Some(bytes) => store.initial_stock = decode(&bytes)?,
             None => store.create(initial_stock)?,
         }
+        let previous: Option<u64> = match store.db.get_cf(store.cf(CF_META)?, KEY_INCARNATION)? {
+            Some(bytes) => Some(decode(&bytes)?),
+            None => None,
+        };
+        store.incarnation = next_incarnation(previous, store.existed)?;
+        let meta = store.cf(CF_META)?;
+        let tracked = !store.existed || store.db.get_cf(meta, KEY_FRONTENDS_TRACKED)?.is_some();
+        store
+            .frontends_tracked
+            .store(tracked, std::sync::atomic::Ordering::SeqCst);
+        if let Some(bytes) = store.db.get_cf(meta, KEY_FORGET_FROM)? {
+            *store.forget_from.lock() = bytes;
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(meta, KEY_INCARNATION, encode(&store.incarnation)?);
+        if !store.existed {
+            batch.put_cf(meta, KEY_FRONTENDS_TRACKED, []);
+        }
+        // Synced before any version of this run is given out: see the module's doc.
+        store.write_synced(batch)?;
         Ok(store)
+    }
+
+    /// This run's incarnation (1 for the run that created the store).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The lowest version a change may get in this run.
+    pub fn version_floor(&self) -> u64 {
+        version_floor(self.incarnation)
+    }
+
+    /// Every front-end that was granted a lease and not forgotten since.
+    pub fn known_frontends(&self) -> Result<Vec<String>, CatalogError> {
+        let mut urls = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_FRONTENDS)?, IteratorMode::Start)
+        {
+            let (key, _) = item?;
+            match String::from_utf8(key.to_vec()) {
+                Ok(url) => urls.push(url),
+                Err(_) => tracing::warn!("a front-end URL on disk is not UTF-8; skipped"),
+            }
+        }
+        Ok(urls)
+    }
+
+    /// Records a front-end durably: it is about to be granted a lease, which a restarted
+    /// catalog must know of.
+    pub fn remember_frontend(&self, url: &str) -> Result<(), CatalogError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_FRONTENDS)?, url.as_bytes(), []);
+        self.write_synced(batch)
+    }
+
+    /// Forgets a front-end that holds no lease of this catalog or of an earlier run. Not
+    /// synced: one that comes back after a crash costs one wait of a lease at the next start.
+    pub fn forget_frontend(&self, url: &str) -> Result<(), CatalogError> {
+        self.db.delete_cf(self.cf(CF_FRONTENDS)?, url.as_bytes())?;
+        Ok(())
+    }
+
+    /// Whether [`Self::known_frontends`] lists every front-end that may hold a lease: false
+    /// for a store written before front-ends were recorded.
+    pub fn frontends_tracked(&self) -> bool {
+        self.frontends_tracked
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records that every front-end that may hold a lease is now known (call once the leases
+    /// granted before front-ends were recorded have run out).
+    pub fn mark_frontends_tracked(&self) -> Result<(), CatalogError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META)?, KEY_FRONTENDS_TRACKED, []);
+        self.write_synced(batch)?;
+        self.frontends_tracked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// RocksDB's estimate of the number of reservation records (for the records gauge).
+    pub fn reservation_records(&self) -> Result<u64, CatalogError> {
+        Ok(self
+            .db
+            .property_int_value_cf(self.cf(CF_RESERVATIONS)?, "rocksdb.estimate-num-keys")?
+            .unwrap_or(0))
+    }
+
+    /// Number of pending reservations.
+    pub fn pending_count(&self) -> usize {
+        self.pending.lock().len()
     }
 
     fn create(&mut self, initial_stock: u32) -> Result<(), CatalogError> {
@@ -208,18 +352,26 @@ impl StockStore {
         }
     }
 
-    /// Pending reservations made at or before `made_by` (Unix ms), oldest first, at most
-    /// `limit`.
+    /// Pending reservations made after `made_after` and at or before `made_by` (Unix ms),
+    /// oldest first, at most `limit`.
     pub fn pending(
         &self,
+        made_after: u64,
         made_by: u64,
         now: u64,
         limit: usize,
     ) -> Result<Vec<PendingReservation>, CatalogError> {
+        let first = (
+            made_after.saturating_add(1),
+            ReservationId {
+                request_id: String::new(),
+                attempt: 0,
+            },
+        );
         let oldest: Vec<(u64, ReservationId)> = self
             .pending
             .lock()
-            .iter()
+            .range(first..)
             .take_while(|(made, _)| *made <= made_by)
             .take(limit)
             .cloned()
@@ -240,16 +392,26 @@ impl StockStore {
 
     /// Finished records (settled or refused) that finished at or before `cutoff` (Unix ms),
     /// oldest first, at most `limit`: what retention may delete.
+    ///
+    /// Reads from where the last [`Self::forget`] stopped, and stops before the first key past
+    /// `cutoff` without reading it: it never walks the tombstones of records already forgotten
+    /// (RocksDB keeps them until compaction, and walking them made each pass slower than the
+    /// last). A record that finished before that point by the wall clock (the clock stepped
+    /// back further than the retention) is never forgotten: a leak, not a wrong answer.
     pub fn expired(
         &self,
         cutoff: u64,
         limit: usize,
     ) -> Result<Vec<(u64, ReservationId)>, CatalogError> {
+        let from = self.forget_from.lock().clone();
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(cutoff.saturating_add(1).to_be_bytes().to_vec());
         let mut found = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_SETTLED)?, IteratorMode::Start)
-        {
+        for item in self.db.iterator_cf_opt(
+            self.cf(CF_SETTLED)?,
+            options,
+            IteratorMode::From(&from, Direction::Forward),
+        ) {
             if found.len() >= limit {
                 break;
             }
@@ -263,18 +425,26 @@ impl StockStore {
         Ok(found)
     }
 
-    /// Deletes finished records and their index entries.
+    /// Deletes finished records and their index entries: `expired` must be what
+    /// [`Self::expired`] returned (oldest first, from where forgetting stopped). Forgetting
+    /// resumes after the last one.
     pub fn forget(&self, expired: &[(u64, ReservationId)]) -> Result<(), CatalogError> {
-        if expired.is_empty() {
+        let Some((last_at, last_id)) = expired.last() else {
             return Ok(());
-        }
+        };
         let mut batch = WriteBatch::default();
         for (at, id) in expired {
             batch.delete_cf(self.cf(CF_RESERVATIONS)?, reservation_key(id));
             batch.delete_cf(self.cf(CF_SETTLED)?, time_key(*at, id));
         }
-        // Not synced: a forgotten record that reappears after a crash is forgotten again.
+        // The smallest key above the last one forgotten.
+        let mut resume = time_key(*last_at, last_id);
+        resume.push(0);
+        batch.put_cf(self.cf(CF_META)?, KEY_FORGET_FROM, &resume);
+        // Not synced: a forgotten record that reappears after a crash is forgotten again (the
+        // resume point is in the same batch, so it never skips one).
         self.db.write(batch)?;
+        *self.forget_from.lock() = resume;
         Ok(())
     }
 
@@ -340,6 +510,23 @@ impl StockStore {
             .cf_handle(name)
             .ok_or_else(|| CatalogError::Storage(format!("column family {name} is missing")))
     }
+}
+
+/// The incarnation of a run: one more than the last run's. A store written before
+/// incarnations were recorded may have lost versions of its own runs, so its first recorded
+/// run is 2 (above every version it gave out: those are far below [`VERSION_BITS`]).
+fn next_incarnation(previous: Option<u64>, existed: bool) -> Result<u64, CatalogError> {
+    let next = match previous {
+        Some(previous) => previous.saturating_add(1),
+        None if existed => 2,
+        None => 1,
+    };
+    if next >= 1 << (u64::BITS - VERSION_BITS) {
+        return Err(CatalogError::Storage(format!(
+            "incarnation {next} leaves no room for versions"
+        )));
+    }
+    Ok(next)
 }
 
 /// The request id's bytes, a 0 byte (request ids are visible ASCII, so it cannot occur in
@@ -408,5 +595,23 @@ mod key_tests {
         assert!(time_key(41, &id) < time_key(42, &id));
         assert!(parse_reservation_key(b"no").is_none());
         assert!(parse_time_key(b"short").is_err());
+    }
+
+    #[test]
+    fn every_version_of_a_run_is_above_every_version_of_the_runs_before() {
+        assert_eq!(next_incarnation(None, false).unwrap(), 1);
+        assert_eq!(next_incarnation(None, true).unwrap(), 2);
+        assert_eq!(next_incarnation(Some(7), true).unwrap(), 8);
+        assert!(next_incarnation(Some((1 << 24) - 1), true).is_err());
+        // A new store counts up from 1.
+        assert_eq!(next_version(1, version_floor(1)), 2);
+        // The next run's first change jumps above anything the first run could give out.
+        let last_of_run_one = (1 << VERSION_BITS) - 1;
+        assert_eq!(next_version(5, version_floor(2)), 1 << VERSION_BITS);
+        assert!(next_version(5, version_floor(2)) > last_of_run_one);
+        assert_eq!(
+            next_version(1 << VERSION_BITS, version_floor(2)),
+            (1 << VERSION_BITS) + 1
+        );
     }
 }

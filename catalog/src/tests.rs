@@ -2,6 +2,7 @@
 //! invalidation push against a real HTTP endpoint standing in for a front-end.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use api::cache_lease::Invalidation;
@@ -20,39 +21,100 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache_lease::CacheLeases;
 use crate::error::CatalogError;
-use crate::ledger::Ledger;
+use crate::ledger::{Clock, Ledger, LedgerSettings, Retention};
 use crate::metrics::CatalogMetrics;
 use crate::store::StockStore;
 
+/// The dedup retention R of the tests that move the clock, and H = R/2.
+const R_MS: u64 = 3_600_000;
+const H_MS: u64 = R_MS / 2;
+
+/// A clock the test moves by hand (Unix milliseconds).
+#[derive(Clone)]
+struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    fn new() -> Self {
+        Self(Arc::new(AtomicU64::new(1_700_000_000_000)))
+    }
+
+    fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    fn clock(&self) -> Clock {
+        let now = self.0.clone();
+        Arc::new(move || now.load(Ordering::SeqCst))
+    }
+}
+
 struct Running {
+    store: Arc<StockStore>,
     ledger: Ledger,
     leases: Arc<CacheLeases>,
+    metrics: CatalogMetrics,
     stop: CancellationToken,
     writer: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
+    /// A ledger on the system clock with the default retention.
     fn start(dir: &TempDir, stock: u32, lease: Duration) -> Self {
+        Self::start_with(
+            dir,
+            stock,
+            lease,
+            LedgerSettings {
+                retention: Retention::new(Duration::from_secs(86_400)),
+                clock: crate::ledger::system_clock(),
+            },
+        )
+    }
+
+    /// A ledger with retention [`R_MS`] on `clock`.
+    fn start_on(dir: &TempDir, stock: u32, clock: &ManualClock) -> Self {
+        Self::start_with(
+            dir,
+            stock,
+            Duration::from_secs(1),
+            LedgerSettings {
+                retention: Retention::new(Duration::from_millis(R_MS)),
+                clock: clock.clock(),
+            },
+        )
+    }
+
+    fn start_with(dir: &TempDir, stock: u32, lease: Duration, settings: LedgerSettings) -> Self {
         let store = Arc::new(StockStore::open(dir.path(), stock).expect("store opens"));
         let client = ServiceClient::new(Duration::from_millis(300), None);
-        let leases = Arc::new(CacheLeases::new(
-            lease,
-            client,
-            Counter::default(),
-            Counter::default(),
-        ));
+        let leases = Arc::new(
+            CacheLeases::new(
+                lease,
+                client,
+                store.clone(),
+                Counter::default(),
+                Counter::default(),
+            )
+            .expect("leases load"),
+        );
         let stop = CancellationToken::new();
+        let metrics = CatalogMetrics::default();
+        // Open from the start: these tests reset no front-ends.
+        let (_, ready) = tokio::sync::watch::channel(true);
         let (ledger, writer) = Ledger::start(
-            store,
+            store.clone(),
             leases.clone(),
-            CatalogMetrics::default(),
-            Instant::now(),
+            metrics.clone(),
+            ready,
+            settings,
             stop.clone(),
         )
         .expect("ledger starts");
         Self {
+            store,
             ledger,
             leases,
+            metrics,
             stop,
             writer,
         }
@@ -305,7 +367,7 @@ async fn a_reservation_is_acknowledged_only_after_the_front_end_has_its_invalida
     let dir = TempDir::new().unwrap();
     let catalog = Running::start(&dir, 100, Duration::from_secs(5));
     let (url, seen) = recording_frontend().await;
-    assert!(catalog.leases.grant(url).fresh);
+    assert!(catalog.leases.grant(url, None).await.unwrap().fresh);
 
     let outcome = catalog
         .ledger
@@ -337,7 +399,7 @@ async fn an_unreachable_front_end_is_revoked_and_its_lease_waited_out() {
         reqwest::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap()
     };
     let granted_at = Instant::now();
-    catalog.leases.grant(dead.clone());
+    catalog.leases.grant(dead.clone(), None).await.unwrap();
     catalog
         .ledger
         .reserve(reservation("late", "Marbles", 1))
@@ -349,7 +411,7 @@ async fn an_unreachable_front_end_is_revoked_and_its_lease_waited_out() {
     );
     assert_eq!(catalog.leases.live(), 0, "the lease is revoked");
     assert!(
-        catalog.leases.grant(dead).fresh,
+        catalog.leases.grant(dead, None).await.unwrap().fresh,
         "coming back, the front-end must empty its cache"
     );
     catalog.stop().await;
@@ -378,7 +440,7 @@ async fn a_confirmed_reservation_stays_sold_and_a_released_one_comes_back_with_a
     let dir = TempDir::new().unwrap();
     let catalog = Running::start(&dir, 100, Duration::from_secs(5));
     let (url, seen) = recording_frontend().await;
-    catalog.leases.grant(url);
+    catalog.leases.grant(url, None).await.unwrap();
 
     catalog
         .ledger
@@ -520,7 +582,8 @@ async fn pending_reservations_survive_a_restart_and_are_listed_oldest_first() {
 #[tokio::test]
 async fn restocks_are_counted_in_the_accounts_and_finished_records_are_forgotten_after_retention() {
     let dir = TempDir::new().unwrap();
-    let catalog = Running::start(&dir, 4, Duration::from_secs(1));
+    let clock = ManualClock::new();
+    let catalog = Running::start_on(&dir, 4, &clock);
     catalog
         .ledger
         .reserve(reservation("all", "Yo-Yo", 4))
@@ -541,40 +604,409 @@ async fn restocks_are_counted_in_the_accounts_and_finished_records_are_forgotten
         .unwrap();
     assert_eq!((yoyo.restocked, yoyo.quantity), (4, 4));
 
-    // A long retention keeps the record: a retry gets the same answer.
-    assert_eq!(
-        catalog
-            .ledger
-            .forget_older_than(Duration::from_secs(3600), 100)
-            .unwrap(),
-        0
-    );
-    assert!(matches!(
-        catalog
-            .ledger
-            .reserve(reservation("all", "Yo-Yo", 4))
-            .await
-            .unwrap(),
-        ReserveOutcome::Reserved { .. }
-    ));
-    assert_eq!(
-        quantity(&catalog.ledger, "Yo-Yo"),
-        4,
-        "the retry took nothing"
-    );
-    // Past the retention it is forgotten; a pending reservation never is.
+    // Within R + H the record is kept: a retry is told its order exists.
     catalog
         .ledger
         .reserve(reservation("open", "Tux", 1))
         .await
         .unwrap();
+    clock.advance(R_MS + H_MS - 1);
+    assert_eq!(catalog.ledger.forget_due(100).unwrap(), 0);
     assert_eq!(
         catalog
             .ledger
-            .forget_older_than(Duration::ZERO, 100)
+            .reserve(reservation("all", "Yo-Yo", 4))
+            .await
             .unwrap(),
-        1
+        ReserveOutcome::Confirmed
     );
-    assert_eq!(catalog.ledger.pending(Duration::ZERO, 10).unwrap().len(), 1);
+    assert_eq!(
+        quantity(&catalog.ledger, "Yo-Yo"),
+        4,
+        "the retry took nothing"
+    );
+    // At R + H it is forgotten; a pending reservation never is.
+    clock.advance(1);
+    assert_eq!(catalog.ledger.forget_due(100).unwrap(), 1);
+    assert!(catalog.store.find(&id("all")).unwrap().is_none());
+    assert!(catalog.store.find(&id("open")).unwrap().is_some());
     catalog.stop().await;
+}
+
+/// Copies a RocksDB directory as it is now: what a crash at this moment would leave (every
+/// synced write is in it, nothing written later).
+fn crash_image(from: &TempDir) -> TempDir {
+    let to = TempDir::new().unwrap();
+    for entry in std::fs::read_dir(from.path()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.path().join(entry.file_name())).unwrap();
+        }
+    }
+    to
+}
+
+/// Issue 20, finding 2: a `fresh` grant whose answer never reached the front-end.
+#[tokio::test]
+async fn a_fresh_grant_whose_answer_was_lost_is_fresh_again() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 100, Duration::from_secs(5));
+    let (url, _) = recording_frontend().await;
+    assert!(catalog.leases.grant(url.clone(), None).await.unwrap().fresh);
+    // That answer was lost: the front-end never emptied its cache, and renews as before.
+    let again = catalog.leases.grant(url.clone(), None).await.unwrap();
+    assert!(
+        again.fresh,
+        "a front-end that never saw its fresh grant must be told again"
+    );
+    // Once it echoes the epoch it acted on, renewals are plain.
+    let renewed = catalog
+        .leases
+        .grant(url.clone(), Some(again.epoch))
+        .await
+        .unwrap();
+    assert!(!renewed.fresh);
+    assert_eq!(renewed.epoch, again.epoch);
+    // An echo of an older epoch (a fresh answer lost after a revocation) is fresh again.
+    assert!(
+        catalog
+            .leases
+            .grant(url, Some(again.epoch - 1))
+            .await
+            .unwrap()
+            .fresh
+    );
+    catalog.stop().await;
+}
+
+/// Issue 20, finding 4: a version shown before a crash is never shown again for another
+/// quantity, even when the crash loses the (unsynced) change that made it.
+#[tokio::test]
+async fn versions_are_never_reused_after_a_crash_loses_an_unsynced_change() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 100, Duration::from_secs(1));
+    catalog
+        .ledger
+        .reserve(reservation("synced", "Kite", 2))
+        .await
+        .unwrap();
+    let image = crash_image(&dir);
+    // A release is not synced: a crash may lose it, and its version with it.
+    catalog
+        .ledger
+        .settle(settle("synced", Decision::Release))
+        .await
+        .unwrap();
+    let shown = catalog.ledger.product("Kite").unwrap();
+    catalog.stop().await;
+
+    let catalog = Running::start(&image, 100, Duration::from_secs(1));
+    assert_eq!(
+        quantity(&catalog.ledger, "Kite"),
+        98,
+        "the release was lost"
+    );
+    catalog
+        .ledger
+        .reserve(reservation("after", "Kite", 1))
+        .await
+        .unwrap();
+    let next = catalog.ledger.product("Kite").unwrap();
+    assert!(
+        next.version > shown.version,
+        "version {} showed quantity {} before the crash; now version {} shows {}",
+        shown.version,
+        shown.quantity,
+        next.version,
+        next.quantity
+    );
+    catalog.stop().await;
+}
+
+/// Issue 20, finding 5: one pass of forgetting catches up with more than one chunk.
+#[tokio::test]
+async fn forgetting_catches_up_with_a_backlog_larger_than_one_chunk() {
+    let dir = TempDir::new().unwrap();
+    let clock = ManualClock::new();
+    let catalog = Running::start_on(&dir, 1, &clock);
+    // Refused reservations are finished at once.
+    let refused: Vec<_> = (0..250)
+        .map(|i| reservation(&format!("big-{i}"), "Tux", 2))
+        .collect();
+    for outcome in catalog.ledger.reserve_many(refused).await {
+        assert!(matches!(outcome, Ok(ReserveOutcome::OutOfStock { .. })));
+    }
+    clock.advance(R_MS + H_MS);
+    let forgotten = catalog.ledger.forget_due(100).unwrap();
+    assert_eq!(forgotten, 250, "one pass forgets the whole backlog");
+    for i in 0..250 {
+        assert!(
+            catalog
+                .store
+                .find(&id(&format!("big-{i}")))
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(catalog.metrics.reservations_forgotten.get(), 250);
+    // The next pass starts where this one stopped and finds only what is newly due.
+    assert_eq!(catalog.ledger.forget_due(100).unwrap(), 0);
+    let later: Vec<_> = (0..3)
+        .map(|i| reservation(&format!("later-{i}"), "Tux", 2))
+        .collect();
+    catalog.ledger.reserve_many(later).await;
+    clock.advance(R_MS + H_MS);
+    assert_eq!(catalog.ledger.forget_due(100).unwrap(), 3);
+    catalog.ledger.measure_records().unwrap();
+    assert_eq!(catalog.metrics.pending_reservations.get(), 0);
+    catalog.stop().await;
+}
+
+/// Issue 20, finding 4 of the retention rule: the duplicate of a confirmed reservation.
+#[tokio::test]
+async fn the_duplicate_of_a_confirmed_reservation_answers_confirmed() {
+    let dir = TempDir::new().unwrap();
+    let catalog = Running::start(&dir, 100, Duration::from_secs(1));
+    catalog
+        .ledger
+        .reserve(reservation("k", "Lego", 2))
+        .await
+        .unwrap();
+    catalog
+        .ledger
+        .settle(settle("k", Decision::Confirm))
+        .await
+        .unwrap();
+    let again = catalog
+        .ledger
+        .reserve(reservation("k", "Lego", 2))
+        .await
+        .unwrap();
+    assert_eq!(again, ReserveOutcome::Confirmed);
+    assert_eq!(quantity(&catalog.ledger, "Lego"), 98);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn an_old_pending_duplicate_answers_expired_and_changes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let clock = ManualClock::new();
+    let catalog = Running::start_on(&dir, 100, &clock);
+    let first = catalog
+        .ledger
+        .reserve(reservation("p", "Lego", 2))
+        .await
+        .unwrap();
+    catalog
+        .ledger
+        .reserve(reservation("refused", "Lego", 1000))
+        .await
+        .unwrap();
+    clock.advance(H_MS - 1);
+    assert_eq!(
+        catalog
+            .ledger
+            .reserve(reservation("p", "Lego", 2))
+            .await
+            .unwrap(),
+        first,
+        "younger than H: the stored answer"
+    );
+    clock.advance(1);
+    for request_id in ["p", "refused"] {
+        let quantity = if request_id == "p" { 2 } else { 1000 };
+        assert_eq!(
+            catalog
+                .ledger
+                .reserve(reservation(request_id, "Lego", quantity))
+                .await
+                .unwrap(),
+            ReserveOutcome::Expired,
+            "{request_id} is H old"
+        );
+    }
+    assert_eq!(quantity(&catalog.ledger, "Lego"), 98);
+    accounts_balance(&catalog.ledger, &[]);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn an_old_release_is_refused_and_its_units_stay_held_but_a_confirm_applies() {
+    let dir = TempDir::new().unwrap();
+    let clock = ManualClock::new();
+    let catalog = Running::start_on(&dir, 100, &clock);
+    for request_id in ["held", "sold"] {
+        catalog
+            .ledger
+            .reserve(reservation(request_id, "Kite", 3))
+            .await
+            .unwrap();
+    }
+    clock.advance(H_MS);
+    let release = catalog
+        .ledger
+        .settle(settle("held", Decision::Release))
+        .await
+        .unwrap();
+    assert_eq!(release, SettleOutcome::Unknown);
+    assert_eq!(catalog.metrics.releases_refused.get(), 1);
+    assert_eq!(quantity(&catalog.ledger, "Kite"), 94, "nothing came back");
+    let kite = catalog
+        .ledger
+        .stock()
+        .into_iter()
+        .find(|toy| toy.name == "Kite")
+        .unwrap();
+    assert_eq!(kite.pending, 6, "both reservations are still pending");
+    assert!(
+        catalog
+            .store
+            .pending(0, u64::MAX, u64::MAX, 10)
+            .unwrap()
+            .iter()
+            .any(|p| p.id == id("held"))
+    );
+    let confirm = catalog
+        .ledger
+        .settle(settle("sold", Decision::Confirm))
+        .await
+        .unwrap();
+    assert_eq!(confirm, SettleOutcome::Confirmed);
+    accounts_balance(&catalog.ledger, &[("Kite", 3)]);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn the_pending_listing_leaves_out_reservations_past_the_horizon() {
+    let dir = TempDir::new().unwrap();
+    let clock = ManualClock::new();
+    let catalog = Running::start_on(&dir, 100, &clock);
+    catalog
+        .ledger
+        .reserve(reservation("older", "Tux", 1))
+        .await
+        .unwrap();
+    clock.advance(H_MS - 1);
+    catalog
+        .ledger
+        .reserve(reservation("newer", "Tux", 1))
+        .await
+        .unwrap();
+    let listed = |catalog: &Running| -> Vec<String> {
+        catalog
+            .ledger
+            .pending(Duration::ZERO, 10)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id.request_id)
+            .collect()
+    };
+    assert_eq!(listed(&catalog), vec!["older", "newer"]);
+    clock.advance(1);
+    assert_eq!(listed(&catalog), vec!["newer"], "older is held, not listed");
+    assert!(
+        catalog
+            .ledger
+            .pending(Duration::from_millis(H_MS), 10)
+            .unwrap()
+            .is_empty(),
+        "nothing is both H old and younger than H"
+    );
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn finished_records_are_forgotten_r_plus_h_after_they_finished() {
+    let dir = TempDir::new().unwrap();
+    let clock = ManualClock::new();
+    let catalog = Running::start_on(&dir, 100, &clock);
+    for request_id in ["confirmed", "released"] {
+        catalog
+            .ledger
+            .reserve(reservation(request_id, "Frisbee", 1))
+            .await
+            .unwrap();
+    }
+    // They finish a while after they were made: the clock runs from the finish.
+    clock.advance(1_000);
+    catalog
+        .ledger
+        .settle(settle("confirmed", Decision::Confirm))
+        .await
+        .unwrap();
+    catalog
+        .ledger
+        .settle(settle("released", Decision::Release))
+        .await
+        .unwrap();
+    clock.advance(R_MS + H_MS - 1);
+    assert_eq!(catalog.ledger.forget_due(100).unwrap(), 0);
+    assert!(catalog.store.find(&id("confirmed")).unwrap().is_some());
+    clock.advance(1);
+    assert_eq!(catalog.ledger.forget_due(100).unwrap(), 2);
+    assert!(catalog.store.find(&id("confirmed")).unwrap().is_none());
+    assert!(catalog.store.find(&id("released")).unwrap().is_none());
+    catalog.stop().await;
+}
+
+#[test]
+fn the_retention_rule_in_numbers() {
+    use crate::ledger::{SettleStep, answer_again, settle_step};
+    use crate::store::{ReservationRecord, ReservationState};
+    let retention = Retention::new(Duration::from_millis(R_MS));
+    let made = 1_000;
+    let young = made + H_MS - 1;
+    let old = made + H_MS;
+    let record = |state| ReservationRecord {
+        name: "Tux".into(),
+        quantity: 1,
+        outcome: ReserveOutcome::Reserved {
+            remaining: 9,
+            version: 2,
+        },
+        state,
+        made_ms: made,
+    };
+    let again = reservation("x", "Tux", 1);
+    let other = reservation("x", "Tux", 2);
+    use ReservationState::*;
+    for now in [young, old] {
+        assert_eq!(
+            answer_again(&record(Confirmed), &again, now, retention).unwrap(),
+            ReserveOutcome::Confirmed
+        );
+        assert_eq!(
+            answer_again(&record(Released), &other, now, retention).unwrap(),
+            ReserveOutcome::Released
+        );
+        assert_eq!(
+            settle_step(Pending, made, Decision::Confirm, now, retention),
+            SettleStep::Apply(Confirmed)
+        );
+    }
+    assert!(matches!(
+        answer_again(&record(Pending), &again, young, retention).unwrap(),
+        ReserveOutcome::Reserved { .. }
+    ));
+    assert!(matches!(
+        answer_again(&record(Pending), &other, young, retention),
+        Err(CatalogError::RequestIdReused(_))
+    ));
+    assert_eq!(
+        answer_again(&record(Pending), &other, old, retention).unwrap(),
+        ReserveOutcome::Expired
+    );
+    assert_eq!(
+        settle_step(Pending, made, Decision::Release, young, retention),
+        SettleStep::Apply(Released)
+    );
+    assert_eq!(
+        settle_step(Pending, made, Decision::Release, old, retention),
+        SettleStep::RefuseRelease
+    );
+    assert_eq!(
+        settle_step(Confirmed, made, Decision::Release, young, retention),
+        SettleStep::Contradiction
+    );
+    assert_eq!(retention.forget_cutoff(made + R_MS + H_MS), made);
 }

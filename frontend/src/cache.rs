@@ -12,6 +12,10 @@
 //!    straddles a [`ProductCache::clear`] is refused too.
 //! 3. **Lease**: entries are served (and filled) only while the catalog's lease is live (see
 //!    [`crate::cache_lease`]); a front-end the catalog could not reach stops trusting its cache.
+//!    A grant is applied in one step ([`ProductCache::apply_grant`]): a fresh one empties the
+//!    cache, and the changes the catalog had in flight when it granted (whose pushes will not
+//!    come here) raise the versions rule 2 enforces, before the lease is extended. A restarted
+//!    catalog's reset ([`ProductCache::reset`]) empties the cache and ends the lease.
 //!
 //! One mutex guards the LRU list, the versions and the lease together, because an LRU read is
 //! also a write (it moves the entry to the front).
@@ -19,6 +23,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
+use api::cache_lease::StaleToy;
 use axum::http::HeaderValue;
 use bytes::Bytes;
 use lru::LruCache;
@@ -137,7 +142,10 @@ impl ProductCache {
 
     /// Drops `name` and refuses any later fill older than `version`.
     pub fn invalidate(&self, name: &str, version: u64) {
-        let mut inner = self.inner.lock();
+        self.invalidate_locked(&mut self.inner.lock(), name, version);
+    }
+
+    fn invalidate_locked(&self, inner: &mut Inner, name: &str, version: u64) {
         let min = inner.min_version.entry(name.to_string()).or_insert(0);
         *min = (*min).max(version);
         if let Some(entries) = inner.entries.as_mut()
@@ -149,11 +157,37 @@ impl ProductCache {
 
     /// Empties the cache and refuses every fill that started before.
     pub fn clear(&self) {
+        clear_locked(&mut self.inner.lock());
+    }
+
+    /// Applies a lease grant: with `fresh`, empties the cache; treats every change the catalog
+    /// had `in_flight` as an invalidation; then lets entries be served until `until`. Under one
+    /// lock, so that no fill lands between the steps.
+    pub fn apply_grant(&self, fresh: bool, in_flight: &[StaleToy], until: Instant) {
         let mut inner = self.inner.lock();
-        inner.generation += 1;
-        if let Some(entries) = inner.entries.as_mut() {
-            entries.clear();
+        if fresh {
+            clear_locked(&mut inner);
         }
+        for toy in in_flight {
+            self.invalidate_locked(&mut inner, &toy.name, toy.version);
+        }
+        if inner.lease_until.is_none_or(|current| current < until) {
+            inner.lease_until = Some(until);
+        }
+    }
+
+    /// The catalog restarted: empties the cache, refuses every fill that started before, and
+    /// serves nothing until the next grant (the lease came from a catalog run that is gone).
+    ///
+    /// The version floors go too: a crash may have lost the change behind one (an unsynced
+    /// release), which would keep its toy out of the cache until its next change. Dropping
+    /// them is safe: no fill lands before the next grant, and from then on the new run pushes
+    /// every change here (it commits nothing before every front-end it knows is reset).
+    pub fn reset(&self) {
+        let mut inner = self.inner.lock();
+        clear_locked(&mut inner);
+        inner.min_version.clear();
+        inner.lease_until = None;
     }
 
     /// Lets entries be served until `until` (never shortens a longer lease).
@@ -202,6 +236,13 @@ impl ProductCache {
 pub fn version_etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&api::frontend::version_tag(version))
         .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
+}
+
+fn clear_locked(inner: &mut Inner) {
+    inner.generation += 1;
+    if let Some(entries) = inner.entries.as_mut() {
+        entries.clear();
+    }
 }
 
 fn lease_live(inner: &Inner) -> bool {
@@ -320,6 +361,49 @@ mod tests {
             "an entry is not served after the lease ran out"
         );
         assert!(!fill(&cache, "b", 1));
+    }
+
+    #[test]
+    fn a_grant_with_a_change_in_flight_refuses_the_older_fill() {
+        // Issue 20, finding 1: the front-end registers while the catalog commits version 8 of
+        // "a"; its first miss reads version 7, which is still what the catalog shows.
+        let cache = ProductCache::new(2, CacheMetrics::default());
+        let in_flight = [StaleToy {
+            name: "a".into(),
+            version: 8,
+        }];
+        cache.apply_grant(true, &in_flight, Instant::now() + Duration::from_secs(3600));
+        assert!(
+            !fill(&cache, "a", 7),
+            "the fill predates the change in flight"
+        );
+        assert!(fill(&cache, "a", 8));
+        assert!(fill(&cache, "b", 1), "other toys are not affected");
+    }
+
+    #[test]
+    fn a_fresh_grant_empties_the_cache_and_a_reset_ends_the_lease() {
+        let cache = leased(2);
+        assert!(fill(&cache, "a", 1));
+        let ticket = cache.ticket();
+        cache.apply_grant(true, &[], Instant::now() + Duration::from_secs(3600));
+        assert!(cache.is_empty());
+        assert!(
+            !cache.fill(ticket, "a", 1, Bytes::new()),
+            "started before the grant"
+        );
+        assert!(fill(&cache, "a", 1));
+        cache.invalidate("b", 9);
+        cache.reset();
+        assert!(cache.is_empty());
+        assert!(
+            !cache.lease_live(),
+            "no lease until the restarted catalog grants one"
+        );
+        assert!(!fill(&cache, "a", 1));
+        // The restarted catalog may show an older version than a push before its crash.
+        cache.apply_grant(true, &[], Instant::now() + Duration::from_secs(3600));
+        assert!(fill(&cache, "b", 8));
     }
 
     #[test]

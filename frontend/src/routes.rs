@@ -155,6 +155,10 @@ async fn invalidate(
     State(state): State<AppState>,
     JsonBody(invalidation): JsonBody<Invalidation>,
 ) -> Data<&'static str> {
+    if invalidation.reset {
+        state.cache.reset();
+        tracing::info!("the catalog restarted: cache emptied until it grants a new lease");
+    }
     for toy in &invalidation.toys {
         state.cache.invalidate(&toy.name, toy.version);
     }

@@ -1,8 +1,17 @@
-//! Catalog and front-end together: the cached product path.
+//! Catalog and front-end together: the cached product path, and a front-end that registers
+//! while a stock change is on its way to the disk.
 
-use api::catalog::{Product, Reservation, ReservationBatch, ReservationId, ReserveOutcome};
-use api::frontend::routes;
+use std::time::Duration;
+
+use api::cache_lease::LeaseRequest;
+use api::catalog::{
+    CatalogClient, Product, Reservation, ReservationBatch, ReservationId, ReserveOutcome,
+};
+use api::client::parse_base_url;
+use api::cluster::NodeAddrs;
+use api::frontend::{FrontendClient, routes};
 use system_tests::store::{StoreOptions, TestStore};
+use system_tests::{free_port, http, init_logs, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
@@ -138,4 +147,122 @@ async fn bad_requests_get_the_error_envelope() {
     // Nothing was bought by any of that.
     assert_eq!(store.product("Tux").await.quantity, 100_000);
     store.shutdown().await;
+}
+
+fn one_reservation(request_id: &str, name: &str, quantity: u32) -> ReservationBatch {
+    ReservationBatch {
+        reservations: vec![Reservation {
+            id: ReservationId {
+                request_id: request_id.into(),
+                attempt: 0,
+            },
+            name: name.into(),
+            quantity,
+        }],
+    }
+}
+
+/// Issue 20, finding 1 (read-your-writes): a front-end registers while a stock change is in
+/// flight (its invalidation targets were fixed before the registration, and readers do not
+/// see it yet). Its first query fills the cache from the old stock; once the change is
+/// acknowledged, the front-end must not serve that fill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_that_registers_while_a_change_is_in_flight_never_serves_the_old_stock() {
+    init_logs();
+    let dir = tempfile::TempDir::new().expect("a temporary directory");
+    let mut config = catalog::Config::for_test(dir.path().join("catalog"));
+    config.lease = Duration::from_secs(2);
+    // The stuck front-end below holds the push until the test lets it go.
+    config.push_timeout = Duration::from_secs(60);
+    let catalog_server = catalog::serve(config).await.expect("catalog starts");
+    let catalog_url = parse_base_url(&catalog_server.url()).expect("a catalog URL");
+    let catalog = CatalogClient::new(catalog_url.clone(), http());
+
+    // A front-end that takes the invalidation's connection and never answers: the change
+    // stays in flight (pushed, not yet visible) until the test drops it.
+    let stuck = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let stuck_url = format!("http://{}", stuck.local_addr().expect("an address"));
+    catalog
+        .renew_lease(&LeaseRequest {
+            url: stuck_url,
+            epoch: None,
+        })
+        .await
+        .expect("the stuck front-end registers");
+    let (accepted, push_arrived) = tokio::sync::oneshot::channel();
+    let stuck_task = tokio::spawn(async move {
+        if let Ok((socket, _)) = stuck.accept().await {
+            let _ = accepted.send(());
+            let _keep = (socket, stuck);
+            std::future::pending::<()>().await;
+        }
+    });
+    let before = catalog.product("Lego").await.expect("the catalog answers");
+    let reserve = tokio::spawn({
+        let catalog = catalog.clone();
+        async move {
+            catalog
+                .reserve(&one_reservation("in-flight-1", "Lego", 3), None)
+                .await
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), push_arrived)
+        .await
+        .expect("the invalidation reaches the stuck front-end")
+        .expect("the stuck front-end is still there");
+
+    // Now a front-end registers: after the push targets were fixed, before the change is
+    // visible.
+    let nodes = NodeAddrs::new([(
+        1,
+        parse_base_url(&format!("http://127.0.0.1:{}", free_port())).expect("a URL"),
+    )]);
+    let frontend_server = frontend::serve(frontend::Config::for_test(catalog_url.clone(), nodes))
+        .await
+        .expect("front-end starts");
+    let frontend = FrontendClient::new(
+        parse_base_url(&frontend_server.url()).expect("a front-end URL"),
+        http(),
+    );
+    wait_for("the cache lease", Duration::from_secs(10), || async {
+        frontend
+            .status()
+            .await
+            .ok()
+            .filter(|status| status.cache.lease_valid)
+    })
+    .await;
+    let early = frontend
+        .product("Lego")
+        .await
+        .expect("the front-end answers");
+    assert_eq!(
+        early.quantity, before.quantity,
+        "the change is not acknowledged yet"
+    );
+
+    // Let the change finish: the push fails, the stuck front-end's lease is waited out, the
+    // reservation is acknowledged.
+    stuck_task.abort();
+    let answer = reserve
+        .await
+        .expect("the reservation task ends")
+        .expect("the catalog answers")
+        .remove(0)
+        .expect("the reservation is answered");
+    let ReserveOutcome::Reserved { remaining, .. } = answer else {
+        panic!("expected a reservation, got {answer:?}");
+    };
+    let after = frontend
+        .product("Lego")
+        .await
+        .expect("the front-end answers");
+    assert_eq!(
+        after.quantity, remaining,
+        "the reservation was acknowledged, yet the front-end serves the stock from before it"
+    );
+    let _ = frontend_server.shutdown().await;
+    let _ = catalog_server.shutdown().await;
 }
