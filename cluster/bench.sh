@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cluster/bench.sh: the project's benchmarks, on loopback, against release builds.
 #
-# Usage: cluster/bench.sh [cache|orders|e2e|failover|all]   (default: all)
+# Usage: cluster/bench.sh [cache|orders|e2e|failover|catalog|retention|all]   (default: all)
 #        cluster/bench.sh etcd [--rounds N] [--seconds S]
 #
 #   cache     wrk -t2 -c32 on the front-end's cached GET /products/Tux and on a bare axum
@@ -11,6 +11,12 @@
 #             clients, with batching on (--batch-max 256) and off (--batch-max 1).
 #   e2e       POST /orders through the front-end at 1 and 32 concurrent clients.
 #   failover  kill -9 of the Raft leader 10 times; the gap until the next acknowledged order.
+#   catalog   kill -9 of the catalog 5 times under 8 clients' orders, restarted 1.5 s later; the
+#             time from its first /health answer to the next acknowledged order, and a check
+#             that the catalog's accounts match the replicas' orders afterwards.
+#   retention the store at its peak order rate (wrk, 64 connections) for 3 minutes with the
+#             dedup retention at 20 s: what the catalog and every replica still store, sampled
+#             every 15 s, must stay bounded while the orders grow. Not part of `all`.
 #   etcd      the store against a 3-member etcd (fsync on) that the benchmark starts on this
 #             machine, both driven by wrk with cluster/bench/requests.lua: POST /orders through
 #             the front-end at 1 and 64 connections and GET /orders/0 at 64; etcd's puts and
@@ -202,6 +208,48 @@ bench_e2e() {
         --concurrency 1,32 --seconds 10 --label "front-end" --csv "$results/e2e.csv"
     echo "after:"
     raft_facts
+}
+
+bench_catalog() {
+    say "catalog: kill -9 of the catalog 5 times under load, restarted 1.5 s later"
+    fresh_cluster TOYSTORE_INITIAL_STOCK=1000000000
+    "$bin_dir/toystore-bench" catalog-restart --frontend "$frontend" \
+        --catalog "http://127.0.0.1:$TOYSTORE_CATALOG_PORT" --nodes "$TOYSTORE_NODES" \
+        --home "$TOYSTORE_HOME" --scripts "$here" --kills 5 --down-ms 1500
+}
+
+# metric_value URL NAME: the value of one Prometheus series (0 when absent).
+metric_value() {
+    curl -s --max-time 2 "$1/metrics" | awk -v name="$2" '$1 == name { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+bench_retention() {
+    need_tools wrk=wrk
+    local retention=20 seconds=180 every=15
+    say "retention: peak order rate for ${seconds}s with the dedup retention at ${retention}s; records stored, every ${every}s"
+    fresh_cluster TOYSTORE_INITIAL_STOCK=1000000000 TOYSTORE_DEDUP_RETENTION_SECS=$retention \
+        TOYSTORE_RESERVATION_TIMEOUT_MS=$((retention * 250))
+    local catalog="http://127.0.0.1:$TOYSTORE_CATALOG_PORT" entry
+    local -a nodes=()
+    IFS=',' read -ra entries <<<"$TOYSTORE_NODES"
+    for entry in "${entries[@]}"; do nodes+=("${entry#*=}"); done
+    wrk -t2 -c64 -d"${seconds}s" --timeout 5s -s "$here/bench/requests.lua" "$frontend" -- order Tux Lego Barbie \
+        >"$results/retention-wrk.out" 2>&1 &
+    local load=$! t=0 node
+    printf '%6s %10s %16s %18s %s\n' "t_s" "orders" "catalog_records" "catalog_pending" "replica requests_stored / abandons_stored"
+    while kill -0 "$load" 2>/dev/null; do
+        local orders line=""
+        orders=$(curl -s --max-time 2 "${nodes[0]}/status" | sed -n 's/.*"orders":\([0-9]*\).*/\1/p')
+        for node in "${nodes[@]}"; do
+            line+=" $(metric_value "$node" order_requests_stored)/$(metric_value "$node" order_abandons_stored)"
+        done
+        printf '%6s %10s %16s %18s%s\n' "$t" "${orders:-?}" "$(metric_value "$catalog" catalog_reservation_records)" \
+            "$(metric_value "$catalog" catalog_pending_reservations)" "$line"
+        sleep "$every"
+        t=$((t + every))
+    done
+    wait "$load" || true
+    grep -E "Requests/sec|Non-2xx" "$results/retention-wrk.out" || true
 }
 
 bench_failover() {
@@ -488,9 +536,9 @@ while (($#)); do
     if [[ $option == --rounds ]]; then rounds=$value; else seconds=$value; fi
 done
 case "$what" in
-cache | orders | e2e | failover) "bench_$what" 2>&1 | tee "$results/$what.out" ;;
+cache | orders | e2e | failover | catalog | retention) "bench_$what" 2>&1 | tee "$results/$what.out" ;;
 all)
-    for one in cache orders e2e failover; do
+    for one in cache orders e2e failover catalog; do
         "bench_$one" 2>&1 | tee "$results/$one.out"
     done
     ;;

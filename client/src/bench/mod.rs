@@ -5,10 +5,12 @@
 //! - [`bare`]: a bare axum handler serving a product body, the baseline the cached front-end
 //!   is compared with (`cluster/bench.sh cache` drives both with `wrk`).
 //! - [`failover`]: the gap between kill -9 of the Raft leader and the next acknowledged order.
+//! - [`catalog_restart`]: how soon orders flow after kill -9 and restart of the catalog.
 //!
 //! `cluster/bench.sh` starts the clusters these run against and records their output.
 
 pub mod bare;
+pub mod catalog_restart;
 pub mod failover;
 pub mod orders;
 
@@ -32,6 +34,8 @@ pub enum BenchCommand {
     BareServer(bare::BareServer),
     /// Kill the Raft leader repeatedly and measure how long orders stall.
     Failover(failover::FailoverBench),
+    /// Kill and restart the catalog repeatedly and measure how soon orders flow again.
+    CatalogRestart(catalog_restart::CatalogRestartBench),
 }
 
 /// Milliseconds with two decimals, for tables.

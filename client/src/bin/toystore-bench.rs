@@ -9,5 +9,6 @@ async fn main() -> anyhow::Result<()> {
         BenchCommand::Orders(bench) => bench.run().await,
         BenchCommand::BareServer(server) => Ok(server.run().await?),
         BenchCommand::Failover(bench) => bench.run().await,
+        BenchCommand::CatalogRestart(bench) => bench.run().await,
     }
 }
