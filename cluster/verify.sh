@@ -6,13 +6,22 @@
 # then reads the final state of every replica and the catalog (toystore-state) and checks the
 # history against it (toystore-check). Needs root, like hosts.sh.
 #
-# Usage: cluster/verify.sh --rounds R [--seed S] [--fault-secs F] [--iterations N] [--keep]
+# Usage: cluster/verify.sh --rounds R [--seed S] [--fault-secs F] [--iterations N]
+#                          [--quiet-secs Q] [--retention SECS] [--keep]
 #   --rounds R        number of nemesis rounds (one fault each)
 #   --seed S          seed of the client and of the fault schedule (default: random, printed)
 #   --fault-secs F    how long each fault lasts, seconds (default 5; a pause lasts at least 2)
 #   --iterations N    iterations per client session (default: as many as the rounds last;
 #                     the client is stopped with SIGINT once they are over)
 #   --quiet-secs Q    undisturbed load between a round's recovery and the next fault (default 2)
+#   --retention SECS  short-retention mode: the store forgets request ids after SECS seconds
+#                     (TOYSTORE_DEDUP_RETENTION_SECS, read by the replicas and the catalog;
+#                     at least 6; the reservation timeout, TOYSTORE_RESERVATION_TIMEOUT_MS,
+#                     becomes SECS/4 when shorter than its 10 s default, as the replicas
+#                     require), and 2 of the 5 client sessions re-send some acknowledged
+#                     orders with the same Idempotency-Key within that window (must get the
+#                     same number) and after it (the same number, a new order or a 409); the
+#                     client then runs at least 2 x SECS + 10 s so late re-sends happen
 #   --keep            leave the hosts up at the end (default: cluster/hosts.sh down, data kept)
 #
 # Faults (fault name in nemesis.jsonl, what it does, how it is healed):
@@ -25,6 +34,9 @@
 #   oneway-leader       packets leader -> one follower dropped        heal
 #   kill-catalog        kill -9 of the catalog                        restart it
 #   kill-frontend       kill -9 of the front-end, orders in flight    restart it
+#   bounce-frontend     kill -9 of the front-end, restarted at once,  (the restart is the heal)
+#                       three times 1 s apart: it registers with the catalog while the
+#                       stock changes of the orders it had in flight still commit
 #
 # Files in the output directory ($TOYSTORE_VERIFY_HOME, default <repo>/run/verify):
 # history.jsonl (client), nemesis.jsonl (faults), all.jsonl (both), state.json, report.json,
@@ -44,7 +56,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-usage="usage: cluster/verify.sh --rounds R [--seed S] [--fault-secs F] [--iterations N] [--quiet-secs Q] [--keep]"
+usage="usage: cluster/verify.sh --rounds R [--seed S] [--fault-secs F] [--iterations N] [--quiet-secs Q] [--retention SECS] [--keep]"
 ts_args 0 20 "$usage" "$@"
 
 # Until the run starts, any failure (ts_die exits 1) is "could not run" (2), not "violations".
@@ -52,19 +64,25 @@ trap 'rc=$?; if ((rc == 1)); then exit 2; fi; exit "$rc"' EXIT
 
 HOSTS="$TS_CLUSTER_DIR/hosts.sh"
 FAULTS=(kill-leader kill-follower kill-all-replicas pause-leader partition-leader
-    partition-follower oneway-leader kill-catalog kill-frontend)
+    partition-follower oneway-leader kill-catalog kill-frontend bounce-frontend)
+# How many times a bounce-frontend round kills and restarts the front-end, and the load in
+# between (seconds): each restart is one more chance to register during a stock change.
+BOUNCES=3
+BOUNCE_GAP_SECS=1
+# Key-reuse sessions in short-retention mode (of the client's 5).
+REUSE_SESSIONS=2
 NODES="1=http://node1.toy:8201,2=http://node2.toy:8201,3=http://node3.toy:8201"
 CATALOG_URL=http://catalog.toy:8100
 FRONTEND_URL=http://frontend.toy:8000
 
-rounds="" seed="" fault_secs=5 iterations="" quiet_secs=2 keep=0
+rounds="" seed="" fault_secs=5 iterations="" quiet_secs=2 retention="" keep=0
 while (($# > 0)); do
     if [[ $1 == --keep ]]; then
         keep=1
         shift
         continue
     fi
-    ts_option "$usage" "--rounds --seed --fault-secs --iterations --quiet-secs" "$@"
+    ts_option "$usage" "--rounds --seed --fault-secs --iterations --quiet-secs --retention" "$@"
     shift "$TS_SHIFT"
     case $TS_OPT in
     --rounds) rounds=$TS_VALUE ;;
@@ -72,6 +90,7 @@ while (($# > 0)); do
     --fault-secs) fault_secs=$TS_VALUE ;;
     --iterations) iterations=$TS_VALUE ;;
     --quiet-secs) quiet_secs=$TS_VALUE ;;
+    --retention) retention=$TS_VALUE ;;
     esac
 done
 [[ -n $rounds ]] || ts_die "--rounds is required ($usage)"
@@ -79,6 +98,13 @@ ts_need_positive --rounds "$rounds"
 [[ $fault_secs =~ ^[0-9]+(\.[0-9]+)?$ && ! $fault_secs =~ ^0+(\.0+)?$ ]] ||
     ts_die "--fault-secs '$fault_secs' is not a positive number of seconds"
 [[ $quiet_secs =~ ^[0-9]+(\.[0-9]+)?$ ]] || ts_die "--quiet-secs '$quiet_secs' is not a number of seconds"
+if [[ -n $retention ]]; then
+    # Below 6 s the 2 s margins on either side of the window leave no room to re-send in it.
+    if ! [[ $retention =~ ^[0-9]+$ ]] || ((10#$retention < 6 || 10#$retention > 86400)); then
+        ts_die "--retention '$retention' must be a whole number of seconds from 6 to 86400"
+    fi
+    retention=$((10#$retention))
+fi
 if [[ -z $seed ]]; then seed=$(($(od -An -tu4 -N4 /dev/urandom | tr -d ' ') % 1000000)); fi
 ts_need_natural --seed "$seed"
 [[ $(id -u) == 0 ]] || ts_die "cluster/verify.sh needs root (it runs the store in network namespaces); run it with sudo"
@@ -118,6 +144,19 @@ client_timeout=${TOYSTORE_VERIFY_CLIENT_TIMEOUT:-600}
 
 export TOYSTORE_INITIAL_STOCK=${TOYSTORE_INITIAL_STOCK:-1000}
 export TOYSTORE_RESTOCK_SECS=${TOYSTORE_RESTOCK_SECS:-2}
+reuse_args=()
+if [[ -n $retention ]]; then
+    # One variable for every service that remembers request ids (hosts.sh passes every
+    # exported TOYSTORE_* on), and the client judges its re-sends by the same value.
+    export TOYSTORE_DEDUP_RETENTION_SECS=$retention
+    # The replicas refuse to start unless the retention is at least 4 x the reservation
+    # timeout (the sweeper must settle a reservation well before the catalog stops letting it
+    # be used): a short retention needs a shorter timeout than the 10 s default.
+    if [[ -z ${TOYSTORE_RESERVATION_TIMEOUT_MS:-} ]] && ((retention * 1000 / 4 < 10000)); then
+        export TOYSTORE_RESERVATION_TIMEOUT_MS=$((retention * 1000 / 4))
+    fi
+    reuse_args=(--reuse-sessions "$REUSE_SESSIONS" --retention "$retention")
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Binaries
@@ -137,6 +176,10 @@ if [[ -n $(missing_bins) ]]; then
 fi
 "$BIN/client" --help 2>/dev/null | grep -q -- '--history' ||
     ts_die "$BIN/client has no --history flag (an older build?): rebuild it"
+if [[ -n $retention ]]; then
+    "$BIN/client" --help 2>/dev/null | grep -q -- '--reuse-sessions' ||
+        ts_die "$BIN/client has no --reuse-sessions flag (an older build?): rebuild it"
+fi
 
 RUN=${TOYSTORE_VERIFY_HOME:-$TS_REPO/run/verify}
 [[ $RUN == /* ]] || RUN="$PWD/$RUN"
@@ -241,6 +284,9 @@ fail() {
 # 1. A fresh store on separate hosts
 
 vf_say "verify: seed $seed, $rounds rounds, faults of ${fault_secs}s, client 5 sessions x $iterations iterations"
+if [[ -n $retention ]]; then
+    vf_say "short retention: request ids forgotten after ${retention}s (TOYSTORE_DEDUP_RETENTION_SECS), reservation timeout ${TOYSTORE_RESERVATION_TIMEOUT_MS:-10000} ms; $REUSE_SESSIONS sessions re-send keys within and after it"
+fi
 vf_say "output in $RUN; binaries copied from $SOURCE_BIN"
 hosts down --wipe || fail "cluster/hosts.sh down --wipe failed (see $NEMESIS_LOG)"
 hosts_started=1
@@ -255,8 +301,9 @@ grep -A8 '^  service ' "$NEMESIS_LOG" | sed 's/^/  /' || true
 # env --default-signal gives it the default back, so SIGINT can end it cleanly.
 "$HOSTS" exec client env --default-signal=INT "$BIN/client" --frontend "$FRONTEND_URL" --clients 5 --prob 0.8 \
     --max-quantity 3 --iterations "$iterations" --seed "$seed" --history "$HISTORY" --quiet \
-    </dev/null >"$CLIENT_LOG" 2>&1 &
+    "${reuse_args[@]}" </dev/null >"$CLIENT_LOG" 2>&1 &
 client_pid=$!
+client_started=$(date +%s)
 vf_say "load client started in the client namespace (pid $client_pid, log $CLIENT_LOG)"
 sleep "$quiet_secs"
 client_running || fail "the load client exited at once; its output:
@@ -278,6 +325,7 @@ for ((round = 1; round <= rounds; round++)); do
     for node in node1 node2 node3; do [[ $node == "$leader" ]] || followers+=("$node"); done
     follower=${followers[pick % ${#followers[@]}]}
     duration=$fault_secs
+    repeat=1
     case $fault in
     kill-leader) target=$leader start=(kill "$leader") heal=(restart "$leader") ;;
     kill-follower) target=$follower start=(kill "$follower") heal=(restart "$follower") ;;
@@ -288,21 +336,35 @@ for ((round = 1; round <= rounds; round++)); do
     oneway-leader) target="$leader->$follower" start=(partition oneway "$leader" "$follower") heal=(heal) ;;
     kill-catalog) target=catalog start=(kill catalog) heal=(restart catalog) ;;
     kill-frontend) target=frontend start=(kill frontend) heal=(restart frontend) ;;
+    # No pause between kill and restart: the new front-end registers its cache lease while
+    # the catalog still commits (and pushes invalidations for) the orders the old one had in
+    # flight.
+    bounce-frontend) target=frontend start=(kill frontend) heal=(restart frontend) duration=0 repeat=$BOUNCES ;;
     *) fail "unknown fault $fault" ;;
     esac
     client_running || late_rounds+=("$round")
 
-    t0=$(now_ms)
-    hosts "${start[@]}" || fail "round $round: could not inject $fault on $target"
-    t1=$(now_ms)
-    nemesis_line "$t0" "$t1" "$fault" "$target" start
-    faults_done=$((faults_done + 1))
-    vf_say "round $round/$rounds: $fault on $target (${start[*]}), for ${duration}s"
-    sleep "$duration"
-    t2=$(now_ms)
-    hosts "${heal[@]}" || fail "round $round: could not heal $fault on $target (${heal[*]})"
-    t3=$(now_ms)
-    nemesis_line "$t2" "$t3" "$fault" "$target" heal
+    for ((hit = 1; hit <= repeat; hit++)); do
+        if ((hit > 1)); then sleep "$BOUNCE_GAP_SECS"; fi
+        t0=$(now_ms)
+        hosts "${start[@]}" || fail "round $round: could not inject $fault on $target"
+        t1=$(now_ms)
+        nemesis_line "$t0" "$t1" "$fault" "$target" start
+        faults_done=$((faults_done + 1))
+        if ((repeat > 1)); then
+            vf_say "round $round/$rounds: $fault on $target (${start[*]}), $hit of $repeat, for ${duration}s"
+        else
+            vf_say "round $round/$rounds: $fault on $target (${start[*]}), for ${duration}s"
+        fi
+        sleep "$duration"
+        t2=$(now_ms)
+        hosts "${heal[@]}" || fail "round $round: could not heal $fault on $target (${heal[*]})"
+        t3=$(now_ms)
+        nemesis_line "$t2" "$t3" "$fault" "$target" heal
+        if ((repeat > 1)); then
+            vf_say "  healed (${heal[*]}) in $(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.2f", (b - a) / 1000 }')s, $(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.2f", (b - a) / 1000 }')s after the kill"
+        fi
+    done
     settle_start=$(date +%s%N)
     if ! hosts wait "$settle_timeout"; then
         fail "round $round: the store did not recover within ${settle_timeout}s after healing $fault on $target (see $NEMESIS_LOG and the service logs)"
@@ -319,6 +381,16 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 4. The client's end, the final state, the check
 
+if [[ -n $retention ]]; then
+    # A key adopted early is re-sent after the window about retention + 5 s later, and its new
+    # order's window is probed once more about retention later still.
+    min_run=$((2 * retention + 10))
+    ran=$(($(date +%s) - client_started))
+    if ((ran < min_run)) && client_running; then
+        vf_say "short retention: letting the client run $((min_run - ran))s more, so re-sends after the ${retention}s window happen"
+        sleep "$((min_run - ran))"
+    fi
+fi
 vf_say "all $rounds rounds done; stopping the load client (SIGINT) and waiting for its verification (at most ${client_timeout}s) …"
 sleep "$quiet_secs"
 kill -INT "$client_pid" 2>/dev/null || true
@@ -375,8 +447,8 @@ print(f"violations:      {'unknown' if violations is None else len(violations)}"
 EOF
 ) || summary="(could not summarise $REPORT)"
 printf '%s\n' "$summary"
-printf 'seed:            %s (repeat with: cluster/verify.sh --rounds %s --seed %s --fault-secs %s --iterations %s)\n' \
-    "$seed" "$rounds" "$seed" "$fault_secs" "$iterations"
+printf 'seed:            %s (repeat with: cluster/verify.sh --rounds %s --seed %s --fault-secs %s --iterations %s%s)\n' \
+    "$seed" "$rounds" "$seed" "$fault_secs" "$iterations" "${retention:+ --retention $retention}"
 printf 'files:           %s/{history.jsonl,nemesis.jsonl,all.jsonl,state.json,report.json,timeline.html,check.txt,client.log,nemesis.log}\n' "$RUN"
 printf 'service logs:    %s/logs\n' "${TOYSTORE_HOSTS_HOME:-$TS_REPO/run/hosts}"
 if ((check_rc == 0)); then

@@ -163,6 +163,8 @@ pub struct OrderRecord {
 pub struct ReplicaOrder {
     pub number: u64,
     pub request_id: String,
+    /// Which attempt at the request id placed it: the reservation that holds its stock.
+    pub attempt: u32,
     pub name: String,
     pub quantity: u32,
 }

@@ -72,6 +72,69 @@ pub struct Order {
     pub number: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The HTTP status of the last answer, on `fail`: a refusal of a reused key is judged by
+    /// it (409 "expired / already used" and 400 "out of stock" are the accepted ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Present when this order deliberately re-sent a key whose order was answered before
+    /// (the client's key-reuse sessions): what the store must or may answer depends on how
+    /// long ago that order was placed, compared with its dedup retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<Reuse>,
+}
+
+/// How far inside the dedup retention a re-send must be for the store to have to remember its
+/// key: the store's and the client's clocks, and the store's own steps, may each be a little
+/// off, so only a re-send that ends this long before the retention runs out must be deduplicated.
+pub const REUSE_MARGIN_MS: f64 = 2_000.0;
+
+/// A deliberate re-send of an `Idempotency-Key` (an [`Order`] with `reuse`): the key's last
+/// `ok` answer was order #`number`, placed some time before. All durations are measured by the
+/// client's monotonic clock, so a wall-clock step cannot move a re-send across the retention.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reuse {
+    /// The number the key's last `ok` answer gave: what a deduplicated re-send answers.
+    pub number: u64,
+    /// The store's dedup retention (`TOYSTORE_DEDUP_RETENTION_SECS`), in ms, as the client
+    /// was told it.
+    pub retention_ms: f64,
+    /// From the invoke of the earliest operation that may have placed order #`number` (the
+    /// first one sent with this key after its previous `ok` answer) to this re-send's
+    /// completion. The store cannot have stamped the order before that invoke nor answered
+    /// after that completion, so this bounds the key's age whenever the store looked at it.
+    pub placed_ms: f64,
+    /// From the key's last `ok` answer to this re-send's invoke (for reports: a re-send more
+    /// than the retention plus [`REUSE_MARGIN_MS`] after it is "after the window").
+    pub answered_ms: f64,
+}
+
+impl Reuse {
+    /// True when the store had to remember the key throughout this re-send: its order was
+    /// placed at most `retention - REUSE_MARGIN_MS` before the answer, so the only right
+    /// answer is the same number (or no answer at all).
+    pub fn must_dedup(&self) -> bool {
+        self.placed_ms + REUSE_MARGIN_MS <= self.retention_ms
+    }
+
+    /// Where the re-send fell: `within` the window (must deduplicate), `after` it (more than
+    /// the retention plus the margin after the last answer), or `between` the two bounds.
+    pub fn window(&self) -> &'static str {
+        if self.must_dedup() {
+            "within"
+        } else if self.answered_ms > self.retention_ms + REUSE_MARGIN_MS {
+            "after"
+        } else {
+            "between"
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let times = [self.retention_ms, self.placed_ms, self.answered_ms];
+        if times.iter().any(|t| !t.is_finite() || *t < 0.0) {
+            return Err("reuse times must be finite and not negative".into());
+        }
+        Ok(())
+    }
 }
 
 /// What `GET /orders/{n}` returned.
@@ -197,8 +260,23 @@ impl Event {
             },
             Event::Order(o) => {
                 let number = o.number.map(|n| format!(" → #{n}")).unwrap_or_default();
+                let status = o.status.map(|s| format!(" {s}")).unwrap_or_default();
+                let reuse = o
+                    .reuse
+                    .as_ref()
+                    .map(|r| {
+                        format!(
+                            " (re-send of #{} {} the window: placed ≤{:.1}s, answered {:.1}s before, retention {:.1}s)",
+                            r.number,
+                            r.window(),
+                            r.placed_ms / 1000.0,
+                            r.answered_ms / 1000.0,
+                            r.retention_ms / 1000.0
+                        )
+                    })
+                    .unwrap_or_default();
                 format!(
-                    "session {} order {}×{:?} key {} {}{number}",
+                    "session {} order {}×{:?} key {} {}{status}{number}{reuse}",
                     o.session,
                     o.quantity,
                     o.toy,
@@ -250,6 +328,9 @@ impl Event {
             Event::Order(o) if o.outcome == Outcome::Ok && o.number.is_none() => {
                 Err("an ok order needs its number".into())
             }
+            Event::Order(Order {
+                reuse: Some(reuse), ..
+            }) => reuse.validate(),
             Event::Read(r) if r.outcome == Outcome::Ok && r.found.is_none() => {
                 Err("an ok read needs found (an order or null)".into())
             }
@@ -357,6 +438,13 @@ mod tests {
                 quantity: 2,
                 number: None,
                 error: Some("timeout".into()),
+                status: None,
+                reuse: Some(Reuse {
+                    number: 3,
+                    retention_ms: 20_000.0,
+                    placed_ms: 25_000.5,
+                    answered_ms: 24_000.0,
+                }),
             }),
         ];
         let mut buffer = Vec::new();
@@ -370,6 +458,23 @@ mod tests {
     }
 
     #[test]
+    fn a_reuse_is_within_between_or_after_the_window() {
+        let reuse = |placed_ms, answered_ms| Reuse {
+            number: 1,
+            retention_ms: 20_000.0,
+            placed_ms,
+            answered_ms,
+        };
+        assert_eq!(reuse(18_000.0, 17_000.0).window(), "within");
+        assert!(reuse(18_000.0, 17_000.0).must_dedup());
+        // The order may have been placed long before its answer (a retry after a failover):
+        // the window runs from then, not from the answer.
+        assert_eq!(reuse(18_001.0, 5_000.0).window(), "between");
+        assert!(!reuse(18_001.0, 5_000.0).must_dedup());
+        assert_eq!(reuse(23_000.0, 22_001.0).window(), "after");
+    }
+
+    #[test]
     fn malformed_lines_name_their_line_number() {
         let cases = [
             "{\"op\":\"query\"}\n",
@@ -379,6 +484,7 @@ mod tests {
             r#"{"session":1,"op":"order","invoke":3,"complete":2,"outcome":"fail","key":"k","toy":"T","quantity":1}"#,
             r#"{"session":1,"op":"read","invoke":1,"complete":2,"outcome":"ok","number":1}"#,
             r#"{"session":1,"op":"order","invoke":1,"complete":2,"outcome":"ok","key":"k","toy":"T","quantity":1}"#,
+            r#"{"session":1,"op":"order","invoke":1,"complete":2,"outcome":"unknown","key":"k","toy":"T","quantity":1,"reuse":{"number":1,"retention_ms":20000,"placed_ms":-1,"answered_ms":0}}"#,
         ];
         for case in cases {
             let text = format!("\n{case}");

@@ -25,8 +25,12 @@
 //!   `fail` / `unknown` carry `"error":"…"` and no quantity / version.
 //! - order, `POST /orders`:
 //!   `{"session":3,"op":"order","invoke":…,"complete":…,"outcome":"ok","key":"<Idempotency-Key>","toy":"Tux","quantity":1,"number":41}`.
-//!   `fail` is a definite refusal (4xx): the order must not exist. `unknown` (503, timeout,
-//!   connection lost): it may or may not exist; `"error":"…"`, no number.
+//!   `fail` is a definite refusal (4xx, its `"status"` recorded): the order must not exist.
+//!   `unknown` (503, timeout, connection lost): it may or may not exist; `"error":"…"`, no
+//!   number. A deliberate re-send of a key answered before carries
+//!   `"reuse":{"number":41,"retention_ms":20000,"placed_ms":…,"answered_ms":…}`
+//!   ([`history::Reuse`]): the key's last answer, the store's dedup retention, and how long
+//!   before this re-send's answer its order may have been placed (client monotonic clock).
 //! - read, `GET /orders/{n}`:
 //!   `{"session":3,"op":"read","invoke":…,"complete":…,"outcome":"ok","number":41,"found":{"name":"Tux","quantity":1}}`;
 //!   `"found":null` means the store answered 404. `fail` / `unknown`: no `found`.
@@ -37,12 +41,13 @@
 //! # Final state file (JSON)
 //!
 //! ```json
-//! {"replicas":[{"id":1,"orders":[{"number":0,"request_id":"k-1","name":"Tux","quantity":1}]}],
+//! {"replicas":[{"id":1,"orders":[{"number":0,"request_id":"k-1","name":"Tux","quantity":1,"attempt":0}]}],
 //!  "catalog":{"toys":[{"name":"Tux","initial":100,"restocked":200,"quantity":57,"pending":0}]}}
 //! ```
 //!
 //! [`state::FinalState`]: every order each replica holds, in number order (`request_id` is
-//! the order's Idempotency-Key); per toy, the stock it was created with, units added by
+//! the order's Idempotency-Key, `attempt` its reservation attempt, when the replicas report
+//! it); per toy, the stock it was created with, units added by
 //! restocks, the current quantity and the units held by unsettled reservations.
 //!
 //! # Checks
@@ -51,19 +56,24 @@
 //! and the history operations involved. The "reference replica" is the one holding the most
 //! orders (the first such).
 //!
-//! 1. replicas identical (`replicas-differ`, `no-replicas`);
+//! 1. replicas identical (`replicas-differ`, `no-replicas`), and agreeing on every number they
+//!    hold: request id, attempt, toy, quantity (`replicas-disagree`);
 //! 2. numbers dense from 0 (`number-gap`, `duplicate-number`);
-//! 3. one order per request id (`duplicate-request-id`);
+//! 3. one order per request id, plus one per re-send past the dedup window that may have
+//!    placed one (`duplicate-request-id`);
 //! 4. acknowledged orders on every replica, unchanged (`lost-order`, `changed-order`), no
 //!    number acknowledged to two keys (`duplicate-number`), no key acknowledged with two
-//!    numbers (`duplicate-request-id`);
+//!    numbers unless re-sent past its dedup window (`duplicate-request-id`);
 //! 5. refused orders absent (`failed-order-exists`);
 //! 6. real-time order of numbers (`real-time-order`);
 //! 7. linearizable order reads, per number a write-once register, Wing–Gong–Lowe search
 //!    (`non-linearizable-read`, `read-wrong-record`);
 //! 8. read-your-writes through the front-end cache (`read-your-writes`);
-//! 9. stock conservation (`stock-mismatch`, `negative-stock`, `unsettled-reservations`,
-//!    `unknown-toy`).
+//! 9. re-sent keys: within the dedup window answered with their order
+//!    (`reuse-not-deduplicated`); after it, that order, a new higher number or a 409
+//!    "expired / already used" / out-of-stock refusal (`reuse-wrong-answer`);
+//! 10. stock conservation (`stock-mismatch`, `negative-stock`, `unsettled-reservations`,
+//!     `unknown-toy`).
 
 pub mod checks;
 pub mod history;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{CHECKS, Violation, ViolationKind};
-use crate::history::{Event, Phase};
+use crate::history::{Event, Outcome, Phase};
 use crate::state::FinalState;
 
 /// How many examples of each violation kind the text report shows.
@@ -34,6 +34,10 @@ pub struct Report {
     pub operations: BTreeMap<String, BTreeMap<String, usize>>,
     /// fault → start / heal events.
     pub nemesis: BTreeMap<String, NemesisCount>,
+    /// Deliberate key re-sends: window (`within`, `between`, `after`) → answer (`same`
+    /// number, `new` number, `refused`, `unknown`) → count. Shows which corners a run reached.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reuses: BTreeMap<String, BTreeMap<String, usize>>,
     pub sessions: usize,
     /// From the first invoke to the last completion.
     pub span_seconds: f64,
@@ -55,6 +59,7 @@ impl Report {
     ) -> Report {
         let mut operations: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
         let mut nemesis: BTreeMap<String, NemesisCount> = BTreeMap::new();
+        let mut reuses: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
         let mut sessions = BTreeSet::new();
         let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
         for event in history {
@@ -69,6 +74,21 @@ impl Report {
                     }
                 }
                 _ => {
+                    if let Event::Order(order) = event
+                        && let Some(reuse) = &order.reuse
+                    {
+                        let answer = match (order.outcome, order.number) {
+                            (Outcome::Ok, Some(n)) if n == reuse.number => "same",
+                            (Outcome::Ok, _) => "new",
+                            (Outcome::Fail, _) => "refused",
+                            (Outcome::Unknown, _) => "unknown",
+                        };
+                        *reuses
+                            .entry(reuse.window().to_string())
+                            .or_default()
+                            .entry(answer.to_string())
+                            .or_default() += 1;
+                    }
                     if let (Some(session), Some(outcome)) = (event.session(), event.outcome()) {
                         sessions.insert(session);
                         *operations
@@ -120,6 +140,7 @@ impl Report {
         Report {
             operations,
             nemesis,
+            reuses,
             sessions: sessions.len(),
             span_seconds,
             replicas: state.replicas.len(),
@@ -186,6 +207,16 @@ impl Report {
                 "  {fault:<20} {} started, {} healed",
                 count.started, count.healed
             );
+        }
+        if !self.reuses.is_empty() {
+            out.push_str("key re-sends (by dedup window: answer):\n");
+            for (window, answers) in &self.reuses {
+                let counts: Vec<String> = answers
+                    .iter()
+                    .map(|(answer, n)| format!("{answer} {n}"))
+                    .collect();
+                let _ = writeln!(out, "  {window:<8} {}", counts.join("  "));
+            }
         }
         out.push_str("checks:\n");
         for check in &self.checks {
@@ -259,7 +290,7 @@ mod tests {
         assert_eq!(report.sessions, 3);
         assert!(
             text.trim_end()
-                .ends_with("OK: 3 operations, 9 checks, no violation"),
+                .ends_with("OK: 3 operations, 11 checks, no violation"),
             "{text}"
         );
     }

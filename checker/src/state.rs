@@ -19,6 +19,10 @@ pub struct StoredOrder {
     pub request_id: Option<String>,
     pub name: String,
     pub quantity: u32,
+    /// Which attempt at the request id's reservation the order used (0 for an order's first);
+    /// absent when the replicas do not report it. Replicas must agree on it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }
 
 /// Everything one order-service replica holds.

@@ -92,6 +92,25 @@ pub struct Config {
     #[arg(long, env = "TOYSTORE_CLIENT_HISTORY", value_name = "FILE")]
     pub history: Option<PathBuf>,
 
+    /// How many of the sessions (the first ones) also send some acknowledged orders again
+    /// with the same Idempotency-Key, toy and quantity: within the store's dedup retention
+    /// (it must answer the same number) and after it (a new order or a 409 refusal may
+    /// answer). Needs `--retention` to match the store's.
+    #[arg(
+        long,
+        env = "TOYSTORE_CLIENT_REUSE_SESSIONS",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub reuse_sessions: u64,
+
+    /// The store's dedup retention in seconds (the replicas' and the catalog's
+    /// `TOYSTORE_DEDUP_RETENTION_SECS`, whose value is the default here): when key-reuse
+    /// sessions re-send, and what the history says the store had to remember.
+    #[arg(long, env = "TOYSTORE_DEDUP_RETENTION_SECS", default_value = "86400",
+          value_parser = api::cli::seconds, value_name = "SECS")]
+    pub retention: Duration,
+
     /// Deadline of one HTTP request, in seconds (longer than the front-end's own order retry
     /// budget, so a failover shows up as a slow answer rather than a client-side error).
     #[arg(
@@ -240,6 +259,7 @@ mod tests {
         assert!(config.out.is_none());
         assert!(config.timeline.is_none());
         assert!(!config.quiet);
+        assert_eq!(config.reuse_sessions, 0);
     }
 
     #[test]
@@ -273,6 +293,14 @@ mod tests {
         assert_eq!(out.format, OutputFormat::Json);
         assert_eq!(config.timeline, Some(PathBuf::from("t.csv")));
         assert!(config.quiet);
+    }
+
+    #[test]
+    fn key_reuse_takes_sessions_and_the_store_retention() {
+        let config = parse(&["--reuse-sessions", "2", "--retention", "20"]).expect("parses");
+        assert_eq!(config.reuse_sessions, 2);
+        assert_eq!(config.retention, Duration::from_secs(20));
+        assert!(rejected(&["--retention", "0"]).contains("between 0 and 86400"));
     }
 
     #[test]

@@ -9,17 +9,33 @@
 use std::time::Duration;
 
 use api::catalog::CatalogClient;
-use api::client::CallError;
+use api::client::{CallError, ServiceClient};
 use api::cluster::NodeAddrs;
 use api::order::ReplicaClient;
 use checker::state::{CatalogState, FinalState, Replica, StoredOrder, ToyStock};
 use tokio::time::Instant;
 
+/// Every order one replica holds, in number order.
+async fn local_orders(replica: &ReplicaClient) -> Result<Vec<StoredOrder>, CallError> {
+    Ok(replica
+        .all_local_orders()
+        .await?
+        .into_iter()
+        .map(|order| StoredOrder {
+            number: order.number,
+            request_id: Some(order.request_id),
+            name: order.name,
+            quantity: order.quantity,
+            attempt: Some(order.attempt),
+        })
+        .collect())
+}
+
 /// What the store looks like once it has settled (or `wait` ran out).
 pub async fn collect(
     replicas: &NodeAddrs,
     catalog: &CatalogClient,
-    http: &api::client::ServiceClient,
+    http: &ServiceClient,
     wait: Duration,
 ) -> Result<FinalState, CallError> {
     let deadline = Instant::now() + wait;
@@ -50,18 +66,9 @@ pub async fn collect(
         catalog: CatalogState { toys: Vec::new() },
     };
     for (&id, replica) in &clients {
-        let orders = replica.all_local_orders().await?;
         state.replicas.push(Replica {
             id,
-            orders: orders
-                .into_iter()
-                .map(|order| StoredOrder {
-                    number: order.number,
-                    request_id: Some(order.request_id),
-                    name: order.name,
-                    quantity: order.quantity,
-                })
-                .collect(),
+            orders: local_orders(replica).await?,
         });
     }
     state.catalog.toys = catalog

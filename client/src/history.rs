@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use api::client::CallError;
-use checker::history::{Event, Order, OrderRecord, Outcome, Query, Read, write_event};
+use checker::history::{Event, Order, OrderRecord, Outcome, Query, Read, Reuse, write_event};
 use parking_lot::Mutex;
 
 use crate::error::ClientError;
@@ -112,7 +112,8 @@ impl History {
         self.record(Event::Query(event));
     }
 
-    /// An order, with every retry it took.
+    /// An order, with every retry it took; `reuse` when it deliberately re-sent a key
+    /// answered before (a key-reuse session).
     #[allow(clippy::too_many_arguments)]
     pub fn order(
         &self,
@@ -122,6 +123,7 @@ impl History {
         toy: &str,
         quantity: u32,
         answer: Result<u64, &CallError>,
+        reuse: Option<Reuse>,
     ) {
         if self.out.is_none() {
             return;
@@ -130,6 +132,11 @@ impl History {
             Ok(number) => (Outcome::Ok, Some(number), None),
             Err(failure) => (outcome_of(failure), None, Some(failure.to_string())),
         };
+        // The checker judges a refusal of a reused key by its status.
+        let status = answer
+            .err()
+            .and_then(CallError::status)
+            .map(|status| status.as_u16());
         self.record(Event::Order(Order {
             session,
             invoke,
@@ -140,6 +147,8 @@ impl History {
             quantity,
             number,
             error,
+            status,
+            reuse,
         }));
     }
 

@@ -9,6 +9,7 @@
 //! Modules:
 //! - [`config`]: the command line, validated by clap.
 //! - [`session`]: one shopper's loop, and the retry rule.
+//! - [`reuse`]: which acknowledged keys a key-reuse session sends again, and when.
 //! - [`history`]: the `--history` file `toystore-check` verifies, and [`final_state`]: the
 //!   store's state it is checked against (`toystore-state`).
 //! - [`verify`]: the pure checks over placed orders and lookup answers.
@@ -26,6 +27,7 @@ pub mod history;
 pub mod output;
 pub mod progress;
 pub mod report;
+pub mod reuse;
 pub mod session;
 pub mod stats;
 pub mod tally;
@@ -109,6 +111,7 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
                 history: history.clone(),
                 stop_at: config.duration.map(|d| run_start + d),
                 stop: stop.clone(),
+                reuse: (index < config.reuse_sessions).then_some(config.retention),
             };
             let session = run_session(
                 store.clone(),
@@ -143,6 +146,7 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
         latency: tally.latency,
         orders: tally.placed,
         out_of_stock: tally.out_of_stock,
+        reused: tally.reused,
         verification_failures,
         error_samples: tally.error_samples,
         wall_time: run_start.elapsed(),

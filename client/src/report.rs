@@ -62,6 +62,9 @@ pub struct Report {
     pub orders: Vec<PlacedOrder>,
     /// Orders refused because another session had bought the stock (not errors).
     pub out_of_stock: u64,
+    /// Answered re-sends of an earlier order's key (`--reuse-sessions`): the same number, a
+    /// new one, or a 409 / out-of-stock refusal, all judged by `toystore-check`.
+    pub reused: u64,
     /// Lost, changed and duplicated orders found by the final check.
     pub verification_failures: Vec<VerificationFailure>,
     /// A few messages of failed requests per type (counts are in `latency`).
@@ -189,6 +192,9 @@ impl fmt::Display for Report {
         let t = self.totals();
         writeln!(f, "orders placed          {:>10}", t.orders_placed)?;
         writeln!(f, "out-of-stock answers   {:>10}", t.out_of_stock)?;
+        if self.reused > 0 {
+            writeln!(f, "keys re-sent, answered {:>10}", self.reused)?;
+        }
         writeln!(f, "request errors         {:>10}", t.request_errors)?;
         writeln!(f, "verification failures  {:>10}", t.verification_failures)?;
         writeln!(f, "wall time              {:>10.3} s", t.wall_time_s)?;
@@ -248,6 +254,7 @@ pub(crate) mod tests {
                 session: 1,
             }],
             out_of_stock: 1,
+            reused: 0,
             verification_failures: vec![],
             error_samples: ByKind::default(),
             wall_time: Duration::from_secs(2),

@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::history::{History, unix_ms};
 use crate::progress::Progress;
+use crate::reuse::{KeyReuser, Resend, ReusedKey};
 use crate::stats::RequestKind;
 use crate::tally::Tally;
 use crate::verify::PlacedOrder;
@@ -39,6 +40,9 @@ pub struct SessionPlan {
     pub stop_at: Option<Instant>,
     /// Set on SIGINT or SIGTERM: stop after the current iteration.
     pub stop: Arc<AtomicBool>,
+    /// The store's dedup retention, for a session that re-sends some of its keys
+    /// (`--reuse-sessions`); `None` for one that never does.
+    pub reuse: Option<Duration>,
 }
 
 /// Pause after a query that got no answer: a shopper whose store is down does not hammer it.
@@ -53,11 +57,21 @@ pub async fn run_session(
     mut tally: Tally,
 ) -> Tally {
     let mut rng = session_rng(plan.seed, plan.index);
+    // Its own stream: when a re-send is due depends on the store's answers, and must not
+    // shift the session's draws.
+    let mut reuser = plan
+        .reuse
+        .map(|retention| KeyReuser::new(retention, session_rng(!plan.seed, plan.index).random()));
     for _ in 0..plan.iterations {
         if plan.stop.load(Ordering::Relaxed)
             || plan.stop_at.is_some_and(|stop| Instant::now() >= stop)
         {
             break;
+        }
+        if let Some(reuser) = &mut reuser
+            && let Some((key, resend)) = reuser.take_due(Instant::now())
+        {
+            resend_order(&store, &plan, &mut tally, reuser, key, resend).await;
         }
         // Every iteration draws the same three numbers whatever the store answers, so the
         // sequence of toys and coin flips of a session depends on the seed alone.
@@ -83,7 +97,11 @@ pub async fn run_session(
                 let shown = answer.quantity;
                 if shown > 0 && coin < plan.prob {
                     let quantity = order_quantity(size, plan.max_quantity, shown);
-                    place_order(&store, &plan, &mut tally, toy, quantity).await;
+                    let placed = place_order(&store, &plan, &mut tally, toy, quantity).await;
+                    if let (Some(reuser), Some((resend, invoke, answered))) = (&mut reuser, placed)
+                    {
+                        reuser.offer(resend, invoke, answered);
+                    }
                 }
             }
             Err(failure) => {
@@ -97,20 +115,23 @@ pub async fn run_session(
 }
 
 /// Orders `quantity` of `toy`; every resend carries the same idempotency key, so the store
-/// places it at most once however many attempts it takes.
+/// places it at most once however many attempts it takes. On an `ok` answer, returns the
+/// order and when it was sent and answered (for a key-reuse session to adopt).
 async fn place_order(
     store: &FrontendClient,
     plan: &SessionPlan,
     tally: &mut Tally,
     toy: &str,
     quantity: u32,
-) {
+) -> Option<(Resend, Instant, Instant)> {
     let key = uuid::Uuid::new_v4().to_string();
     let invoke = unix_ms();
+    let sent = Instant::now();
     let (reply, latency) = with_retries(tally, RequestKind::Order, plan.index, || {
         store.order(toy, quantity, Some(&key))
     })
     .await;
+    let answered = Instant::now();
     plan.history.order(
         plan.index,
         invoke,
@@ -118,6 +139,7 @@ async fn place_order(
         toy,
         quantity,
         reply.as_ref().map(|placed| placed.order_number),
+        None,
     );
     match reply {
         Ok(answer) => {
@@ -128,6 +150,16 @@ async fn place_order(
                 quantity,
                 session: plan.index,
             });
+            return Some((
+                Resend {
+                    key,
+                    toy: toy.to_string(),
+                    quantity,
+                    number: answer.order_number,
+                },
+                sent,
+                answered,
+            ));
         }
         Err(failure) if failure.is_out_of_stock() => {
             tally.answered(RequestKind::Order, latency);
@@ -136,6 +168,64 @@ async fn place_order(
         Err(failure) => tally.failed(
             RequestKind::Order,
             format!("order {quantity} x {toy:?} (key {key}): {failure}"),
+        ),
+    }
+    None
+}
+
+/// Sends an acknowledged order again with its key, toy and quantity (a key-reuse session),
+/// retried like any order, and records the answer with where it fell in the dedup window.
+async fn resend_order(
+    store: &FrontendClient,
+    plan: &SessionPlan,
+    tally: &mut Tally,
+    reuser: &mut KeyReuser,
+    key: ReusedKey,
+    resend: Resend,
+) {
+    let invoke = unix_ms();
+    let sent = Instant::now();
+    let (reply, latency) = with_retries(tally, RequestKind::Order, plan.index, || {
+        store.order(&resend.toy, resend.quantity, Some(&resend.key))
+    })
+    .await;
+    let answered = Instant::now();
+    let number = reply.as_ref().ok().map(|placed| placed.order_number);
+    let reuse = reuser.answered(key, sent, answered, number);
+    plan.history.order(
+        plan.index,
+        invoke,
+        &resend.key,
+        &resend.toy,
+        resend.quantity,
+        reply.as_ref().map(|placed| placed.order_number),
+        Some(reuse),
+    );
+    match reply {
+        Ok(answer) => {
+            tally.answered(RequestKind::Order, latency);
+            tally.reused += 1;
+            // Only a new number is a new order to verify; the old one is verified already.
+            if answer.order_number != resend.number {
+                tally.placed.push(PlacedOrder {
+                    number: answer.order_number,
+                    name: resend.toy.clone(),
+                    quantity: resend.quantity,
+                    session: plan.index,
+                });
+            }
+        }
+        // Refusals a store may give a key past its retention: the checker judges them.
+        Err(failure) if failure.is_out_of_stock() || failure.status_code() == 409 => {
+            tally.answered(RequestKind::Order, latency);
+            tally.reused += 1;
+        }
+        Err(failure) => tally.failed(
+            RequestKind::Order,
+            format!(
+                "re-sent order {} x {:?} (key {}, last #{}): {failure}",
+                resend.quantity, resend.toy, resend.key, resend.number
+            ),
         ),
     }
 }

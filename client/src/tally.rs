@@ -29,6 +29,8 @@ pub struct Tally {
     pub latency: ByKind<LatencyStats>,
     pub placed: Vec<PlacedOrder>,
     pub out_of_stock: u64,
+    /// Re-sends of an earlier order's key (key-reuse sessions) that got an answer.
+    pub reused: u64,
     pub error_samples: ByKind<Vec<String>>,
     /// `None` when no timeline was asked for: a long run would otherwise hold every request.
     pub timeline: Option<Vec<TimelineEntry>>,
@@ -41,6 +43,7 @@ impl Tally {
             latency: ByKind::default(),
             placed: Vec::new(),
             out_of_stock: 0,
+            reused: 0,
             error_samples: ByKind::default(),
             timeline: keep_timeline.then(Vec::new),
         }
@@ -82,6 +85,7 @@ impl Tally {
         }
         self.placed.extend(other.placed);
         self.out_of_stock += other.out_of_stock;
+        self.reused += other.reused;
         if let (Some(mine), Some(theirs)) = (&mut self.timeline, other.timeline) {
             mine.extend(theirs);
         }

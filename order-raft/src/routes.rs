@@ -138,6 +138,7 @@ async fn local_orders(
             .map(|order| ReplicaOrder {
                 number: order.number,
                 request_id: order.request_id,
+                attempt: order.attempt,
                 name: order.name,
                 quantity: order.quantity,
             })

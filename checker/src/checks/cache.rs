@@ -32,7 +32,12 @@ pub(crate) fn read_your_writes(ctx: &Ctx<'_>) -> Vec<Violation> {
                         .push((query.invoke, query.complete, version, i));
                 }
             }
-            Event::Order(order) if order.outcome == Outcome::Ok => {
+            // A deduplicated re-send changed no stock, so it sets no new baseline; a re-send
+            // counts only when it placed its new order itself.
+            Event::Order(order)
+                if order.outcome == Outcome::Ok
+                    && (order.reuse.is_none() || ctx.reuse_placed.contains(&i)) =>
+            {
                 groups
                     .entry((order.session, order.toy.as_str()))
                     .or_default()

@@ -7,9 +7,10 @@ mod cache;
 mod orders;
 mod reads;
 mod replicas;
+mod reuse;
 mod stock;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,9 @@ pub enum ViolationKind {
     NoReplicas,
     /// Two replicas hold different orders.
     ReplicasDiffer,
+    /// Two replicas hold different orders (request id, attempt, toy or quantity) under one
+    /// number.
+    ReplicasDisagree,
     /// A replica's numbers skip some value below its highest.
     NumberGap,
     /// One number held twice by a replica, or acknowledged to two different keys.
@@ -53,6 +57,11 @@ pub enum ViolationKind {
     UnsettledReservations,
     /// A replica holds an order for a toy the catalog does not know.
     UnknownToy,
+    /// A key re-sent while the store had to remember it was not answered with its order.
+    ReuseNotDeduplicated,
+    /// A key re-sent after its window got an answer no store may give (an older number, or a
+    /// refusal other than "expired / already used" or "out of stock").
+    ReuseWrongAnswer,
 }
 
 impl ViolationKind {
@@ -61,6 +70,7 @@ impl ViolationKind {
         match self {
             ViolationKind::NoReplicas => "no-replicas",
             ViolationKind::ReplicasDiffer => "replicas-differ",
+            ViolationKind::ReplicasDisagree => "replicas-disagree",
             ViolationKind::NumberGap => "number-gap",
             ViolationKind::DuplicateNumber => "duplicate-number",
             ViolationKind::DuplicateRequestId => "duplicate-request-id",
@@ -75,6 +85,8 @@ impl ViolationKind {
             ViolationKind::NegativeStock => "negative-stock",
             ViolationKind::UnsettledReservations => "unsettled-reservations",
             ViolationKind::UnknownToy => "unknown-toy",
+            ViolationKind::ReuseNotDeduplicated => "reuse-not-deduplicated",
+            ViolationKind::ReuseWrongAnswer => "reuse-wrong-answer",
         }
     }
 }
@@ -121,13 +133,18 @@ pub const CHECKS: &[CheckInfo] = &[
         run: replicas::identical,
     },
     CheckInfo {
+        name: "replicas-agree",
+        description: "every replica holding a number holds the same request id, attempt, toy and quantity",
+        run: replicas::agree,
+    },
+    CheckInfo {
         name: "numbers-dense",
         description: "each replica's order numbers are exactly 0..n-1",
         run: replicas::dense,
     },
     CheckInfo {
         name: "unique-request-ids",
-        description: "at most one order per request id on each replica",
+        description: "one order per request id on each replica (more only after re-sends past the dedup retention)",
         run: replicas::unique_request_ids,
     },
     CheckInfo {
@@ -154,6 +171,11 @@ pub const CHECKS: &[CheckInfo] = &[
         name: "read-your-writes",
         description: "after its order, a session never sees the pre-order stock",
         run: cache::read_your_writes,
+    },
+    CheckInfo {
+        name: "reused-keys",
+        description: "a key re-sent within the dedup retention gets its order; after it, that order, a new one or a refusal",
+        run: reuse::reused_keys,
     },
     CheckInfo {
         name: "stock-conservation",
@@ -184,6 +206,25 @@ pub(crate) struct KeyInfo {
     /// The number the first `ok` answer gave.
     pub ack_number: Option<u64>,
     pub ops: Vec<usize>,
+    /// Every number `ok` answers gave this key, in the order first acknowledged. More than one
+    /// only after re-sends past the dedup retention (or in a broken store).
+    pub acks: Vec<Ack>,
+    /// How many orders the store may hold for this key: its first, plus one per re-send
+    /// outside the dedup window that may have placed a new order (answered with a new
+    /// number, or no answer).
+    pub allowed_orders: usize,
+}
+
+/// One number acknowledged to a key, and when its order may have been placed.
+pub(crate) struct Ack {
+    pub number: u64,
+    /// It cannot have been placed before this: the key's first invoke for its first number;
+    /// for a later one, the first invoke after the key's previous `ok` answer.
+    pub invoke: f64,
+    /// The earliest `ok` completion with this number: it exists from then on.
+    pub complete: f64,
+    /// The first `ok` operation with this number.
+    pub op: usize,
 }
 
 /// The indexes every check shares, built once.
@@ -197,6 +238,10 @@ pub(crate) struct Ctx<'a> {
     /// (the first such). `None` when there is no replica.
     pub reference: Option<usize>,
     pub keys: HashMap<&'a str, KeyInfo>,
+    /// Re-sends (orders with `reuse`) whose `ok` answer placed a new order during the
+    /// operation itself (a new number, and no unanswered operation of the key since its last
+    /// answer that could have placed it earlier): they changed the stock like a first order.
+    pub reuse_placed: HashSet<usize>,
 }
 
 impl<'a> Ctx<'a> {
@@ -243,6 +288,8 @@ impl<'a> Ctx<'a> {
                 first_ok: None,
                 ack_number: None,
                 ops: Vec::new(),
+                acks: Vec::new(),
+                allowed_orders: 1,
             });
             info.ops.push(i);
             if order.invoke < info.invoke {
@@ -259,6 +306,10 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+        let mut reuse_placed = HashSet::new();
+        for info in keys.values_mut() {
+            reuse_placed.extend(walk_key(history, info));
+        }
         Ctx {
             history,
             state,
@@ -266,6 +317,19 @@ impl<'a> Ctx<'a> {
             replicas,
             reference,
             keys,
+            reuse_placed,
+        }
+    }
+
+    /// When the order `number` of `key` may have been placed: from its key's earliest possible
+    /// invoke to its first acknowledgement (never, if none; any time, if the key is unknown).
+    pub fn write_span(&self, key: Option<&str>, number: u64) -> (f64, f64) {
+        match key.and_then(|k| self.keys.get(k)) {
+            None => (f64::NEG_INFINITY, f64::INFINITY),
+            Some(info) => match info.acks.iter().find(|ack| ack.number == number) {
+                Some(ack) => (ack.invoke, ack.complete),
+                None => (info.invoke, f64::INFINITY),
+            },
         }
     }
 
@@ -293,10 +357,77 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Walks one key's operations in invoke order (a key belongs to one session, which sends it
+/// one operation at a time): fills `acks` and `allowed_orders`, and returns the re-sends that
+/// placed a new order themselves.
+fn walk_key(history: &[Event], info: &mut KeyInfo) -> Vec<usize> {
+    let order_at = |i: usize| match &history[i] {
+        Event::Order(order) => Some(order),
+        _ => None,
+    };
+    let mut ops = info.ops.clone();
+    ops.sort_by(|&a, &b| {
+        let (x, y) = (order_at(a).map(|o| o.invoke), order_at(b).map(|o| o.invoke));
+        x.partial_cmp(&y)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(&b))
+    });
+    let mut placed_by_reuse = Vec::new();
+    // The invoke of the first operation since the key's last `ok` answer, and how many
+    // operations that was: a new number was placed by one of them, not before.
+    let mut since_ok: Option<(f64, usize)> = None;
+    for i in ops {
+        let Some(order) = order_at(i) else { continue };
+        let (first, count) = since_ok.unwrap_or((order.invoke, 0));
+        since_ok = Some((first.min(order.invoke), count + 1));
+        if let Some(reuse) = &order.reuse
+            && !reuse.must_dedup()
+        {
+            let may_place = match (order.outcome, order.number) {
+                (Outcome::Unknown, _) => true,
+                (Outcome::Ok, Some(number)) => number != reuse.number,
+                _ => false,
+            };
+            if may_place {
+                info.allowed_orders += 1;
+            }
+        }
+        if order.outcome != Outcome::Ok {
+            continue;
+        }
+        let Some(number) = order.number else { continue };
+        match info.acks.iter_mut().find(|ack| ack.number == number) {
+            Some(ack) => ack.complete = ack.complete.min(order.complete),
+            None => {
+                let invoke = if info.acks.is_empty() {
+                    info.invoke
+                } else {
+                    first
+                };
+                info.acks.push(Ack {
+                    number,
+                    invoke,
+                    complete: order.complete,
+                    op: i,
+                });
+                if order.reuse.is_some() && count == 0 {
+                    placed_by_reuse.push(i);
+                }
+            }
+        }
+        since_ok = None;
+    }
+    placed_by_reuse
+}
+
 /// Describes a stored order in messages.
 pub(crate) fn describe_stored(order: &StoredOrder) -> String {
+    let attempt = order
+        .attempt
+        .map(|a| format!(" attempt {a}"))
+        .unwrap_or_default();
     format!(
-        "#{} key {} {}×{:?}",
+        "#{} key {}{attempt} {}×{:?}",
         order.number,
         order.request_id.as_deref().unwrap_or("(none)"),
         order.quantity,
@@ -318,7 +449,7 @@ pub(crate) fn run_all(history: &[Event], state: &FinalState) -> BTreeMap<usize, 
 pub(crate) mod testkit {
     //! Builders for hand-made histories and states.
 
-    use crate::history::{Event, Nemesis, Order, OrderRecord, Outcome, Phase, Query, Read};
+    use crate::history::{Event, Nemesis, Order, OrderRecord, Outcome, Phase, Query, Read, Reuse};
     use crate::state::{CatalogState, FinalState, Replica, StoredOrder, ToyStock};
 
     pub fn order(
@@ -339,6 +470,46 @@ pub(crate) mod testkit {
             quantity: 1,
             number,
             error: (outcome != Outcome::Ok).then(|| "refused".to_string()),
+            status: (outcome == Outcome::Fail).then_some(400),
+            reuse: None,
+        })
+    }
+
+    /// A deliberate re-send of `key` (last answered as #`last`) ending `placed_s` seconds
+    /// after its order may have been placed, `answered_s` seconds after that answer, with a
+    /// 20 s retention; `outcome` / `number` / `status` / `error` as the store answered.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reuse(
+        span: (f64, f64),
+        key: &str,
+        last: u64,
+        placed_s: f64,
+        answered_s: f64,
+        outcome: Outcome,
+        number: Option<u64>,
+        refusal: Option<(u16, &str)>,
+    ) -> Event {
+        Event::Order(Order {
+            session: 9,
+            invoke: span.0,
+            complete: span.1,
+            outcome,
+            key: key.into(),
+            toy: "Tux".into(),
+            quantity: 1,
+            number,
+            error: match (outcome, refusal) {
+                (_, Some((_, message))) => Some(message.to_string()),
+                (Outcome::Ok, None) => None,
+                _ => Some("timeout".to_string()),
+            },
+            status: refusal.map(|(status, _)| status),
+            reuse: Some(Reuse {
+                number: last,
+                retention_ms: 20_000.0,
+                placed_ms: placed_s * 1000.0,
+                answered_ms: answered_s * 1000.0,
+            }),
         })
     }
 
@@ -390,6 +561,7 @@ pub(crate) mod testkit {
             request_id: Some(key.into()),
             name: toy.into(),
             quantity: 1,
+            attempt: None,
         }
     }
 

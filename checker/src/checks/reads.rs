@@ -2,8 +2,10 @@
 //!
 //! Each order number is a write-once register, initially absent. Its one write is the order
 //! that holds the number (by key, from the final state; or the acknowledged order, if the
-//! final state lost it), placed between the first invoke of its key and the first `ok`
-//! completion (never, if not acknowledged; any time, if the history never sent its key). Its
+//! final state lost it), placed between the first invoke of its key (for a later order of a
+//! key re-sent past its dedup window: the first invoke after the key's previous answer) and
+//! the first `ok` completion with that number (never, if not acknowledged; any time, if the
+//! history never sent its key). Its
 //! reads are the `ok` reads of that number. A read that found another record is reported
 //! on its own; the rest go to the Wing–Gong–Lowe search, one number at a time.
 
@@ -23,10 +25,8 @@ struct Write {
 }
 
 fn write_of(ctx: &Ctx<'_>, number: u64, acked: &BTreeMap<u64, usize>) -> Option<Write> {
-    let interval = |key: Option<&str>| match key.and_then(|k| ctx.keys.get(k)) {
-        Some(info) => (info.invoke, info.ok_complete.unwrap_or(f64::INFINITY)),
-        None => (f64::NEG_INFINITY, f64::INFINITY),
-    };
+    // Per number, not per key: a key re-sent past its dedup window may hold a later order too.
+    let interval = |key: Option<&str>| ctx.write_span(key, number);
     if let Some(stored) = ctx.reference().and_then(|r| r.by_number.get(&number)) {
         let key = stored.request_id.as_deref();
         let (invoke, complete) = interval(key);

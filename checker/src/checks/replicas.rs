@@ -1,5 +1,6 @@
-//! Checks on the replicas alone (§9.2, §9.3): identical, numbers dense and unique, one order
-//! per request id.
+//! Checks on the replicas alone (§9.2, §9.3): identical, agreeing on every number they hold,
+//! numbers dense and unique, one order per request id (more only where the history re-sent
+//! the key past the dedup retention).
 
 use std::collections::BTreeMap;
 
@@ -45,6 +46,70 @@ pub(crate) fn identical(ctx: &Ctx<'_>) -> Vec<Violation> {
             ),
             ops,
         ));
+    }
+    violations
+}
+
+/// How many disagreeing numbers are reported one by one per replica; the rest are counted in
+/// one more violation (a replica that lost one order early disagrees on every later number).
+const DISAGREEMENTS_SHOWN: usize = 10;
+
+/// Check 1b: for every number two replicas both hold, they hold the same order: request id,
+/// attempt, toy and quantity. Unlike check 1 this ignores a replica that merely lags (holds
+/// fewer numbers) and names every number the replicas answer differently for, since one
+/// number with two request ids means some key was answered differently by two replicas.
+pub(crate) fn agree(ctx: &Ctx<'_>) -> Vec<Violation> {
+    let Some(reference) = ctx.reference() else {
+        return Vec::new(); // check 1 reports it
+    };
+    let mut violations = Vec::new();
+    for replica in &ctx.replicas {
+        if std::ptr::eq(replica, reference) {
+            continue;
+        }
+        let mut disagreeing = 0usize;
+        let mut numbers: Vec<u64> = replica.by_number.keys().copied().collect();
+        numbers.sort_unstable();
+        for number in numbers {
+            let (Some(theirs), Some(ours)) = (
+                replica.by_number.get(&number),
+                reference.by_number.get(&number),
+            ) else {
+                continue;
+            };
+            if theirs == ours {
+                continue;
+            }
+            disagreeing += 1;
+            if disagreeing > DISAGREEMENTS_SHOWN {
+                continue;
+            }
+            let mut ops = ctx.key_ops(ours.request_id.as_deref());
+            ops.extend(ctx.key_ops(theirs.request_id.as_deref()));
+            violations.push(Violation::new(
+                ViolationKind::ReplicasDisagree,
+                format!(
+                    "replicas disagree on #{number}: replica {} holds {}, replica {} holds {}",
+                    reference.id,
+                    describe_stored(ours),
+                    replica.id,
+                    describe_stored(theirs)
+                ),
+                ops,
+            ));
+        }
+        if disagreeing > DISAGREEMENTS_SHOWN {
+            violations.push(Violation::new(
+                ViolationKind::ReplicasDisagree,
+                format!(
+                    "replica {} disagrees with replica {} on {} more order number(s)",
+                    replica.id,
+                    reference.id,
+                    disagreeing - DISAGREEMENTS_SHOWN
+                ),
+                Vec::new(),
+            ));
+        }
     }
     violations
 }
@@ -111,21 +176,37 @@ pub(crate) fn dense(ctx: &Ctx<'_>) -> Vec<Violation> {
     violations
 }
 
-/// Check 3: at most one order per request id on each replica.
+/// Check 3: one order per request id on each replica. A key the history re-sent after its
+/// dedup window may hold one more order per such re-send that was answered with a new number
+/// or not answered; a re-send inside the window, a refusal, or an answer with the old number
+/// says the store deduplicated it, so it must not have placed a second order.
 pub(crate) fn unique_request_ids(ctx: &Ctx<'_>) -> Vec<Violation> {
     let mut violations = Vec::new();
     for replica in &ctx.replicas {
-        let repeated: BTreeMap<&str, &Vec<u64>> = replica
+        let repeated: BTreeMap<&str, (&Vec<u64>, usize)> = replica
             .by_key
             .iter()
-            .filter(|(_, numbers)| numbers.len() > 1)
-            .map(|(key, numbers)| (*key, numbers))
+            .map(|(key, numbers)| {
+                let allowed = ctx.keys.get(key).map_or(1, |info| info.allowed_orders);
+                (*key, (numbers, allowed))
+            })
+            .filter(|(_, (numbers, allowed))| numbers.len() > *allowed)
             .collect();
-        for (key, numbers) in repeated {
+        for (key, (numbers, allowed)) in repeated {
+            let why = if allowed > 1 {
+                format!(
+                    " but the history allows {allowed} (one, plus its re-sends past the dedup window that may have placed an order)"
+                )
+            } else if ctx.keys.get(key).is_some_and(|info| info.ops.len() > 1) {
+                " though every re-send of it was deduplicated, refused or within the dedup window"
+                    .to_string()
+            } else {
+                String::new()
+            };
             violations.push(Violation::new(
                 ViolationKind::DuplicateRequestId,
                 format!(
-                    "replica {} holds request id {key} {} times: {}",
+                    "replica {} holds request id {key} {} times: {}{why}",
                     replica.id,
                     numbers.len(),
                     list(numbers.iter().map(|n| format!("#{n}")))
@@ -176,6 +257,67 @@ mod tests {
             differ[1].message.contains("nothing"),
             "{}",
             differ[1].message
+        );
+    }
+
+    #[test]
+    fn replicas_holding_different_orders_under_one_number_are_rejected_per_number() {
+        let mut state = state(&[
+            stored(0, "k-0", "Tux"),
+            stored(1, "k-1", "Tux"),
+            stored(2, "k-2", "Tux"),
+        ]);
+        for replica in &mut state.replicas {
+            for order in &mut replica.orders {
+                order.attempt = Some(0);
+            }
+        }
+        // Replica 2 placed #1 under another attempt of the same key (a dedup that depended on
+        // how the log was applied), replica 3 gave #2 to another key, and lags by nothing.
+        state.replicas[1].orders[1].attempt = Some(1);
+        state.replicas[2].orders[2].request_id = Some("k-9".into());
+        let report = check(&[], &state);
+        let disagree: Vec<_> = report.of_kind(ViolationKind::ReplicasDisagree).collect();
+        assert_eq!(disagree.len(), 2, "{disagree:?}");
+        assert!(
+            disagree[0].message.contains("#1")
+                && disagree[0].message.contains("attempt 0")
+                && disagree[0].message.contains("attempt 1"),
+            "{}",
+            disagree[0].message
+        );
+        assert!(
+            disagree[1].message.contains("#2") && disagree[1].message.contains("k-9"),
+            "{}",
+            disagree[1].message
+        );
+    }
+
+    #[test]
+    fn a_lagging_replica_agrees_on_what_it_holds() {
+        let mut state = state(&[stored(0, "k-0", "Tux"), stored(1, "k-1", "Tux")]);
+        state.replicas[2].orders.pop();
+        let report = check(&[], &state);
+        assert_eq!(report.of_kind(ViolationKind::ReplicasDisagree).count(), 0);
+        assert_eq!(report.of_kind(ViolationKind::ReplicasDiffer).count(), 1);
+    }
+
+    #[test]
+    fn many_disagreements_are_shown_ten_then_counted() {
+        let orders: Vec<_> = (0..15)
+            .map(|n| stored(n, &format!("k-{n}"), "Tux"))
+            .collect();
+        let mut state = state(&orders);
+        for order in &mut state.replicas[1].orders {
+            order.quantity = 2;
+        }
+        let report = check(&[], &state);
+        let disagree: Vec<_> = report.of_kind(ViolationKind::ReplicasDisagree).collect();
+        assert_eq!(disagree.len(), 11);
+        assert!(
+            disagree[10].message.contains("on 5 more order number(s)"),
+            "{}",
+            disagree[10].message
         );
     }
 

@@ -32,7 +32,11 @@ pub struct CatalogRestartBench {
     pub frontend: Url,
 
     /// The catalog (its `/health` and, with the cluster token, its accounts).
-    #[arg(long, env = "TOYSTORE_CATALOG", default_value = "http://127.0.0.1:8100")]
+    #[arg(
+        long,
+        env = "TOYSTORE_CATALOG",
+        default_value = "http://127.0.0.1:8100"
+    )]
     pub catalog: Url,
 
     /// The order replicas, whose orders the accounts are checked against.
@@ -96,11 +100,7 @@ impl CatalogRestartBench {
                 .spawn()?;
             let deadline = Instant::now() + Duration::from_secs(60);
             let healthy_at = loop {
-                if probe
-                    .get_json::<serde_json::Value>(&health)
-                    .await
-                    .is_ok()
-                {
+                if probe.get_json::<serde_json::Value>(&health).await.is_ok() {
                     break Instant::now();
                 }
                 anyhow::ensure!(
