@@ -98,3 +98,30 @@ pub fn init_logs() {
         api::server::init_tracing();
     }
 }
+
+/// A front-end alone with `catalog` (its one replica address leads nowhere), started in this
+/// process; returns once it holds a cache lease.
+pub async fn start_lone_frontend(
+    catalog: &reqwest::Url,
+) -> (api::server::ServerHandle, api::frontend::FrontendClient) {
+    let nodes = api::cluster::NodeAddrs::new([(
+        1,
+        api::client::parse_base_url(&format!("http://127.0.0.1:{}", free_port())).expect("a URL"),
+    )]);
+    let server = frontend::serve(frontend::Config::for_test(catalog.clone(), nodes))
+        .await
+        .expect("front-end starts");
+    let client = api::frontend::FrontendClient::new(
+        api::client::parse_base_url(&server.url()).expect("a front-end URL"),
+        http(),
+    );
+    wait_for("the cache lease", Duration::from_secs(10), || async {
+        client
+            .status()
+            .await
+            .ok()
+            .filter(|status| status.cache.lease_valid)
+    })
+    .await;
+    (server, client)
+}

@@ -8,10 +8,9 @@ use api::catalog::{
     CatalogClient, Product, Reservation, ReservationBatch, ReservationId, ReserveOutcome,
 };
 use api::client::parse_base_url;
-use api::cluster::NodeAddrs;
-use api::frontend::{FrontendClient, routes};
+use api::frontend::routes;
 use system_tests::store::{StoreOptions, TestStore};
-use system_tests::{free_port, http, init_logs, wait_for};
+use system_tests::{http, init_logs, start_lone_frontend};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_toy_is_cached_after_one_query_and_a_buy_shows_at_once() {
@@ -215,25 +214,7 @@ async fn a_front_end_that_registers_while_a_change_is_in_flight_never_serves_the
 
     // Now a front-end registers: after the push targets were fixed, before the change is
     // visible.
-    let nodes = NodeAddrs::new([(
-        1,
-        parse_base_url(&format!("http://127.0.0.1:{}", free_port())).expect("a URL"),
-    )]);
-    let frontend_server = frontend::serve(frontend::Config::for_test(catalog_url.clone(), nodes))
-        .await
-        .expect("front-end starts");
-    let frontend = FrontendClient::new(
-        parse_base_url(&frontend_server.url()).expect("a front-end URL"),
-        http(),
-    );
-    wait_for("the cache lease", Duration::from_secs(10), || async {
-        frontend
-            .status()
-            .await
-            .ok()
-            .filter(|status| status.cache.lease_valid)
-    })
-    .await;
+    let (frontend_server, frontend) = start_lone_frontend(&catalog_url).await;
     let early = frontend
         .product("Lego")
         .await

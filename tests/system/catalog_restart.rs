@@ -8,10 +8,8 @@ use std::time::Duration;
 use api::cache_lease::LeaseRequest;
 use api::catalog::{CatalogClient, Reservation, ReservationBatch, ReservationId, ReserveOutcome};
 use api::client::parse_base_url;
-use api::cluster::NodeAddrs;
-use api::frontend::FrontendClient;
 use api::server::ServerHandle;
-use system_tests::{free_port, http, init_logs, metrics_text, wait_for};
+use system_tests::{free_port, http, init_logs, metrics_text, start_lone_frontend, wait_for};
 
 fn one_reservation(request_id: &str, name: &str, quantity: u32) -> ReservationBatch {
     ReservationBatch {
@@ -55,29 +53,6 @@ async fn restart(config: &catalog::Config) -> ServerHandle {
     .await
 }
 
-async fn start_frontend(catalog_url: &reqwest::Url) -> (ServerHandle, FrontendClient) {
-    let nodes = NodeAddrs::new([(
-        1,
-        parse_base_url(&format!("http://127.0.0.1:{}", free_port())).expect("a URL"),
-    )]);
-    let server = frontend::serve(frontend::Config::for_test(catalog_url.clone(), nodes))
-        .await
-        .expect("front-end starts");
-    let client = FrontendClient::new(
-        parse_base_url(&server.url()).expect("a front-end URL"),
-        http(),
-    );
-    wait_for("the cache lease", Duration::from_secs(10), || async {
-        client
-            .status()
-            .await
-            .ok()
-            .filter(|status| status.cache.lease_valid)
-    })
-    .await;
-    (server, client)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_catalog_resets_a_reachable_front_end_instead_of_waiting_a_lease() {
     init_logs();
@@ -88,7 +63,7 @@ async fn a_restarted_catalog_resets_a_reachable_front_end_instead_of_waiting_a_l
         .expect("catalog starts");
     let catalog_url = parse_base_url(&server.url()).expect("a catalog URL");
     let catalog = CatalogClient::new(catalog_url.clone(), http());
-    let (frontend_server, frontend) = start_frontend(&catalog_url).await;
+    let (frontend_server, frontend) = start_lone_frontend(&catalog_url).await;
     // The front-end caches Lego under the first catalog's lease.
     let cached = frontend
         .product("Lego")
