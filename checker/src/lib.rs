@@ -3,7 +3,7 @@
 //! The load client records one JSON line per completed operation while nemeses (kill -9,
 //! partitions, pauses) hit the store; afterwards a script dumps the final state of every
 //! order replica and of the catalog. [`check`] then proves or refutes the store's promises
-//! (SPEC §9) over the whole history; the `toystore-check` binary wraps it:
+//! (CONTRACT.md §6) over the whole history; the `toystore-check` binary wraps it:
 //!
 //! ```text
 //! toystore-check --history FILE.jsonl --state FILE.json [--html FILE.html] [--json FILE]
