@@ -8,28 +8,23 @@
 //! the end, once no reservation is pending, it checks that the catalog's accounts add up and
 //! that the units sold are exactly what the replicas' orders hold.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::catalog::CatalogClient;
 use api::client::ServiceClient;
-use api::cluster::NodeAddrs;
 use api::frontend::FrontendClient;
 use api::order::ReplicaClient;
-use parking_lot::Mutex;
 use reqwest::Url;
 use tokio::time::Instant;
 
-use crate::bench::ms;
-use crate::config::parse_frontend_url;
+use crate::bench::{Acks, ClusterArgs, ms, order_stream};
 
 #[derive(Debug, clap::Args)]
 pub struct CatalogRestartBench {
-    /// The front-end orders go through.
-    #[arg(long, default_value = "http://127.0.0.1:8000", value_parser = parse_frontend_url)]
-    pub frontend: Url,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// The catalog (its `/health` and, with the cluster token, its accounts).
     #[arg(
@@ -38,18 +33,6 @@ pub struct CatalogRestartBench {
         default_value = "http://127.0.0.1:8100"
     )]
     pub catalog: Url,
-
-    /// The order replicas, whose orders the accounts are checked against.
-    #[arg(long, env = "TOYSTORE_NODES", default_value = api::defaults::ORDER_NODES)]
-    pub nodes: NodeAddrs,
-
-    /// The cluster's run directory (pid files under pids/, the token in cluster.token).
-    #[arg(long, env = "TOYSTORE_HOME")]
-    pub home: PathBuf,
-
-    /// The cluster scripts directory (for restart.sh).
-    #[arg(long, default_value = "cluster")]
-    pub scripts: PathBuf,
 
     /// How many times to kill the catalog.
     #[arg(long, default_value_t = 5)]
@@ -64,17 +47,14 @@ pub struct CatalogRestartBench {
     pub clients: usize,
 }
 
-/// Orders acknowledged so far: (sent, acknowledged).
-type Acks = Arc<Mutex<Vec<(Instant, Instant)>>>;
-
 impl CatalogRestartBench {
     pub async fn run(&self) -> anyhow::Result<()> {
-        let token = std::fs::read_to_string(self.home.join("cluster.token"))
+        let token = std::fs::read_to_string(self.cluster.home.join("cluster.token"))
             .ok()
             .map(|t| Arc::from(t.trim()));
         let http = ServiceClient::new(Duration::from_secs(10), token);
         let probe = ServiceClient::new(Duration::from_millis(200), None);
-        let frontend = FrontendClient::new(self.frontend.clone(), http.clone());
+        let frontend = FrontendClient::new(self.cluster.frontend.clone(), http.clone());
         let health = self.catalog.join("health")?;
         let mut resumes = Vec::new();
         println!(
@@ -88,13 +68,13 @@ impl CatalogRestartBench {
                 .collect();
             tokio::time::sleep(Duration::from_secs(1)).await;
 
-            let pid = std::fs::read_to_string(self.home.join("pids").join("catalog.pid"))?;
+            let pid = std::fs::read_to_string(self.cluster.home.join("pids").join("catalog.pid"))?;
             let killed_at = Instant::now();
             let status = Command::new("kill").args(["-9", pid.trim()]).status()?;
             anyhow::ensure!(status.success(), "kill -9 {} failed", pid.trim());
             tokio::time::sleep(Duration::from_millis(self.down_ms)).await;
 
-            let mut restart = tokio::process::Command::new(self.scripts.join("restart.sh"))
+            let mut restart = tokio::process::Command::new(self.cluster.scripts.join("restart.sh"))
                 .arg("catalog")
                 .stdout(std::process::Stdio::null())
                 .spawn()?;
@@ -175,7 +155,7 @@ impl CatalogRestartBench {
         };
         // The longest history among the replicas: one that lags holds a prefix of it.
         let mut orders = Vec::new();
-        for replica in ReplicaClient::all(&self.nodes, http).values() {
+        for replica in ReplicaClient::all(&self.cluster.nodes, http).values() {
             if let Ok(held) = replica.all_local_orders().await
                 && held.len() > orders.len()
             {
@@ -200,15 +180,5 @@ impl CatalogRestartBench {
             orders.len()
         );
         Ok(())
-    }
-}
-
-/// Places orders one after another until aborted, recording when each was sent and answered.
-async fn order_stream(frontend: FrontendClient, acks: Acks) {
-    loop {
-        let sent = Instant::now();
-        if frontend.order("Tux", 1, None).await.is_ok() {
-            acks.lock().push((sent, Instant::now()));
-        }
     }
 }

@@ -12,34 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::client::ServiceClient;
-use api::cluster::NodeAddrs;
 use api::frontend::FrontendClient;
 use api::order::ReplicaClient;
 use api::status::NodeStatus;
-use parking_lot::Mutex;
-use reqwest::Url;
 use tokio::time::Instant;
 
-use crate::bench::ms;
-use crate::config::parse_frontend_url;
+use crate::bench::{Acks, ClusterArgs, ms, order_stream};
 
 #[derive(Debug, clap::Args)]
 pub struct FailoverBench {
-    /// The front-end orders go through.
-    #[arg(long, default_value = "http://127.0.0.1:8000", value_parser = parse_frontend_url)]
-    pub frontend: Url,
-
-    /// The order replicas, to find the leader.
-    #[arg(long, env = "TOYSTORE_NODES", default_value = api::defaults::ORDER_NODES)]
-    pub nodes: NodeAddrs,
-
-    /// The cluster's run directory (pid files are under pids/).
-    #[arg(long, env = "TOYSTORE_HOME")]
-    pub home: PathBuf,
-
-    /// The cluster scripts directory (for restart.sh).
-    #[arg(long, default_value = "cluster")]
-    pub scripts: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// How many times to kill the leader.
     #[arg(long, default_value_t = 10)]
@@ -50,13 +33,10 @@ pub struct FailoverBench {
     pub csv: Option<PathBuf>,
 }
 
-/// Orders acknowledged so far: (sent, acknowledged).
-type Acks = Arc<Mutex<Vec<(Instant, Instant)>>>;
-
 impl FailoverBench {
     pub async fn run(&self) -> anyhow::Result<()> {
         let http = ServiceClient::new(Duration::from_secs(10), None);
-        let frontend = FrontendClient::new(self.frontend.clone(), http.clone());
+        let frontend = FrontendClient::new(self.cluster.frontend.clone(), http.clone());
         let mut gaps = Vec::new();
         let mut rows = String::from("round,killed,selected_before,gap_ms,longest_order_ms\n");
         println!(
@@ -72,8 +52,12 @@ impl FailoverBench {
             tokio::time::sleep(Duration::from_secs(1)).await;
 
             let leader = self.leader(&http).await?;
-            let pid =
-                std::fs::read_to_string(self.home.join("pids").join(format!("node-{leader}.pid")))?;
+            let pid = std::fs::read_to_string(
+                self.cluster
+                    .home
+                    .join("pids")
+                    .join(format!("node-{leader}.pid")),
+            )?;
             let killed_at = Instant::now();
             let status = Command::new("kill").args(["-9", pid.trim()]).status()?;
             anyhow::ensure!(status.success(), "kill -9 {} failed", pid.trim());
@@ -116,7 +100,7 @@ impl FailoverBench {
             ));
             gaps.push(gap);
 
-            let restart = Command::new(self.scripts.join("restart.sh"))
+            let restart = Command::new(self.cluster.scripts.join("restart.sh"))
                 .arg(leader.to_string())
                 .output()?;
             anyhow::ensure!(
@@ -141,12 +125,12 @@ impl FailoverBench {
     }
 
     async fn status(&self, http: &ServiceClient, id: u64) -> Option<NodeStatus> {
-        let replica = ReplicaClient::new(self.nodes.get(id)?.clone(), http.clone());
+        let replica = ReplicaClient::new(self.cluster.nodes.get(id)?.clone(), http.clone());
         replica.status().await.ok()
     }
 
     async fn leader(&self, http: &ServiceClient) -> anyhow::Result<u64> {
-        for id in self.nodes.ids() {
+        for id in self.cluster.nodes.ids() {
             if let Some(status) = self.status(http, id).await
                 && status.role == "leader"
             {
@@ -161,10 +145,10 @@ impl FailoverBench {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let mut all = Vec::new();
-            for id in self.nodes.ids() {
+            for id in self.cluster.nodes.ids() {
                 all.extend(self.status(http, id).await);
             }
-            let steady = all.len() == self.nodes.len()
+            let steady = all.len() == self.cluster.nodes.len()
                 && all.iter().all(|s| {
                     s.leader.is_some()
                         && s.leader == all[0].leader
@@ -178,16 +162,6 @@ impl FailoverBench {
                 "the cluster did not become steady within 60 s"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-/// Places orders one after another until aborted, recording when each was sent and answered.
-async fn order_stream(frontend: FrontendClient, acks: Acks) {
-    loop {
-        let sent = Instant::now();
-        if frontend.order("Tux", 1, None).await.is_ok() {
-            acks.lock().push((sent, Instant::now()));
         }
     }
 }
