@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::defaults::{CLUSTER_TOKEN_HEADER, REQUEST_ID_HEADER};
-use crate::envelope::{ApiError, Data, ErrorBody, ErrorDetail};
+use crate::envelope::{ApiError, Data, ErrorBody, ErrorDetail, Reason};
 use crate::server::current_request_id;
 
 /// Why a call to another service did not produce a `data` value.
@@ -66,10 +66,17 @@ impl CallError {
             )
     }
 
+    /// The envelope's reason, when the peer answered with one.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Self::Api(err) => Some(err.reason),
+            _ => None,
+        }
+    }
+
     /// The 400 the store answers when there is not enough stock.
     pub fn is_out_of_stock(&self) -> bool {
-        matches!(self, Self::Api(err) if err.status == StatusCode::BAD_REQUEST
-            && crate::order::is_out_of_stock(&err.message))
+        self.reason() == Some(Reason::OutOfStock)
     }
 
     /// A 404: the thing asked for does not exist.
@@ -262,10 +269,11 @@ pub fn decode_body<T: DeserializeOwned>(
             })
     } else {
         match serde_json::from_slice::<ErrorBody>(body) {
-            Ok(envelope) => Err(CallError::Api(ApiError::new(
+            // The body's `code` repeats the status; the status line is what HTTP promises.
+            Ok(envelope) => Err(CallError::Api(ApiError {
                 status,
-                envelope.error.message,
-            ))),
+                ..envelope.error.into_error()
+            })),
             Err(_) => Err(CallError::Protocol(format!(
                 "{url} answered {status} without an error envelope: {}",
                 String::from_utf8_lossy(&body[..body.len().min(200)])
@@ -286,13 +294,7 @@ pub fn per_item_answers<T>(
     match answers {
         Ok(answers) if answers.len() == sent => answers
             .into_iter()
-            .map(|answer| {
-                answer.map_err(|refusal| {
-                    let status =
-                        StatusCode::from_u16(refusal.code).unwrap_or(StatusCode::BAD_GATEWAY);
-                    CallError::Api(ApiError::new(status, refusal.message))
-                })
-            })
+            .map(|answer| answer.map_err(|refusal| CallError::Api(refusal.into_error())))
             .collect(),
         Ok(answers) => {
             let err = CallError::Protocol(format!("{sent} {what} got {} answers", answers.len()));
@@ -335,12 +337,19 @@ mod tests {
         let ok: Result<u64, _> = decode_body("u", StatusCode::OK, br#"{"data":3}"#);
         assert_eq!(ok.unwrap(), 3);
 
-        let body = br#"{"error":{"code":400,"message":"\"Tux\" is out of stock (available: 0)"}}"#;
+        let body = br#"{"error":{"code":400,"reason":"out_of_stock","message":"\"Tux\": 0 left"}}"#;
         let sold_out = decode_body::<u64>("u", StatusCode::BAD_REQUEST, body).unwrap_err();
         assert!(sold_out.is_out_of_stock() && !sold_out.is_retryable());
         assert_eq!(sold_out.status_code(), 400);
 
-        let body = br#"{"error":{"code":400,"message":"quantity must be at least 1"}}"#;
+        // The reason decides, never the words.
+        let body = br#"{"error":{"code":400,"message":"\"Tux\" is out of stock (available: 0)"}}"#;
+        assert!(
+            !decode_body::<u64>("u", StatusCode::BAD_REQUEST, body)
+                .unwrap_err()
+                .is_out_of_stock()
+        );
+        let body = br#"{"error":{"code":400,"reason":"bad_request","message":"quantity must be at least 1"}}"#;
         assert!(
             !decode_body::<u64>("u", StatusCode::BAD_REQUEST, body)
                 .unwrap_err()
@@ -376,13 +385,16 @@ mod tests {
     fn batched_answers_become_one_result_per_item() {
         let refusal = ErrorDetail {
             code: 400,
+            reason: Some(Reason::OutOfStock),
             message: "out of stock".into(),
+            request_id: None,
         };
         let answers = per_item_answers(Ok(vec![Ok(7), Err(refusal)]), 2, "orders");
         assert!(matches!(answers[0], Ok(7)));
         let err = answers[1].as_ref().unwrap_err();
         assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
         assert_eq!(err.to_string(), "400 Bad Request: out of stock");
+        assert!(err.is_out_of_stock());
 
         // A short answer fails every item: none can be matched to its order.
         let short = per_item_answers::<u64>(Ok(vec![Ok(1)]), 3, "orders");

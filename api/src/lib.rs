@@ -35,4 +35,4 @@ pub mod rocks;
 pub mod server;
 pub mod status;
 
-pub use envelope::{ApiError, Data, ErrorBody, ErrorDetail};
+pub use envelope::{ApiError, Data, ErrorBody, ErrorDetail, Reason};

@@ -101,15 +101,6 @@ pub fn valid_request_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// The words every out-of-stock refusal (400) carries in its message. The envelope has no
-/// field for a reason, so clients tell "out of stock" from other 400s by these words.
-pub const OUT_OF_STOCK: &str = "is out of stock";
-
-/// Whether an error message is an out-of-stock refusal.
-pub fn is_out_of_stock(message: &str) -> bool {
-    message.contains(OUT_OF_STOCK)
-}
-
 /// The `{number}` of `GET /orders/{number}`, or the 400 every service answers for it.
 pub fn parse_order_number(text: &str) -> Result<u64, crate::ApiError> {
     text.parse().map_err(|_| {

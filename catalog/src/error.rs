@@ -1,7 +1,7 @@
 //! The catalog's errors: [`CatalogError`] for a request (shown to callers once, through
 //! [`ApiError`]), [`StartError`] for what stops the service from starting.
 
-use api::ApiError;
+use api::{ApiError, Reason};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -29,11 +29,15 @@ impl From<CatalogError> for ApiError {
     fn from(err: CatalogError) -> Self {
         let message = err.to_string();
         match err {
-            CatalogError::UnknownProduct(_) => ApiError::not_found(message),
+            CatalogError::UnknownProduct(_) => {
+                ApiError::not_found(message).with_reason(Reason::UnknownToy)
+            }
             CatalogError::InvalidQuantity | CatalogError::InvalidRequestId => {
                 ApiError::bad_request(message)
             }
-            CatalogError::RequestIdReused(_) => ApiError::conflict(message),
+            CatalogError::RequestIdReused(_) => {
+                ApiError::conflict(message).with_reason(Reason::RequestIdReused)
+            }
             CatalogError::ShuttingDown => ApiError::unavailable(message),
             CatalogError::Storage(_) => ApiError::internal(message),
         }

@@ -76,7 +76,7 @@ async fn reserve(
         .reserve_many(batch.reservations)
         .await
         .into_iter()
-        .map(|answer| answer.map_err(|err| ApiError::from(err).body().error))
+        .map(|answer| answer.map_err(|err| ApiError::from(err).detail()))
         .collect();
     Ok(Data::new(answers))
 }

@@ -323,10 +323,10 @@ mod tests {
     async fn retries_only_what_may_not_have_happened() {
         let ok = || Ok(7);
         let refused = || {
-            Err(CallError::Api(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "\"Tux\" is out of stock",
-            )))
+            Err(CallError::Api(
+                ApiError::new(StatusCode::BAD_REQUEST, "\"Tux\" is out of stock")
+                    .with_reason(api::Reason::OutOfStock),
+            ))
         };
         let dropped = || Err(CallError::Unreachable("reset".into()));
 

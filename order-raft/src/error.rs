@@ -2,8 +2,8 @@
 //! [`ApiError`]), wrapping the storage layer's [`StoreError`]; [`StartError`] for what stops
 //! the replica from starting.
 
-use api::ApiError;
 use api::client::CallError;
+use api::{ApiError, Reason};
 use axum::http::StatusCode;
 
 use crate::batcher::ProposeError;
@@ -13,7 +13,7 @@ use crate::store::StoreError;
 pub enum OrderError {
     #[error("no toy named {0:?}")]
     UnknownProduct(String),
-    #[error("{name:?} {} (available: {available})", api::order::OUT_OF_STOCK)]
+    #[error("{name:?} is out of stock (available: {available})")]
     OutOfStock { name: String, available: u32 },
     #[error("{0}")]
     InvalidOrder(String),
@@ -69,24 +69,29 @@ impl OrderError {
 impl From<OrderError> for ApiError {
     fn from(err: OrderError) -> Self {
         let message = err.to_string();
-        let status = match &err {
-            OrderError::UnknownProduct(_) | OrderError::NoSuchOrder(_) => StatusCode::NOT_FOUND,
-            OrderError::OutOfStock { .. } | OrderError::InvalidOrder(_) => StatusCode::BAD_REQUEST,
-            OrderError::RequestIdReused(_) | OrderError::RequestIdExpired(_) => {
-                StatusCode::CONFLICT
-            }
+        let (status, reason) = match &err {
+            OrderError::UnknownProduct(_) => (StatusCode::NOT_FOUND, Reason::UnknownToy),
+            OrderError::NoSuchOrder(_) => (StatusCode::NOT_FOUND, Reason::NoSuchOrder),
+            OrderError::OutOfStock { .. } => (StatusCode::BAD_REQUEST, Reason::OutOfStock),
+            OrderError::InvalidOrder(_) => (StatusCode::BAD_REQUEST, Reason::BadRequest),
+            OrderError::RequestIdReused(_) => (StatusCode::CONFLICT, Reason::RequestIdReused),
+            OrderError::RequestIdExpired(_) => (StatusCode::CONFLICT, Reason::RequestIdExpired),
             OrderError::Downstream(answer) => return answer.clone(),
             // "This replica cannot serve now": the front-end selects another if it lasts.
             OrderError::NoLeader
             | OrderError::Abandoned
             | OrderError::NotCommitted(_)
             | OrderError::ReadNotConfirmed(_)
-            | OrderError::LeaderUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | OrderError::LeaderUnreachable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, Reason::Unavailable)
+            }
             // A service behind the replica failed: retrying is right, another replica is not.
-            OrderError::CatalogUnavailable(_) => StatusCode::BAD_GATEWAY,
-            OrderError::Storage(_) | OrderError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            OrderError::CatalogUnavailable(_) => (StatusCode::BAD_GATEWAY, Reason::Unavailable),
+            OrderError::Storage(_) | OrderError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Reason::Internal)
+            }
         };
-        ApiError::new(status, message)
+        ApiError::new(status, message).with_reason(reason)
     }
 }
 

@@ -89,7 +89,7 @@ async fn place_orders(
         futures::future::join_all(batch.orders.into_iter().map(|order| node.place(order, hop)))
             .await
             .into_iter()
-            .map(|answer| answer.map_err(|err| ApiError::from(err).body().error))
+            .map(|answer| answer.map_err(|err| ApiError::from(err).detail()))
             .collect();
     Ok(Data::new(answers))
 }

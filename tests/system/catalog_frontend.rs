@@ -137,6 +137,7 @@ async fn bad_requests_get_the_error_envelope() {
         let body: serde_json::Value = response.json().await.expect("a JSON body");
         assert_eq!(status, expected, "body: {body}");
         assert_eq!(body["error"]["code"], expected, "body: {body}");
+        assert!(body["error"]["reason"].is_string(), "body: {body}");
         assert!(
             body["error"]["message"]
                 .as_str()
@@ -246,4 +247,35 @@ async fn a_front_end_that_registers_while_a_change_is_in_flight_never_serves_the
     );
     let _ = frontend_server.shutdown().await;
     let _ = catalog_server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_server_error_names_its_request_id_and_nothing_internal() {
+    init_logs();
+    // A front-end whose catalog and replica addresses lead nowhere: every product query fails
+    // inside the store, with a connection error that names the catalog's address.
+    let nowhere = |port: u16| parse_base_url(&format!("http://127.0.0.1:{port}")).expect("a URL");
+    let catalog = nowhere(system_tests::free_port());
+    let nodes = api::cluster::NodeAddrs::new([(1, nowhere(system_tests::free_port()))]);
+    let server = frontend::serve(frontend::Config::for_test(catalog.clone(), nodes))
+        .await
+        .expect("front-end starts");
+    let response = reqwest::Client::new()
+        .get(format!("{}/products/Tux", server.url()))
+        .header(api::defaults::REQUEST_ID_HEADER, "probe-503")
+        .send()
+        .await
+        .expect("the front-end answers");
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    let error = &body["error"];
+    assert_eq!(error["reason"], "unavailable", "{body}");
+    assert_eq!(error["request_id"], "probe-503", "{body}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        !message.contains("127.0.0.1")
+            && !message.contains(&catalog.port().unwrap_or(0).to_string()),
+        "the catalog's address leaked into a public answer: {body}"
+    );
+    server.shutdown().await.expect("the front-end stops");
 }

@@ -147,7 +147,7 @@ async fn a_replica_whose_raft_core_stopped_fails_its_health_check() {
         .unwrap();
     let health = store.replica(follower).health().await.unwrap_err();
     assert_eq!(health.status().map(|s| s.as_u16()), Some(503));
-    assert!(health.to_string().contains("raft stopped"), "{health}");
+    // Why is on the status page (a 503's body carries only a plain sentence and the request id).
     assert_eq!(store.status(follower).await.unwrap().health, "raft stopped");
     // The other two still serve.
     wait_health(&store, leader, "ok").await;
