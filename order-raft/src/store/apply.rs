@@ -13,7 +13,7 @@ use rocksdb::WriteBatch;
 use super::reader::OrderReader;
 use super::records::{AbandonRecord, StoredOrder};
 use super::rules::{Known, Write};
-use super::state_machine::Summary;
+use super::summary::{KEY_SUMMARY, Summary};
 use super::{
     CF_ABANDON_LOG, CF_ABANDONED, CF_ORDERS, CF_REQUESTS, CF_SM_META, StoreError, cf, decode,
     encode, index_from_key, index_key,
@@ -26,8 +26,6 @@ use openraft::EntryPayload;
 /// never makes one call slow. At one entry per call and 256 orders per entry this still
 /// forgets four times faster than the store can place orders.
 const FORGET_STEP: u64 = 1024;
-
-pub(super) const KEY_SUMMARY: &[u8] = b"summary";
 
 /// The state of one `apply` call: what it changed that is not in RocksDB yet.
 pub(super) struct Applying<'a> {

@@ -22,6 +22,7 @@ pub mod rules;
 mod snapshot;
 pub mod snapshot_file;
 pub mod state_machine;
+mod summary;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use rocksdb::{DB, Direction, IteratorMode};
 
 use super::records::{AbandonRecord, StoredOrder};
 use super::rules::{Known, Rules};
-use super::state_machine::Summary;
+use super::summary::Summary;
 use super::{
     CF_ABANDON_LOG, CF_ABANDONED, CF_ORDERS, CF_REQUESTS, StoreError, cf, decode, index_key,
 };

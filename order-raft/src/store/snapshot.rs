@@ -22,11 +22,11 @@ use parking_lot::Mutex;
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
-use super::apply::{KEY_SUMMARY, put_abandon, put_order};
+use super::apply::{put_abandon, put_order};
 use super::records::{AbandonRecord, StoredOrder};
 use super::rules::{Counters, chain_digest};
 use super::snapshot_file::{Header, SnapshotFile, SnapshotReader, SnapshotWriter, sync_dir};
-use super::state_machine::Summary;
+use super::summary::{KEY_SUMMARY, Summary};
 use super::{
     CF_ABANDON_LOG, CF_ABANDONED, CF_ORDERS, CF_REQUESTS, CF_SM_META, CF_SNAPSHOT, StoreError, cf,
     decode, encode, index_key,

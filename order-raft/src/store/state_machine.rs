@@ -20,17 +20,17 @@ use openraft::StorageIOError;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use parking_lot::{Mutex, RwLock};
 use rocksdb::DB;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::apply::{Applying, KEY_SUMMARY};
+use super::apply::Applying;
 use super::reader::OrderReader;
-use super::rules::{Counters, Rules};
+use super::rules::Rules;
 use super::snapshot::{
     CurrentSnapshot, KEY_INSTALLING, OrderSnapshotBuilder, apply_snapshot_file, install, io_error,
     open_current, remove_stray_files, unique,
 };
 use super::snapshot_file::SnapshotFile;
+use super::summary::{KEY_SUMMARY, Summary};
 use super::{CF_SM_META, StoreError, cf, decode};
 use crate::types::{
     Decided, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
@@ -39,20 +39,6 @@ use crate::types::{
 /// Orders (and other log items) applied between two yields to the runtime: about a
 /// millisecond of work.
 const APPLY_YIELD_EVERY: usize = 256;
-
-/// The state machine's bookkeeping, persisted atomically with the orders it describes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
-    pub last_applied: Option<LogId>,
-    pub membership: StoredMembership,
-    /// Next number, digest, clock, abandonment sequence: functions of the log alone.
-    pub counters: Counters,
-    /// How far this replica has garbage-collected request ids (orders numbered below this have
-    /// no index entry) and abandonment records (sequence numbers below this). Differs between
-    /// replicas; never changes an answer.
-    pub requests_forgotten_below: u64,
-    pub abandons_forgotten_below: u64,
-}
 
 pub struct RocksStateMachine {
     reader: OrderReader,
