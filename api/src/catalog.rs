@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::cache_lease::{LeaseGrant, LeaseRequest};
-use crate::client::{CallError, ServiceClient, route_url};
+use crate::client::{CallError, ServiceClient};
+use crate::url::route_url;
 
 /// The catalog's routes. The catalog's router and every caller use these templates.
 pub mod routes {
@@ -30,6 +31,9 @@ pub mod routes {
     pub const PENDING: &str = "/reservations/pending";
     /// `POST` (internal): confirm or release reservations.
     pub const SETTLEMENTS: &str = "/settlements";
+    /// `GET` (internal): every reservation record the catalog still holds, with its state,
+    /// a page at a time (`?after_request_id=&after_attempt=&limit=`): for checkers.
+    pub const RESERVATION_RECORDS: &str = "/reservations/records";
     /// `GET` (internal): every toy's stock accounts (initial, restocked, pending, current).
     pub const STOCK: &str = "/stock";
     /// `POST` (internal): a front-end registers for invalidations and renews its cache lease.
@@ -37,7 +41,7 @@ pub mod routes {
 }
 
 /// A toy as the public API shows it (`GET /products/{name}` on the front-end).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     pub name: String,
     pub price: f64,
@@ -170,6 +174,50 @@ pub struct PendingReservation {
     pub age_ms: u64,
 }
 
+/// Where a reservation stands, as `GET /reservations/records` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationStatus {
+    /// Stock taken; the Raft log has not decided yet.
+    Pending,
+    /// Its order committed: the stock stays sold.
+    Confirmed,
+    /// The Raft log abandoned it: its stock came back (or, released before it was made, it
+    /// never took any and never will).
+    Released,
+    /// Refused (out of stock): it never took stock.
+    Refused,
+}
+
+/// One reservation record the catalog holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationRecordView {
+    pub id: ReservationId,
+    /// Empty, with quantity 0, for a release that arrived before its reservation.
+    pub name: String,
+    pub quantity: u32,
+    pub status: ReservationStatus,
+    /// Unix milliseconds when it was made (or released, for a release that came first).
+    pub made_ms: u64,
+}
+
+/// One page of `GET /reservations/records`, in reservation-id order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationRecordsPage {
+    pub records: Vec<ReservationRecordView>,
+    /// Where the next page starts (pass it as `after_*`); absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<ReservationId>,
+    /// Finished records are forgotten after the retention: every record that finished at or
+    /// before this Unix millisecond may be gone. Absent when none was ever forgotten, so the
+    /// listing holds every reservation ever made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgotten_through_ms: Option<u64>,
+}
+
+/// Most records one page of `GET /reservations/records` carries.
+pub const MAX_RECORDS_PAGE: usize = 5_000;
+
 /// A toy's stock accounts (`GET /stock`): `initial + restocked − sold − pending == quantity`,
 /// where `sold` is what confirmed reservations took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +299,56 @@ impl CatalogClient {
             .append_pair("older_than_ms", &older_than.as_millis().to_string())
             .append_pair("limit", &limit.to_string());
         self.http.get_json(&url).await
+    }
+
+    /// `GET /reservations/records`: up to `limit` records after `after` (from the first
+    /// when `None`), in reservation-id order.
+    pub async fn reservation_records(
+        &self,
+        after: Option<&ReservationId>,
+        limit: usize,
+    ) -> Result<ReservationRecordsPage, CallError> {
+        let mut url = route_url(&self.base, routes::RESERVATION_RECORDS, &[]);
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(after) = after {
+                query
+                    .append_pair("after_request_id", &after.request_id)
+                    .append_pair("after_attempt", &after.attempt.to_string());
+            }
+            query.append_pair("limit", &limit.to_string());
+        }
+        self.http.get_json(&url).await
+    }
+
+    /// Every reservation record, paged; `forgotten_through_ms` is the largest any page
+    /// reported (records may be forgotten while the pages are read).
+    pub async fn all_reservation_records(&self) -> Result<ReservationRecordsPage, CallError> {
+        let mut all = ReservationRecordsPage {
+            records: Vec::new(),
+            next: None,
+            forgotten_through_ms: None,
+        };
+        let mut after = None;
+        loop {
+            let page = self
+                .reservation_records(after.as_ref(), MAX_RECORDS_PAGE)
+                .await?;
+            all.records.extend(page.records);
+            all.forgotten_through_ms = all.forgotten_through_ms.max(page.forgotten_through_ms);
+            match page.next {
+                // Pages must move forward, or a confused peer would keep this loop going.
+                Some(next) if after.as_ref().is_some_and(|after| &next <= after) => {
+                    return Err(CallError::Protocol(format!(
+                        "{} went backwards: page after {} ends at {next}",
+                        routes::RESERVATION_RECORDS,
+                        after.map(|a| a.to_string()).unwrap_or_default()
+                    )));
+                }
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// `GET /stock`.

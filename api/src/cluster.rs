@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use reqwest::Url;
 
-use crate::client::parse_base_url;
+use crate::url::parse_base_url;
 
 /// Order replica ids to base URLs, ordered by id.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 /// A successful response body: `{"data": T}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Data<T> {
     pub data: T,
 }
@@ -35,7 +35,7 @@ impl<T: Serialize> IntoResponse for Data<T> {
 /// Why a request failed, for programs: the envelope's `reason`. Several reasons share an HTTP
 /// status (a 400 is bad input or out of stock; a 409 a reused or an expired request id), so
 /// a caller that must tell them apart reads this, not the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// 400: the request itself is malformed or out of bounds; sending it again cannot help.
@@ -52,6 +52,9 @@ pub enum Reason {
     NotFound,
     /// 405: the route exists, the method does not.
     MethodNotAllowed,
+    /// 408: the request was not read and answered within the server's request timeout (a
+    /// client sending its body too slowly, or a handler stuck); the connection is closed.
+    RequestTimeout,
     /// 409: the request id was used for a different request.
     RequestIdReused,
     /// 409: the request id was used so long ago that the store no longer knows whether this
@@ -79,6 +82,7 @@ impl Reason {
             StatusCode::UNAUTHORIZED => Self::Unauthorized,
             StatusCode::NOT_FOUND => Self::NotFound,
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
             StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 Self::UnsupportedBody
             }
@@ -102,12 +106,12 @@ impl Reason {
 }
 
 /// A failed response body: `{"error": {"code": …, "reason": …, "message": …}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// The HTTP status code, repeated in the body for clients that only see the body.
     pub code: u16,
@@ -209,7 +213,7 @@ impl ApiError {
         let mut detail = self.detail();
         if self.status.is_server_error() {
             detail.message = self.reason.public_message().to_owned();
-            detail.request_id = crate::server::current_request_id();
+            detail.request_id = crate::request_id::current_request_id();
         }
         ErrorBody { error: detail }
     }

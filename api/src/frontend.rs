@@ -1,14 +1,16 @@
 //! The front-end's HTTP contract: the store's public API (routes, the order body, the
-//! `Idempotency-Key` header), its internal invalidation endpoint, and [`FrontendClient`], the
-//! typed client the load client, the benchmarks, the catalog and the tests call it with.
+//! `Idempotency-Key` header), the pages it serves to browsers and the body of the dashboard's
+//! data, its internal invalidation endpoint, and [`FrontendClient`], the typed client the load
+//! client, the benchmarks, the catalog and the tests call it with.
 
 use serde::{Deserialize, Serialize};
 
 use crate::cache_lease::Invalidation;
 use crate::catalog::Product;
-use crate::client::{CallError, ServiceClient, route_url};
+use crate::client::{CallError, ServiceClient};
 use crate::order::{OrderPlaced, OrderRecord};
-use crate::status::FrontendStatus;
+use crate::status::{FrontendStatus, NodeStatus};
+use crate::url::route_url;
 
 /// The front-end's routes. Its router and every caller use these templates.
 pub mod routes {
@@ -24,6 +26,16 @@ pub mod routes {
     pub const STATUS: &str = "/status";
     /// `POST` (internal): the catalog's invalidation push.
     pub const INVALIDATE: &str = "/invalidate";
+    /// `GET`: the storefront page (HTML).
+    pub const STOREFRONT: &str = "/";
+    /// `GET`: the live cluster dashboard page (HTML).
+    pub const DASHBOARD: &str = "/dashboard";
+    /// `GET`: what the dashboard shows, as [`super::DashboardData`].
+    pub const DASHBOARD_DATA: &str = "/dashboard/data";
+    /// `GET`: the pages' scripts and style sheet, embedded in the binary.
+    pub const ASSET: &str = "/assets/{file}";
+    /// `GET`: the public API as an OpenAPI 3.1 document.
+    pub const OPENAPI: &str = "/openapi.json";
 }
 
 /// The `ETag` of a product answer: the version of the toy's stock it shows (see
@@ -42,11 +54,108 @@ pub fn parse_version_tag(tag: &str) -> Option<u64> {
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// `POST /orders` on the front-end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
+    /// The toy, exactly as `GET /products` names it (case-sensitive). The store accepts 1 to
+    /// 256 bytes without `/` or control characters, other than `.` and `..`
+    /// ([`crate::order::valid_toy_name`]); the schema's 64 characters always fit in 256 bytes.
+    /// The pattern says "no `/` or control character, and either a character other than `.` or
+    /// at least three": every name but `.` and `..` (JSON Schema has no "not" in a pattern).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^(?:[^/\u0000-\u001f\u007f-\u009f]*[^./\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*|[^/\u0000-\u001f\u007f-\u009f]{3,})$",
+        example = "Tux"
+    )]
     pub name: String,
+    /// Units to buy. Signed on the wire so that a negative number is a clear 400, not a
+    /// decoding error; the bounds are the ones the front-end enforces
+    /// ([`crate::order::MAX_ORDER_QUANTITY`]).
+    #[schema(minimum = 1, maximum = 1_000_000, example = 1)]
     pub quantity: i64,
+}
+
+/// How far back the dashboard's order series and events reach.
+pub const DASHBOARD_WINDOW_SECS: u64 = 120;
+
+/// `GET /dashboard/data`: the cluster as the front-end sees it, for the dashboard page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardData {
+    /// The front-end's clock (Unix milliseconds) when it gathered this: the time axis of
+    /// `orders` and `events`, so the page never mixes its own clock with the server's.
+    pub now_ms: u64,
+    /// What `GET /status` answers: the selected replica, reselections, the cache.
+    pub frontend: FrontendStatus,
+    /// The replica that reports itself Raft leader in the highest term, if any answered so.
+    pub leader: Option<u64>,
+    /// Every replica in id order.
+    pub replicas: Vec<ReplicaView>,
+    pub catalog: CatalogView,
+    /// `POST /orders` answers per completed second, oldest first, the last
+    /// [`DASHBOARD_WINDOW_SECS`] seconds; seconds without orders are present with zeros.
+    pub orders: Vec<OrderSecond>,
+    /// Leader changes and reselections seen in that window, oldest first.
+    pub events: Vec<DashboardEvent>,
+}
+
+/// One order replica on the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaView {
+    pub id: u64,
+    /// Its `GET /status`, when it answered.
+    pub status: Option<NodeStatus>,
+    /// Why there is no status: `no answer`, or the status it answered with.
+    pub error: Option<String>,
+}
+
+/// The catalog on the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogView {
+    /// `ok` when its `/health` answered 200, else why not.
+    pub health: String,
+    /// Toys it lists, and the units in stock over all of them, when it answered.
+    pub toys: Option<u64>,
+    pub units: Option<u64>,
+}
+
+/// `POST /orders` answers of one second, as the front-end timed them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderSecond {
+    /// Start of the second, Unix milliseconds.
+    pub start_ms: u64,
+    /// Orders placed (200).
+    pub placed: u64,
+    /// Orders refused (4xx: out of stock, unknown toy, bad input).
+    pub refused: u64,
+    /// Orders the store could not serve (5xx, after the front-end's retries).
+    pub failed: u64,
+    /// Latency of the placed orders, median and 99th percentile, in milliseconds (a
+    /// histogram's bucket bound: at most 20 % high); absent when none was placed.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// Something that happened to the cluster, marked on the dashboard's chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardEvent {
+    /// When the front-end noticed it, Unix milliseconds.
+    pub at_ms: u64,
+    pub kind: EventKind,
+    /// The new leader (`leader`; none: no replica leads) or the newly selected replica
+    /// (`reselection`).
+    pub replica: Option<u64>,
+    /// The new leader's term.
+    pub term: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The Raft leader changed.
+    Leader,
+    /// The front-end selected another replica.
+    Reselection,
 }
 
 /// What one request to the front-end produced.
@@ -123,6 +232,13 @@ impl FrontendClient {
     /// `GET /status`.
     pub async fn status(&self) -> Reply<FrontendStatus> {
         self.http.get_json(&self.url(routes::STATUS, &[])).await
+    }
+
+    /// `GET /dashboard/data`.
+    pub async fn dashboard(&self) -> Reply<DashboardData> {
+        self.http
+            .get_json(&self.url(routes::DASHBOARD_DATA, &[]))
+            .await
     }
 
     /// `POST /invalidate` (internal): what the catalog pushes.

@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::{CallError, ServiceClient, route_url};
+use crate::client::{CallError, ServiceClient};
 use crate::status::NodeStatus;
+use crate::url::route_url;
 
 /// A replica's routes. Its router and every caller use these templates.
 pub mod routes {
@@ -88,17 +89,48 @@ impl Hop {
     }
 }
 
-/// Longest accepted idempotency key / request id, in bytes.
-pub const MAX_REQUEST_ID_LEN: usize = 128;
+/// Most units one order may ask for. An order is refused (400) above it at the front-end and at
+/// the replica, before it reaches the catalog or the Raft log: no toy's stock level can be
+/// near it in this store (the catalog's is 100 by default), and a bound keeps every sum of
+/// quantities far from overflow.
+pub const MAX_ORDER_QUANTITY: u32 = 1_000_000;
 
-/// What [`valid_request_id`] accepts, as a sentence for error messages.
-pub const REQUEST_ID_RULE: &str =
-    "a request id (Idempotency-Key) must be 1 to 128 visible ASCII characters";
+/// What [`valid_quantity`] accepts, as a sentence for error messages.
+pub const QUANTITY_RULE: &str = "quantity must be a whole number from 1 to 1000000";
 
-/// Request ids (and idempotency keys) are 1 to [`MAX_REQUEST_ID_LEN`] visible ASCII
-/// characters, the same rule at every service that stores them.
-pub fn valid_request_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+/// An order's quantity is 1 to [`MAX_ORDER_QUANTITY`].
+pub fn valid_quantity(quantity: u64) -> bool {
+    (1..=u64::from(MAX_ORDER_QUANTITY)).contains(&quantity)
+}
+
+/// Longest toy name, in bytes.
+pub const MAX_TOY_NAME_LEN: usize = 256;
+
+/// What [`valid_toy_name`] accepts, as a sentence for error messages.
+pub const TOY_NAME_RULE: &str =
+    "a toy name must be 1 to 256 bytes without '/' or control characters, and not \".\" or \"..\"";
+
+/// Whether `name` can be a toy's name: 1 to [`MAX_TOY_NAME_LEN`] bytes, no `/` and no control
+/// characters, not `.` or `..`. A name travels as one segment of a URL path (the front-end asks
+/// the catalog for `/products/{name}`): `.` and `..` would be dropped from the path, and a `/`
+/// would be another segment, so such a name would reach another route.
+pub fn valid_toy_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_TOY_NAME_LEN
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c.is_control())
+}
+
+/// The 400 for an order whose name or quantity is out of bounds, if it is.
+pub fn check_order(name: &str, quantity: u64) -> Result<(), crate::ApiError> {
+    if !valid_toy_name(name) {
+        return Err(crate::ApiError::bad_request(TOY_NAME_RULE));
+    }
+    if !valid_quantity(quantity) {
+        return Err(crate::ApiError::bad_request(QUANTITY_RULE));
+    }
+    Ok(())
 }
 
 /// The `{number}` of `GET /orders/{number}`, or the 400 every service answers for it.
@@ -136,13 +168,20 @@ pub const MAX_ORDER_BATCH_BODY: usize = MAX_ORDER_BATCH * 512;
 pub type PlacedAnswers = Vec<Result<OrderPlaced, crate::ErrorDetail>>;
 
 /// The answer to a successful `POST /orders`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderPlaced {
     pub order_number: u64,
+    /// The version of the toy's stock the order's reservation produced (the catalog's
+    /// `reserved` answer): once this answer is out, no front-end shows the toy at a lower
+    /// version, so a checker can hold every later query to it. Absent when the answer came
+    /// from the replicas' memory of the request id (a retry of an order placed before), and
+    /// from peers older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_version: Option<u64>,
 }
 
 /// An order as `GET /orders/{number}` returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderRecord {
     pub number: u64,
     pub name: String,
@@ -287,5 +326,33 @@ impl ReplicaClient {
             .post_json::<serde_json::Value, _>(&route_url(&self.base, routes::FAULTS, &[]), fault)
             .await
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_bounds() {
+        assert!(QUANTITY_RULE.contains(&MAX_ORDER_QUANTITY.to_string()));
+        assert!(valid_quantity(1) && valid_quantity(u64::from(MAX_ORDER_QUANTITY)));
+        assert!(!valid_quantity(0) && !valid_quantity(u64::from(MAX_ORDER_QUANTITY) + 1));
+        for name in [
+            "Tux",
+            "Rubik's Cube",
+            "a.b",
+            "...",
+            &"x".repeat(MAX_TOY_NAME_LEN),
+        ] {
+            assert!(valid_toy_name(name), "{name:?}");
+        }
+        let too_long = "x".repeat(MAX_TOY_NAME_LEN + 1);
+        for name in ["", ".", "..", "a/b", "/", "line\nbreak", "nul\0", &too_long] {
+            assert!(!valid_toy_name(name), "{name:?}");
+        }
+        assert!(check_order("Tux", 1).is_ok());
+        assert_eq!(check_order("..", 1).unwrap_err().status.as_u16(), 400);
+        assert_eq!(check_order("Tux", 0).unwrap_err().message, QUANTITY_RULE);
     }
 }

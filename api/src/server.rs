@@ -3,8 +3,9 @@
 //! A service builds its own routes and metrics, then calls [`finish`] to add what every service
 //! must have: `/metrics`, the error envelope for unknown routes, wrong methods, oversized and
 //! malformed bodies and panics, request ids, tracing spans and per-route HTTP metrics.
-//! [`spawn`] runs the result on a listener and returns a [`ServerHandle`] that tests and `main`
-//! both use to shut it down on purpose.
+//! [`spawn`] runs the result on a listener ([`crate::connections`]: timeouts on every
+//! connection, a cap on their number) and returns a [`ServerHandle`] that tests and `main` both
+//! use to shut it down on purpose.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,7 +20,6 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -36,8 +36,11 @@ use tower_http::request_id::{
 };
 use tracing::Instrument;
 
+use crate::cli::ClusterToken;
+use crate::connections::{self, Limits};
 use crate::defaults::{CLUSTER_TOKEN_HEADER, MAX_JSON_BODY, REQUEST_ID_HEADER};
 use crate::envelope::ApiError;
+use crate::request_id::{self, valid_request_id};
 
 /// The routes every service serves.
 pub mod routes {
@@ -45,16 +48,6 @@ pub mod routes {
     pub const HEALTH: &str = "/health";
     /// `GET`: Prometheus text.
     pub const METRICS: &str = "/metrics";
-}
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The request id of the request this task is serving, if any. Outbound calls made through
-/// [`crate::client`] forward it so one id follows an order across every service.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
 }
 
 /// Installs the `tracing` subscriber: human-readable lines on stderr, filtered by `RUST_LOG`
@@ -181,28 +174,31 @@ impl ServerHandle {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled (by the returned handle, or by
-/// the service itself). The service's background tasks watch the same token.
+/// Serves `router` on `listener` with the default [`Limits`] until `shutdown` is cancelled
+/// (by the returned handle, or by the service itself). The service's background tasks watch
+/// the same token.
 pub fn spawn(
     listener: TcpListener,
     router: Router,
     name: &'static str,
     shutdown: CancellationToken,
 ) -> std::io::Result<ServerHandle> {
+    spawn_with(listener, router, name, shutdown, Limits::default())
+}
+
+/// [`spawn`] with the given bounds on connections.
+pub fn spawn_with(
+    listener: TcpListener,
+    router: Router,
+    name: &'static str,
+    shutdown: CancellationToken,
+    limits: Limits,
+) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
-    // Orders are small request/response exchanges: Nagle's algorithm would only add latency.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let task = tokio::spawn(async move {
-        tracing::info!(%addr, "{name} listening");
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(err) = served {
-            tracing::error!(%err, "{name} server failed");
-        }
+        tracing::info!(%addr, ?limits, "{name} listening");
+        connections::serve(listener, router, limits, stop).await;
     });
     Ok(ServerHandle {
         addr,
@@ -225,6 +221,7 @@ pub fn finish(router: Router, mut registry: Registry, health: MethodRouter) -> R
     // One stack, applied once: each `Router::layer` call boxes every route again, and every
     // box is cloned per request. Outermost first.
     let stack = ServiceBuilder::new()
+        .layer(middleware::map_request(drop_bad_request_id))
         .layer(SetRequestIdLayer::new(
             HeaderName::from_static(REQUEST_ID_HEADER),
             MakeRequestIds::new(),
@@ -253,7 +250,7 @@ pub fn process_up() -> MethodRouter {
 }
 
 /// Runs the request inside a `tracing` span that carries its request id (so every line logged
-/// while serving it has the id) and makes the id the task's [`current_request_id`] (so calls
+/// while serving it has the id) and makes the id the task's [`request_id::current_request_id`] (so calls
 /// to other services forward it).
 ///
 /// One span and nothing else. tower-http's `TraceLayer`, used before, also wraps the response
@@ -274,7 +271,7 @@ async fn request_scope(req: Request, next: Next) -> Response {
         path = req.uri().path(),
         request_id = id.as_str(),
     );
-    REQUEST_ID.scope(id, next.run(req)).instrument(span).await
+    request_id::scope(id, next.run(req)).instrument(span).await
 }
 
 async fn unknown_route(req: Request) -> ApiError {
@@ -311,19 +308,20 @@ async fn render_metrics(registry: Arc<Registry>) -> Response {
     }
 }
 
-/// Requires `X-Cluster-Token` to equal the configured token, when one is configured. Layer it
-/// on internal routes only.
+/// Requires `X-Cluster-Token` to match the configured token (in constant time), when one is
+/// configured: a service runs without one only with `--insecure` ([`crate::cli::ClusterAuth`]).
+/// Layer it on internal routes only.
 pub async fn require_cluster_token(
-    State(token): State<Option<Arc<str>>>,
+    State(token): State<Option<ClusterToken>>,
     req: Request,
     next: Next,
 ) -> Response {
-    if let Some(expected) = token.as_deref() {
+    if let Some(expected) = &token {
         let given = req
             .headers()
             .get(CLUSTER_TOKEN_HEADER)
             .map(HeaderValue::as_bytes);
-        if !given.is_some_and(|given| constant_time_eq(given, expected.as_bytes())) {
+        if !given.is_some_and(|given| expected.matches(given)) {
             return ApiError::unauthorized(
                 "missing or wrong X-Cluster-Token on an internal endpoint",
             )
@@ -331,10 +329,6 @@ pub async fn require_cluster_token(
         }
     }
     next.run(req).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A JSON body extractor whose rejections are enveloped: malformed JSON and bodies of the wrong
@@ -475,6 +469,21 @@ async fn track_http(State(metrics): State<HttpMetrics>, req: Request, next: Next
     response
 }
 
+/// Removes an `x-request-id` that breaks the rules of a request id ([`valid_request_id`]: 1 to
+/// 128 visible ASCII characters), so that the next layer gives the request a fresh one. A
+/// client's id is logged, put in every span and forwarded to every service the request calls:
+/// unchecked, it could be a megabyte, or forge log lines.
+async fn drop_bad_request_id(mut req: Request) -> Request {
+    let bad = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .is_some_and(|id| !id.to_str().is_ok_and(valid_request_id));
+    if bad {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    req
+}
+
 /// Request ids: a random per-process prefix and a counter. Unique across the cluster for all
 /// practical purposes, and far cheaper than a UUID from the OS's random source per request.
 #[derive(Clone)]
@@ -558,4 +567,55 @@ async fn run_until_signal(handle: ServerHandle) -> Result<(), String> {
     let result = handle.shutdown().await;
     tracing::info!("stopped");
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Request};
+    use prometheus_client::registry::Registry;
+    use tower::ServiceExt;
+
+    use super::{finish, process_up};
+    use crate::defaults::REQUEST_ID_HEADER;
+    use crate::request_id::valid_request_id;
+
+    /// The `x-request-id` the stack answers a request carrying `given` with.
+    async fn answered_id(given: Option<HeaderValue>) -> String {
+        let router = finish(axum::Router::new(), Registry::default(), process_up());
+        let mut request = Request::get("/health").body(Body::empty()).unwrap();
+        if let Some(given) = given {
+            request.headers_mut().insert(REQUEST_ID_HEADER, given);
+        }
+        let response = router.oneshot(request).await.unwrap();
+        response
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|id| id.to_str().ok())
+            .expect("every answer carries a request id")
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_clients_request_id_is_kept_only_when_it_follows_the_rules() {
+        let good = answered_id(Some(HeaderValue::from_static("order-7_retry.2"))).await;
+        assert_eq!(good, "order-7_retry.2");
+        let fresh = answered_id(None).await;
+        assert!(valid_request_id(&fresh), "{fresh:?}");
+        let too_long = "x".repeat(129);
+        let bad = [
+            HeaderValue::from_str(&too_long).unwrap(),
+            HeaderValue::from_static("two words"),
+            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+            HeaderValue::from_static(""),
+        ];
+        for given in bad {
+            let answered = answered_id(Some(given.clone())).await;
+            assert_ne!(answered.as_bytes(), given.as_bytes());
+            assert!(
+                valid_request_id(&answered),
+                "{answered:?} replaced {given:?}"
+            );
+        }
+    }
 }
