@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::faults::Faults;
 use crate::leadership::LeaderGate;
 use crate::types::{Decided, NewOrder, NodeId, OrderOutcome, Proposal, Raft};
 use api::batch::BatchQueue;
@@ -52,6 +53,7 @@ pub struct OrderBatcher {
     gate: LeaderGate,
     /// `None` when batching is off.
     queue: Option<BatchQueue<(NewOrder, Instant), Result<OrderOutcome, ProposeError>>>,
+    faults: Faults,
 }
 
 impl OrderBatcher {
@@ -61,6 +63,7 @@ impl OrderBatcher {
         gate: LeaderGate,
         max_batch: usize,
         batch_sizes: Histogram,
+        faults: Faults,
         shutdown: CancellationToken,
     ) -> (Self, Option<tokio::task::JoinHandle<()>>) {
         if max_batch <= 1 {
@@ -68,6 +71,7 @@ impl OrderBatcher {
                 raft,
                 gate,
                 queue: None,
+                faults,
             };
             return (batcher, None);
         }
@@ -96,12 +100,36 @@ impl OrderBatcher {
             raft,
             gate,
             queue: Some(queue),
+            faults,
         };
         (batcher, Some(task))
     }
 
     /// Proposes one order and waits, until `deadline`, for what the state machine decided.
     pub async fn propose(
+        &self,
+        order: NewOrder,
+        deadline: Instant,
+    ) -> Result<OrderOutcome, ProposeError> {
+        // Fault injection (`--break ack-before-commit`): answered before the entry commits.
+        if let Some(number) = self.faults.early_ack_number() {
+            let batcher = self.clone();
+            tokio::spawn(async move {
+                let outcome = batcher.write(order, deadline).await;
+                tracing::debug!(
+                    number,
+                    ?outcome,
+                    "fault injection: the order answered early was written"
+                );
+            });
+            return Ok(OrderOutcome::Placed(number));
+        }
+        self.write(order, deadline).await
+    }
+
+    /// Writes one order (batched) and waits, until `deadline`, for what the state machine
+    /// decided.
+    pub(crate) async fn write(
         &self,
         order: NewOrder,
         deadline: Instant,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use api::cli::{BatchArgs, ClusterAuth, PeerArgs, RetentionArgs, ServeArgs};
 use api::cluster::{NodeAddrs, authority};
 use clap::Parser;
 use openraft::SnapshotPolicy;
@@ -23,10 +24,9 @@ pub struct Config {
     #[arg(long, env = "TOYSTORE_NODE_ID")]
     pub id: NodeId,
 
-    /// Every replica as ID=URL pairs, comma-separated: the address book for Raft RPCs and
-    /// forwarding.
-    #[arg(long, env = "TOYSTORE_NODES", default_value = api::defaults::ORDER_NODES)]
-    pub nodes: NodeAddrs,
+    /// --catalog and --nodes (this replica's own --id must be in --nodes).
+    #[command(flatten)]
+    pub peers: PeerArgs,
 
     /// Address to listen on. Default: the host:port of this replica's URL in --nodes.
     #[arg(long, env = "TOYSTORE_NODE_ADDR")]
@@ -35,11 +35,6 @@ pub struct Config {
     /// Directory of this replica's RocksDB. Default: data/node-ID.
     #[arg(long, env = "TOYSTORE_NODE_DATA")]
     pub data_dir: Option<PathBuf>,
-
-    /// Base URL of the catalog.
-    #[arg(long, env = "TOYSTORE_CATALOG_URL", default_value = api::defaults::CATALOG_URL,
-          value_parser = api::client::parse_base_url)]
-    pub catalog: reqwest::Url,
 
     /// Initialize the Raft group with every replica in --nodes if this replica's log is empty.
     /// Safe on every start (an initialized group ignores it). Give it to one replica: replicas
@@ -103,17 +98,14 @@ pub struct Config {
           default_value = "10000", value_parser = api::cli::millis)]
     pub reservation_timeout: Duration,
 
-    /// How long the state machine remembers a request id (and an abandoned attempt), in
-    /// seconds, by the clock of the Raft log: a retry within it is deduplicated, one after it
-    /// is a new order. Must be the same on every replica.
-    #[arg(long = "dedup-retention", env = "TOYSTORE_DEDUP_RETENTION_SECS",
-          default_value = "86400", value_parser = api::cli::seconds)]
-    pub dedup_retention: Duration,
+    /// --dedup-retention: how long the state machine remembers a request id (and an
+    /// abandoned attempt). Must be the same on every replica.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 
-    /// Most orders folded into one Raft entry; 1 turns batching off.
-    #[arg(long, env = "TOYSTORE_BATCH_MAX", default_value_t = 256,
-          value_parser = clap::value_parser!(u64).range(1..=65_536))]
-    pub batch_max: u64,
+    /// --batch-max: most orders folded into one Raft entry.
+    #[command(flatten)]
+    pub batch: BatchArgs,
 
     /// Build a snapshot every this many log entries.
     #[arg(long, env = "TOYSTORE_SNAPSHOT_EVERY", default_value_t = 5000)]
@@ -123,9 +115,13 @@ pub struct Config {
     #[arg(long, env = "TOYSTORE_KEEP_LOGS", default_value_t = 1000)]
     pub keep_logs: u64,
 
-    /// Shared secret for internal endpoints and Raft RPCs (X-Cluster-Token). Unset: not checked.
-    #[arg(long, env = "TOYSTORE_CLUSTER_TOKEN", hide_env_values = true)]
-    pub cluster_token: Option<String>,
+    /// --cluster-token / --insecure: what guards the internal endpoints and Raft RPCs.
+    #[command(flatten)]
+    pub auth: ClusterAuth,
+
+    /// Timeouts and the connection cap of the HTTP server.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 
     /// Serve `POST /faults` (tests and chaos runs only): lets a caller crash this replica at
     /// chosen points.
@@ -138,6 +134,19 @@ pub struct Config {
     #[arg(long, env = "TOYSTORE_FAULT_CRASH_MID_INSTALL", action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub fault_crash_mid_install: bool,
+
+    /// With --fault-injection: break a promise on purpose, to show that verification catches
+    /// it (`cluster/verify.sh --break`): `local-read` answers order queries from this
+    /// replica's own state (no read index, no forwarding), `ack-before-commit` answers orders
+    /// before their Raft entry commits. Comma-separated or repeated.
+    #[arg(
+        long = "break",
+        env = "TOYSTORE_REPLICA_BREAK",
+        value_delimiter = ',',
+        value_enum,
+        requires = "fault_injection"
+    )]
+    pub breaks: Vec<crate::faults::Break>,
 }
 
 impl Config {
@@ -150,11 +159,13 @@ impl Config {
     ) -> Self {
         let mut config = Self::parse_from(["order-raft", "--id", "1"]);
         config.id = id;
-        config.nodes = nodes;
+        config.peers.nodes = nodes;
         config.data_dir = Some(data_dir);
-        config.catalog = catalog;
+        config.peers.catalog = catalog;
+        // In-process tests run without a token unless they set one (`ClusterAuth`).
+        config.auth = ClusterAuth::insecure();
         // The lowest id initializes the group; the others join when it contacts them.
-        config.bootstrap = config.nodes.ids().next() == Some(id);
+        config.bootstrap = config.peers.nodes.ids().next() == Some(id);
         // Unoptimized builds of several clusters share two cores in a test run: generous
         // timeouts keep a busy scheduler from passing for a dead leader.
         config.heartbeat_ms = 100;
@@ -186,10 +197,10 @@ impl Config {
         if let Some(addr) = self.listen {
             return Ok(addr);
         }
-        let url = self.nodes.get(self.id).ok_or_else(|| {
+        let url = self.peers.nodes.get(self.id).ok_or_else(|| {
             StartError::Config(format!(
                 "node {} is not in --nodes ({})",
-                self.id, self.nodes
+                self.id, self.peers.nodes
             ))
         })?;
         authority(url).parse().map_err(|_| {
@@ -214,10 +225,10 @@ impl Config {
         // The catalog lets a reservation be released or reused only while it is younger than
         // half the retention (README, "Retention"); the sweeper must find it pending before
         // then, with time to spare for a catalog that was briefly unreachable.
-        if self.dedup_retention < 4 * self.reservation_timeout {
+        if self.retention.dedup_retention < 4 * self.reservation_timeout {
             return Err(StartError::Config(format!(
                 "--dedup-retention ({} s) must be at least 4 × --reservation-timeout-ms ({} ms)",
-                self.dedup_retention.as_secs(),
+                self.retention.dedup_retention.as_secs(),
                 self.reservation_timeout.as_millis()
             )));
         }

@@ -22,6 +22,11 @@
 //! behind) is abandoned after a bound: heartbeats resume and the leader keeps leading, trying
 //! again after a pause while the selection stays the same. Leadership only ever moves towards the
 //! current selection, so it cannot ping-pong while the front-end's choice is stable.
+//!
+//! The decisions are in [`rules`] ([`rules::Follow`], [`rules::Handover`]); this module polls
+//! Raft and the peers for them and acts on their answers.
+
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::health::LeaderContact;
 use crate::types::{NodeId, Raft};
+use rules::{Duty, Follow, Handover, Next, Progress, Tick};
 
 /// Held (shared) by every client write and linearizable read on the leader; taken (exclusive)
 /// by a handover, which must keep the leader silent.
@@ -56,9 +62,6 @@ const RECAMPAIGN_AFTER: Duration = Duration::from_secs(1);
 
 /// How long a replica about to campaign waits for each peer to say how long its log is.
 const PEER_LOG_TIMEOUT: Duration = Duration::from_millis(50);
-
-/// Longest wait for the selected replica's log to catch up before a handover.
-const CATCH_UP_LIMIT: Duration = Duration::from_secs(1);
 
 /// How long a restarted replica keeps its own election timer off while it waits to hear from
 /// the leader. A leader retries a follower it could not reach every 500 ms (openraft's default
@@ -111,81 +114,89 @@ impl Timings {
 }
 
 pub struct Leadership {
-    pub id: NodeId,
-    pub raft: Raft,
-    pub selected: watch::Receiver<NodeId>,
-    pub contact: Arc<LeaderContact>,
-    pub gate: LeaderGate,
-    pub timings: Timings,
+    id: NodeId,
+    raft: Raft,
+    selected: watch::Receiver<NodeId>,
+    contact: Arc<LeaderContact>,
+    gate: LeaderGate,
+    timings: Timings,
     /// The other replicas: a selected replica asks them how long their logs are before it
     /// campaigns.
-    pub peers: BTreeMap<NodeId, ReplicaClient>,
+    peers: BTreeMap<NodeId, ReplicaClient>,
 }
 
 impl Leadership {
+    /// Leadership of replica `id`, following the selection `selected` (from
+    /// [`crate::node::OrderNode::new`]); `gate` is the one every client write and read holds.
+    pub fn new(
+        id: NodeId,
+        raft: Raft,
+        selected: watch::Receiver<NodeId>,
+        contact: Arc<LeaderContact>,
+        gate: LeaderGate,
+        timings: Timings,
+        peers: BTreeMap<NodeId, ReplicaClient>,
+    ) -> Self {
+        Self {
+            id,
+            raft,
+            selected,
+            contact,
+            gate,
+            timings,
+            peers,
+        }
+    }
+
     /// Runs until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut last_campaign: Option<Instant> = None;
-        let mut failed_handover: Option<(NodeId, Instant)> = None;
+        let mut follow = Follow::new(self.id, self.timings);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.selected.changed() => {}
                 _ = tokio::time::sleep(TICK) => {}
             }
-            let selected = *self.selected.borrow_and_update();
-            if selected == 0 {
-                continue;
-            }
-            let (state, is_voter) = {
-                let metrics = self.raft.metrics();
-                let metrics = metrics.borrow();
-                let is_voter = metrics
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .any(|id| id == selected);
-                (metrics.state, is_voter)
-            };
-            if selected == self.id {
-                if state != ServerState::Leader {
-                    self.maybe_campaign(&mut last_campaign).await;
-                }
-            } else if state == ServerState::Leader && is_voter {
-                let retry_now = failed_handover
-                    .is_none_or(|(to, at)| to != selected || at.elapsed() >= RETRY_HANDOVER_AFTER);
-                if retry_now {
-                    match self.hand_over(selected).await {
-                        Ok(()) => failed_handover = None,
-                        Err(why) => {
-                            tracing::warn!(to = selected, why, "handover abandoned; still leading");
-                            failed_handover = Some((selected, Instant::now()));
-                        }
+            let seen = self.look();
+            match follow.tick(&seen, Instant::now()) {
+                Duty::Idle => {}
+                Duty::Campaign => self.campaign().await,
+                Duty::HandOver(to) => {
+                    let outcome = self.hand_over(to).await;
+                    if let Err(why) = outcome {
+                        tracing::warn!(to, why, "handover abandoned; still leading");
                     }
+                    follow.handed_over(to, outcome.is_ok(), Instant::now());
                 }
             }
         }
     }
 
-    /// Campaigns if no leader has been heard from for a lease and a margin, at most once per
-    /// such silence, and only with a log as long as every peer that answers: Raft elects only
-    /// a candidate whose log is at least as up to date as a majority's, so a campaign from
-    /// behind is lost, and its higher term only delays the replica that could win. That one
-    /// is left to win by its own timer, and hands leadership over once this log has caught up.
-    async fn maybe_campaign(&self, last_campaign: &mut Option<Instant>) {
-        let wait = self.timings.campaign_after();
-        if self.contact.silence() < wait {
-            return;
+    /// The selection, Raft's state and the last leader contact, now.
+    fn look(&mut self) -> Tick {
+        let selected = *self.selected.borrow_and_update();
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let selected_is_voter = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == selected);
+        Tick {
+            selected,
+            leading: metrics.state == ServerState::Leader,
+            selected_is_voter,
+            heard: self.contact.last(),
+            silence: self.contact.silence(),
         }
-        // One campaign per silence: if it is lost, openraft's timers take over (a leader heard
-        // since then starts a new silence).
-        if let Some(at) = *last_campaign
-            && self.contact.last().is_none_or(|heard| heard < at)
-            && at.elapsed() < RECAMPAIGN_AFTER
-        {
-            return;
-        }
-        *last_campaign = Some(Instant::now());
+    }
+
+    /// Campaigns (the silence is long enough: see [`Follow`]), but only with a log as long as
+    /// every peer that answers: Raft elects only a candidate whose log is at least as up to
+    /// date as a majority's, so a campaign from behind is lost, and its higher term only delays
+    /// the replica that could win. That one is left to win by its own timer, and hands
+    /// leadership over once this log has caught up.
+    async fn campaign(&self) {
         if let Some(ahead) = self.peer_ahead().await {
             tracing::info!(
                 peer = ahead,
@@ -209,60 +220,47 @@ impl Leadership {
         let asks = self.peers.iter().map(|(&id, peer)| async move {
             let status = tokio::time::timeout(PEER_LOG_TIMEOUT, peer.status()).await;
             let theirs = status.ok()?.ok()?.last_log_index;
-            (theirs > own).then_some(id)
+            rules::ahead(own, theirs).then_some(id)
         });
         join_all(asks).await.into_iter().flatten().next()
     }
 
     /// Lets `to` take over: quiet the leader, wait for `to` to catch up, pause heartbeats, and
-    /// wait until `to` has won. `Err` says why it did not happen.
+    /// wait until `to` has won ([`Handover`] decides each step). `Err` says why it did not
+    /// happen.
     async fn hand_over(&self, to: NodeId) -> Result<(), &'static str> {
         // No write or read of ours may reach a follower from now on: each would renew its lease.
         let _quiet = self.gate.write().await;
-        let caught_up_by = Instant::now() + CATCH_UP_LIMIT;
-        loop {
-            let (leading, caught_up) = {
+        let mut handover = Handover::start(self.timings, Instant::now());
+        let outcome = loop {
+            let seen = {
                 let metrics = self.raft.metrics();
                 let metrics = metrics.borrow();
-                let matched = metrics
-                    .replication
-                    .as_ref()
-                    .and_then(|progress| progress.get(&to).cloned().flatten())
-                    .map(|log_id| log_id.index);
-                (
-                    metrics.state == ServerState::Leader,
-                    matched.is_some() && matched >= metrics.last_log_index,
-                )
+                Progress {
+                    leading: metrics.state == ServerState::Leader,
+                    matched: metrics
+                        .replication
+                        .as_ref()
+                        .and_then(|progress| progress.get(&to).cloned().flatten())
+                        .map(|log_id| log_id.index),
+                    last_log_index: metrics.last_log_index,
+                }
             };
-            if !leading {
-                return Ok(());
+            match handover.step(seen, Instant::now()) {
+                Next::Wait(pause) => tokio::time::sleep(pause).await,
+                Next::PauseHeartbeats => {
+                    tracing::info!(to, "handing leadership over to the selected replica");
+                    self.raft.runtime_config().heartbeat(false);
+                }
+                Next::Done(outcome) => break outcome,
             }
-            if caught_up {
-                break;
-            }
-            if Instant::now() >= caught_up_by {
-                return Err("the selected replica's log did not catch up");
-            }
-            tokio::time::sleep(TICK).await;
-        }
-        tracing::info!(to, "handing leadership over to the selected replica");
-        self.raft.runtime_config().heartbeat(false);
-        let gave_up_at = Instant::now() + self.timings.handover_limit();
-        let handed_over = loop {
-            if self.raft.metrics().borrow().state != ServerState::Leader {
-                break true;
-            }
-            if Instant::now() >= gave_up_at {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
         };
-        self.raft.runtime_config().heartbeat(true);
-        if handed_over {
-            tracing::info!(to, "stepped down for the selected replica");
-            Ok(())
-        } else {
-            Err("the selected replica did not take over in time")
+        if handover.silenced() {
+            self.raft.runtime_config().heartbeat(true);
+            if outcome.is_ok() {
+                tracing::info!(to, "stepped down for the selected replica");
+            }
         }
+        outcome
     }
 }

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use api::catalog::CatalogClient;
+use api::cli::ClusterToken;
 use api::client::ServiceClient;
 use api::cluster::{NodeAddrs, authority};
 use api::order::ReplicaClient;
@@ -37,7 +38,7 @@ use openraft::BasicNode;
 use openraft::error::{InitializeError, RaftError};
 use openraft::storage::RaftLogStorage;
 use prometheus_client::registry::Registry;
-use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use batcher::OrderBatcher;
@@ -48,7 +49,7 @@ use health::{LeaderContact, Readiness};
 use leadership::{LeaderGate, Leadership};
 use metrics::NodeMetrics;
 use network::HttpNetwork;
-use node::OrderNode;
+use node::{OrderNode, OrderPath, Replica};
 use read_index::ReadIndex;
 use reserver::CatalogReserver;
 use settlement::{Settler, SweepMetrics, Sweeper};
@@ -56,7 +57,108 @@ use types::{NodeId, Raft};
 
 /// Opens the replica's store, starts Raft and serves HTTP.
 pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
+    // Before anything else: no token and no --insecure is a configuration error.
+    let token = config.auth.token().map_err(StartError::Config)?;
+    if token.is_none() {
+        tracing::warn!("--insecure: internal endpoints and Raft RPCs accept calls without a token");
+    }
+    let secret = token.as_ref().map(ClusterToken::expose);
     let listen = config.listen_addr()?;
+    let timings = config.leadership_timings();
+    let (replica, rejoin) = start_raft(&config, secret.clone(), timings.lease).await?;
+    let mut registry = Registry::with_prefix("order");
+    let metrics = NodeMetrics::register(&mut registry);
+    let shutdown = CancellationToken::new();
+    let gate = LeaderGate::default();
+    // Every call carries its own deadline; this one only bounds calls that do not.
+    let max_budget = config.reservation_timeout / 2;
+    let client = ServiceClient::new(max_budget, secret);
+    let (path, sweeper, path_tasks) =
+        start_order_path(&config, &replica, &gate, &metrics, &client, &shutdown);
+    let mut peers = ReplicaClient::all(&config.peers.nodes, &client);
+    peers.remove(&config.id);
+    let (raft, reader, contact, readiness) = (
+        replica.raft.clone(),
+        replica.reader.clone(),
+        replica.contact.clone(),
+        replica.readiness.clone(),
+    );
+    let (node, selected) = OrderNode::new(
+        replica,
+        path,
+        peers.clone(),
+        metrics.clone(),
+        max_budget,
+        timings.lease,
+    );
+    let node = Arc::new(node);
+
+    let listener = server::bind(listen).await?;
+    let router = server::finish(
+        routes::router(node.clone(), token, config.fault_injection),
+        registry,
+        routes::health(node),
+    );
+    let mut handle = server::spawn_with(
+        listener,
+        router,
+        "order-raft",
+        shutdown.clone(),
+        config.serve.limits(),
+    )?;
+    let leadership = Leadership::new(
+        config.id,
+        raft.clone(),
+        selected,
+        contact,
+        gate,
+        timings,
+        peers,
+    );
+    handle.attach(tokio::spawn(leadership.run(shutdown.clone())));
+    if let Some(rejoin) = rejoin {
+        handle.attach(tokio::spawn(rejoin));
+    }
+    handle.attach(tokio::spawn(watch_raft_core(
+        raft.clone(),
+        readiness,
+        config.exit_on_raft_failure.then(|| handle.failure()),
+        shutdown.clone(),
+    )));
+    handle.attach(tokio::spawn(metrics::mirror_raft_metrics(
+        raft.clone(),
+        reader,
+        metrics,
+    )));
+    for task in path_tasks {
+        handle.attach(task);
+    }
+    handle.attach(tokio::spawn(sweeper.run(shutdown.clone())));
+    handle.attach(tokio::spawn(async move {
+        shutdown.cancelled().await;
+        if let Err(err) = raft.shutdown().await {
+            tracing::warn!(%err, "raft did not shut down cleanly");
+        }
+    }));
+    tracing::info!(
+        id = config.id,
+        addr = %handle.addr(),
+        data_dir = %config.data_dir().display(),
+        nodes = %config.peers.nodes,
+        batch_max = config.batch.batch_max,
+        "order replica ready"
+    );
+    Ok(handle)
+}
+
+/// Opens the store and starts Raft, bootstrapping the group with `--bootstrap`. Returns this
+/// replica's state, and for a replica that has voted before (it is coming back), the task that
+/// keeps it from disturbing the leader it has not heard from yet.
+async fn start_raft(
+    config: &Config,
+    token: Option<Arc<str>>,
+    lease: std::time::Duration,
+) -> Result<(Replica, Option<impl Future<Output = ()> + use<>>), StartError> {
     let raft_config = Arc::new(config.raft_config()?);
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(|err| {
@@ -64,7 +166,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     })?;
     let (log_store, state_machine) = {
         let dir = data_dir.clone();
-        let retention = config.dedup_retention;
+        let retention = config.retention.dedup_retention;
         let crash_mid_install = config.fault_injection && config.fault_crash_mid_install;
         tokio::task::spawn_blocking(move || store::open(&dir, retention, crash_mid_install))
             .await
@@ -72,8 +174,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     };
     let reader = state_machine.reader();
 
-    let token: Option<Arc<str>> = config.cluster_token.as_deref().map(Arc::from);
-    let network = HttpNetwork::new(Arc::new(config.nodes.clone()), token.clone());
+    let network = HttpNetwork::new(Arc::new(config.peers.nodes.clone()), token);
     let has_voted = {
         let mut log_store = log_store.clone();
         log_store
@@ -90,47 +191,69 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     // not heard from yet.
     let rejoin = has_voted.then(|| leadership::rejoin_quietly(raft.clone(), contact.clone()));
     if config.bootstrap {
-        bootstrap(&raft, &config.nodes).await?;
+        bootstrap(&raft, &config.peers.nodes).await?;
     }
+    let readiness = Arc::new(Readiness::new(raft.clone(), contact.clone(), lease));
+    let replica = Replica {
+        id: config.id,
+        raft,
+        reader,
+        readiness,
+        contact,
+    };
+    Ok((replica, rejoin))
+}
 
-    let mut registry = Registry::with_prefix("order");
-    let metrics = NodeMetrics::register(&mut registry);
-    let shutdown = CancellationToken::new();
-    let timings = config.leadership_timings();
-    let gate = LeaderGate::default();
-    let readiness = Arc::new(Readiness::new(raft.clone(), contact.clone(), timings.lease));
+/// Starts the leader's order path (read index, batcher, reserver, settler) and the sweeper.
+/// Returns the path, the sweeper (not started) and the path's tasks.
+fn start_order_path(
+    config: &Config,
+    replica: &Replica,
+    gate: &LeaderGate,
+    metrics: &NodeMetrics,
+    client: &ServiceClient,
+    shutdown: &CancellationToken,
+) -> (OrderPath, Sweeper, Vec<JoinHandle<()>>) {
+    let mut tasks = Vec::new();
     let (read_index, read_index_task) = ReadIndex::start(
-        raft.clone(),
+        replica.raft.clone(),
         gate.clone(),
         config.confirm_timeout,
         metrics.read_index_batch_size.clone(),
         shutdown.clone(),
     );
+    tasks.push(read_index_task);
+    // Armed only with --fault-injection (the command line requires it too).
+    let faults = match config.fault_injection {
+        true => Faults::new(&config.breaks, &replica.reader),
+        false => Faults::default(),
+    };
     let (batcher, batcher_task) = OrderBatcher::start(
-        raft.clone(),
+        replica.raft.clone(),
         gate.clone(),
-        config.batch_max as usize,
+        config.batch.batch_max as usize,
         metrics.batch_size.clone(),
+        faults.clone(),
         shutdown.clone(),
     );
-    // Every call carries its own deadline; this one only bounds calls that do not.
-    let max_budget = config.reservation_timeout / 2;
-    let client = ServiceClient::new(max_budget, token.clone());
-    let catalog = CatalogClient::new(config.catalog.clone(), client.clone());
+    tasks.extend(batcher_task);
+    let catalog = CatalogClient::new(config.peers.catalog.clone(), client.clone());
     let (reserver, reserver_task) = CatalogReserver::start(
         catalog.clone(),
-        config.batch_max as usize,
+        config.batch.batch_max as usize,
         metrics.reserve_batch_size.clone(),
         shutdown.clone(),
     );
+    tasks.extend(reserver_task);
     let (settler, settler_task) = Settler::start(
         catalog.clone(),
-        config.batch_max as usize,
+        config.batch.batch_max as usize,
         metrics.settle_batch_size.clone(),
         shutdown.clone(),
     );
+    tasks.push(settler_task);
     let sweeper = Sweeper {
-        raft: raft.clone(),
+        raft: replica.raft.clone(),
         gate: gate.clone(),
         catalog,
         settler: settler.clone(),
@@ -140,83 +263,14 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
             confirmed: metrics.reservations_confirmed_late.clone(),
         },
     };
-    let mut peers = ReplicaClient::all(&config.nodes, &client);
-    peers.remove(&config.id);
-    let leadership_peers = peers.clone();
-    let (selection, selected) = watch::channel(0);
-    let node = Arc::new(OrderNode {
-        id: config.id,
-        raft: raft.clone(),
-        reader: reader.clone(),
-        metrics: metrics.clone(),
-        faults: Faults::default(),
-        peers,
+    let path = OrderPath {
         batcher,
         reserver,
         settler,
         read_index,
-        readiness: readiness.clone(),
-        contact: contact.clone(),
-        selection,
-        max_budget,
-        lease: timings.lease,
-    });
-
-    let listener = server::bind(listen).await?;
-    let router = server::finish(
-        routes::router(node.clone(), token, config.fault_injection),
-        registry,
-        routes::health(node),
-    );
-    let mut handle = server::spawn(listener, router, "order-raft", shutdown.clone())?;
-    handle.attach(read_index_task);
-    let leadership = Leadership {
-        id: config.id,
-        raft: raft.clone(),
-        selected,
-        contact,
-        gate,
-        timings,
-        peers: leadership_peers,
+        faults,
     };
-    handle.attach(tokio::spawn(leadership.run(shutdown.clone())));
-    if let Some(rejoin) = rejoin {
-        handle.attach(tokio::spawn(rejoin));
-    }
-    handle.attach(tokio::spawn(watch_raft_core(
-        raft.clone(),
-        readiness,
-        config.exit_on_raft_failure.then(|| handle.failure()),
-        shutdown.clone(),
-    )));
-    handle.attach(tokio::spawn(metrics::mirror_raft_metrics(
-        raft.clone(),
-        reader,
-        metrics,
-    )));
-    if let Some(task) = batcher_task {
-        handle.attach(task);
-    }
-    if let Some(task) = reserver_task {
-        handle.attach(task);
-    }
-    handle.attach(settler_task);
-    handle.attach(tokio::spawn(sweeper.run(shutdown.clone())));
-    handle.attach(tokio::spawn(async move {
-        shutdown.cancelled().await;
-        if let Err(err) = raft.shutdown().await {
-            tracing::warn!(%err, "raft did not shut down cleanly");
-        }
-    }));
-    tracing::info!(
-        id = config.id,
-        addr = %handle.addr(),
-        data_dir = %data_dir.display(),
-        nodes = %config.nodes,
-        batch_max = config.batch_max,
-        "order replica ready"
-    );
-    Ok(handle)
+    (path, sweeper, tasks)
 }
 
 /// Watches for the Raft core stopping without being asked to (a fatal storage error, a

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::ApiError;
-use api::client::route_url;
 use api::cluster::NodeAddrs;
 use api::defaults::CLUSTER_TOKEN_HEADER;
 use api::order::routes;
+use api::url::route_url;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -78,7 +78,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
         let base = match self.peers.get(target) {
             Some(url) => Ok(url.clone()),
-            None => api::client::parse_base_url(&format!("http://{}", node.addr)),
+            None => api::url::parse_base_url(&format!("http://{}", node.addr)),
         };
         PeerConnection {
             http: self.http.clone(),
@@ -192,14 +192,12 @@ async fn append(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
         Ok(request) => request,
         Err(err) => return bad_rpc(err),
     };
-    node.metrics
-        .entries_received
-        .inc_by(request.entries.len() as u64);
+    node.entries_received(request.entries.len());
     let answer = node.raft.append_entries(request).await;
     if matches!(&answer, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_)))
     {
         // A leader this replica follows spoke: see `health::LeaderContact`.
-        node.contact.touch();
+        node.heard_from_leader();
     }
     reply(&answer)
 }
@@ -217,7 +215,7 @@ async fn snapshot(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
             let vote = request.vote;
             let answer = node.raft.install_snapshot(request).await;
             if matches!(&answer, Ok(response) if response.vote <= vote) {
-                node.contact.touch();
+                node.heard_from_leader();
             }
             reply(&answer)
         }

@@ -8,17 +8,19 @@
 //! once (a forwarded request is never forwarded again, so there are no loops); during an
 //! election it waits for the new leader within the request's budget. Order queries are
 //! served by the leader after a read index ([`ReadIndex`]), so a reply never misses an
-//! acknowledged order.
+//! acknowledged order. Where a request goes, and which failed leadership it avoids, is
+//! decided in [`routing`].
+
+mod routing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::catalog::{Reservation, ReservationId, ReserveOutcome};
-use api::order::{
-    Hop, OrderPlaced, OrderRecord, PlaceOrder, REQUEST_ID_RULE, ReplicaClient, Selection,
-    valid_request_id,
-};
+use api::client::CallError;
+use api::order::{Hop, OrderPlaced, OrderRecord, PlaceOrder, ReplicaClient, Selection};
+use api::request_id::{REQUEST_ID_RULE, valid_request_id};
 use api::status::NodeStatus;
 use openraft::ServerState;
 use tokio::sync::watch;
@@ -34,91 +36,103 @@ use crate::reserver::CatalogReserver;
 use crate::settlement::Settler;
 use crate::store::OrderReader;
 use crate::types::{NewOrder, NodeId, OrderOutcome, Raft};
+use routing::{Failed, Route, Step, View};
 
-/// Where a request must be served.
-enum Route {
-    Here,
-    Leader(NodeId),
-    Nowhere,
-}
-
-/// A leader that failed to serve a request, in the term it failed in. Only that leadership is
-/// avoided: the same replica elected again in a later term serves the retry (it may well be
-/// the only candidate with the whole log).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Failed {
-    leader: NodeId,
-    term: u64,
-}
-
-pub struct OrderNode {
-    pub id: NodeId,
-    pub raft: Raft,
-    pub reader: OrderReader,
-    pub metrics: NodeMetrics,
-    pub faults: Faults,
-    /// The other replicas, from the address book: where to forward to the leader.
-    pub peers: BTreeMap<NodeId, ReplicaClient>,
+/// The parts of the leader's order path an [`OrderNode`] drives.
+pub struct OrderPath {
     pub batcher: OrderBatcher,
     pub reserver: CatalogReserver,
     pub settler: Settler,
     /// Confirms leadership, once for every caller waiting at that moment.
     pub read_index: ReadIndex,
+    pub faults: Faults,
+}
+
+/// This replica's own state an [`OrderNode`] reads: Raft, the applied orders, and what
+/// `/health` answers.
+pub struct Replica {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub reader: OrderReader,
     pub readiness: Arc<Readiness>,
     /// When this replica last heard from its leader (touched by the Raft RPC handlers).
     pub contact: Arc<LeaderContact>,
+}
+
+pub struct OrderNode {
+    id: NodeId,
+    // Read by the order routes (`routes.rs`) too.
+    pub(crate) raft: Raft,
+    pub(crate) reader: OrderReader,
+    pub(crate) faults: Faults,
+    pub(crate) readiness: Arc<Readiness>,
+    metrics: NodeMetrics,
+    /// The other replicas, from the address book: where to forward to the leader.
+    peers: BTreeMap<NodeId, ReplicaClient>,
+    batcher: OrderBatcher,
+    reserver: CatalogReserver,
+    settler: Settler,
+    read_index: ReadIndex,
+    contact: Arc<LeaderContact>,
     /// The replica the front-end selected (0: none yet); [`crate::leadership`] watches it.
-    pub selection: watch::Sender<NodeId>,
+    selection: watch::Sender<NodeId>,
     /// How long a request may take here when its sender did not say (`x-budget-ms`), and at
     /// most: half the reservation bound, so no live order's reservation is ever swept.
-    pub max_budget: Duration,
+    max_budget: Duration,
     /// A leader whose last quorum acknowledgement is younger than this may sell without
     /// asking its followers again: the leader lease.
-    pub lease: Duration,
+    lease: Duration,
 }
 
 impl OrderNode {
-    fn route(&self) -> Route {
-        self.route_in_term().0
-    }
-
-    /// The route, and the term this replica is in.
-    fn route_in_term(&self) -> (Route, u64) {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let route = match metrics.current_leader {
-            Some(leader) if leader == self.id && metrics.state == ServerState::Leader => {
-                Route::Here
-            }
-            Some(leader) if leader != self.id => Route::Leader(leader),
-            _ => Route::Nowhere,
+    /// A node serving orders through `path`, forwarding to `peers` (the other replicas).
+    /// Returns it with the receiver of the front-end's selection, for [`crate::leadership`].
+    pub fn new(
+        replica: Replica,
+        path: OrderPath,
+        peers: BTreeMap<NodeId, ReplicaClient>,
+        metrics: NodeMetrics,
+        max_budget: Duration,
+        lease: Duration,
+    ) -> (Self, watch::Receiver<NodeId>) {
+        let (selection, selected) = watch::channel(0);
+        let node = Self {
+            id: replica.id,
+            raft: replica.raft,
+            reader: replica.reader,
+            faults: path.faults,
+            readiness: replica.readiness,
+            metrics,
+            peers,
+            batcher: path.batcher,
+            reserver: path.reserver,
+            settler: path.settler,
+            read_index: path.read_index,
+            contact: replica.contact,
+            selection,
+            max_budget,
+            lease,
         };
-        (route, metrics.current_term)
+        (node, selected)
     }
 
-    /// The route, waiting (until `deadline`) for a leadership other than `failed` to be known:
+    /// A Raft RPC from a leader this replica follows was accepted: see
+    /// [`LeaderContact`].
+    pub(crate) fn heard_from_leader(&self) {
+        self.contact.touch();
+    }
+
+    /// A leader's AppendEntries carried `entries` entries.
+    pub(crate) fn entries_received(&self, entries: usize) {
+        self.metrics.entries_received.inc_by(entries as u64);
+    }
+
+    /// The view, waiting (until `deadline`) for a leadership other than `failed` to be known:
     /// a request that arrives during an election is answered once it is over, not with a 503
-    /// the sender must come back on. Returns the term of the route, for [`Failed`].
-    async fn route_avoiding(&self, failed: Option<Failed>, deadline: Instant) -> (Route, u64) {
-        let mut watch = self.raft.metrics();
-        loop {
-            let (route, term) = self.route_in_term();
-            let leader = match route {
-                Route::Here => Some(self.id),
-                Route::Leader(leader) => Some(leader),
-                Route::Nowhere => None,
-            };
-            let avoided = leader.is_some_and(|leader| failed == Some(Failed { leader, term }));
-            if leader.is_some() && !avoided {
-                return (route, term);
-            }
-            if tokio::time::timeout_at(deadline, watch.changed())
-                .await
-                .is_err()
-            {
-                return (Route::Nowhere, term);
-            }
-        }
+    /// the sender must come back on.
+    async fn route_avoiding(&self, failed: Option<Failed>, deadline: Instant) -> View {
+        let see = |metrics: &routing::Metrics| View::of(self.id, metrics);
+        routing::wait_for_leader(&mut self.raft.metrics(), see, failed, deadline).await
     }
 
     fn leader(&self, leader: NodeId) -> Result<&ReplicaClient, OrderError> {
@@ -147,35 +161,56 @@ impl OrderNode {
         let may_move = hop.forwarded_by.is_none();
         let mut failed = None;
         loop {
-            match self.route_avoiding(failed, deadline).await {
-                (Route::Here, term) => {
+            let view = self.route_avoiding(failed, deadline).await;
+            match routing::step(view.route, may_move) {
+                Step::ServeHere => {
                     let here = tokio::spawn(self.clone().place_here(order.clone(), deadline))
                         .await
                         .map_err(|err| OrderError::Internal(err.to_string()))?;
-                    match here {
+                    let not_leader = matches!(
+                        here,
                         Err(OrderError::NotCommitted(ProposeError::NotLeader { .. }))
-                            if may_move && Instant::now() < deadline =>
-                        {
-                            failed = Some(Failed {
-                                leader: self.id,
-                                term,
-                            });
-                        }
-                        answer => return answer,
+                    );
+                    if !routing::retry_elsewhere(not_leader, may_move, Instant::now(), deadline) {
+                        return here;
+                    }
+                    failed = view.failure();
+                }
+                Step::Forward(leader) => {
+                    let client = self.leader(leader)?;
+                    let sent = client.place(&order, self.onward(deadline));
+                    match self.forwarded(sent, may_move, deadline).await {
+                        Some(answer) => return answer,
+                        None => failed = view.failure(),
                     }
                 }
-                (Route::Leader(leader), term) if may_move => {
-                    self.metrics.forwarded.inc();
-                    let onward = self.onward(deadline);
-                    match self.leader(leader)?.place(&order, onward).await {
-                        Err(err) if err.is_retryable() && Instant::now() < deadline => {
-                            failed = Some(Failed { leader, term });
-                        }
-                        answer => return answer.map_err(OrderError::from_leader),
-                    }
-                }
-                _ => return Err(OrderError::NoLeader),
+                Step::NoLeader => return Err(OrderError::NoLeader),
             }
+        }
+    }
+
+    /// The leader's answer to a request this replica sent on (`sent`), or `None` when the
+    /// leader could not serve it (it died, stepped down) and there is time to try another
+    /// leadership.
+    async fn forwarded<T>(
+        &self,
+        sent: impl Future<Output = Result<T, CallError>>,
+        may_move: bool,
+        deadline: Instant,
+    ) -> Option<Result<T, OrderError>> {
+        self.metrics.forwarded.inc();
+        match sent.await {
+            Err(err)
+                if routing::retry_elsewhere(
+                    err.is_retryable(),
+                    may_move,
+                    Instant::now(),
+                    deadline,
+                ) =>
+            {
+                None
+            }
+            answer => Some(answer.map_err(OrderError::from_leader)),
         }
     }
 
@@ -262,6 +297,11 @@ impl OrderNode {
         self.metrics
             .reserve_seconds
             .observe(arrived.elapsed().as_secs_f64());
+        // Carried to the client, which holds every later query of the toy to it.
+        let stock_version = match &reserved {
+            ReserveOutcome::Reserved { version, .. } => Some(*version),
+            _ => None,
+        };
         match reserved {
             ReserveOutcome::Reserved { .. } => {}
             ReserveOutcome::OutOfStock { available } => {
@@ -322,6 +362,7 @@ impl OrderNode {
                 tracing::debug!(request_id = %order.request_id, number, "order committed");
                 Ok(OrderPlaced {
                     order_number: number,
+                    stock_version,
                 })
             }
             // Another attempt holds the order; the sweeper releases this reservation.
@@ -343,6 +384,7 @@ impl OrderNode {
         self.metrics.orders_deduplicated.inc();
         Ok(OrderPlaced {
             order_number: number,
+            stock_version: None,
         })
     }
 
@@ -358,11 +400,17 @@ impl OrderNode {
                 quantity: order.quantity,
             });
         }
+        // Fault injection (`--break local-read`): absent here means absent, unconfirmed.
+        if self.faults.reads_locally() {
+            return Err(OrderError::NoSuchOrder(number));
+        }
         let deadline = self.deadline(&hop);
+        let may_move = hop.forwarded_by.is_none();
         let mut failed = None;
         loop {
-            match self.route_avoiding(failed, deadline).await {
-                (Route::Here, _) => {
+            let view = self.route_avoiding(failed, deadline).await;
+            match routing::step(view.route, may_move) {
+                Step::ServeHere => {
                     self.read_index.confirm().await?;
                     let order = self
                         .reader
@@ -374,17 +422,15 @@ impl OrderNode {
                         quantity: order.quantity,
                     });
                 }
-                (Route::Leader(leader), term) if hop.forwarded_by.is_none() => {
-                    self.metrics.forwarded.inc();
-                    let onward = self.onward(deadline);
-                    match self.leader(leader)?.lookup(number, onward).await {
-                        Err(err) if err.is_retryable() && Instant::now() < deadline => {
-                            failed = Some(Failed { leader, term });
-                        }
-                        answer => return answer.map_err(OrderError::from_leader),
+                Step::Forward(leader) => {
+                    let client = self.leader(leader)?;
+                    let sent = client.lookup(number, self.onward(deadline));
+                    match self.forwarded(sent, may_move, deadline).await {
+                        Some(answer) => return answer,
+                        None => failed = view.failure(),
                     }
                 }
-                _ => return Err(OrderError::NoLeader),
+                Step::NoLeader => return Err(OrderError::NoLeader),
             }
         }
     }
@@ -398,7 +444,7 @@ impl OrderNode {
         }
         tracing::info!(selected = replica_id, "the front-end selected a replica");
         if replica_id == self.id
-            && let Route::Leader(leader) = self.route()
+            && let Route::Leader(leader) = View::of(self.id, &self.raft.metrics().borrow()).route
             && let Some(client) = self.peers.get(&leader).cloned()
         {
             tokio::spawn(async move {

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use api::ApiError;
+use api::cli::ClusterToken;
 use api::envelope::{ApiResult, Data};
 use api::order::{
     Hop, MAX_LOCAL_ORDERS, MAX_ORDER_BATCH, MAX_ORDER_BATCH_BODY, OrderPlaced, OrderRecord,
-    PlaceOrder, PlaceOrders, PlacedAnswers, ReplicaOrder, Selection, parse_order_number, routes,
+    PlaceOrder, PlaceOrders, PlacedAnswers, ReplicaOrder, Selection, check_order,
+    parse_order_number, routes,
 };
 use api::server::{JsonBody, PathParam, require_cluster_token};
 use api::status::NodeStatus;
@@ -23,7 +25,7 @@ use crate::error::OrderError;
 use crate::network;
 use crate::node::OrderNode;
 
-pub fn router(node: Arc<OrderNode>, token: Option<Arc<str>>, fault_injection: bool) -> Router {
+pub fn router(node: Arc<OrderNode>, token: Option<ClusterToken>, fault_injection: bool) -> Router {
     let mut internal = Router::new()
         .route(routes::ORDERS, post(place_order))
         .route(
@@ -67,6 +69,7 @@ async fn place_order(
     headers: HeaderMap,
     JsonBody(order): JsonBody<PlaceOrder>,
 ) -> ApiResult<OrderPlaced> {
+    check_order(&order.name, u64::from(order.quantity))?;
     let placed = node
         .place(order, Hop::from_headers(&headers))
         .await
@@ -85,12 +88,19 @@ async fn place_orders(
         )));
     }
     let hop = Hop::from_headers(&headers);
-    let answers =
-        futures::future::join_all(batch.orders.into_iter().map(|order| node.place(order, hop)))
-            .await
-            .into_iter()
-            .map(|answer| answer.map_err(|err| ApiError::from(err).detail()))
-            .collect();
+    // An order out of bounds is refused alone, before it reaches the catalog or the log; the
+    // others of its batch go on.
+    let answers = futures::future::join_all(batch.orders.into_iter().map(|order| {
+        let node = &node;
+        async move {
+            check_order(&order.name, u64::from(order.quantity))?;
+            node.place(order, hop).await.map_err(ApiError::from)
+        }
+    }))
+    .await
+    .into_iter()
+    .map(|answer| answer.map_err(|err| err.detail()))
+    .collect();
     Ok(Data::new(answers))
 }
 
