@@ -350,7 +350,7 @@ impl CacheLeases {
 
     /// Tells the front-end at `url` to start fresh; whether it acknowledged.
     async fn reset_one(&self, url: &str, body: &Invalidation) -> bool {
-        let frontend = match api::client::parse_base_url(url) {
+        let frontend = match api::url::parse_base_url(url) {
             Ok(base) => FrontendClient::new(base, self.client.clone()),
             Err(err) => {
                 tracing::warn!(%url, %err, "a known front-end's URL does not parse");

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use api::cli::{ClusterAuth, RetentionArgs, ServeArgs};
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
@@ -29,17 +30,21 @@ pub struct Config {
           value_parser = api::cli::seconds)]
     pub restock_interval: Duration,
 
-    /// The order replicas' dedup retention R, in seconds: how long they remember a request id
-    /// after its order (their `--dedup-retention`; give every service the same value). The
-    /// catalog derives its reservation rules from it, with the decision horizon H = R/2: a
-    /// reservation record decides only while it is younger than H (a duplicate of an older
-    /// pending one answers `expired`; a release of an older pending one is refused and its
-    /// units stay held); `GET /reservations/pending` lists only pending reservations younger
-    /// than H; finished records are forgotten R + H after they finished. Safe while the
-    /// clocks of the catalog and the replicas differ by less than R/4 (see `ledger.rs`).
-    #[arg(long = "dedup-retention", env = "TOYSTORE_DEDUP_RETENTION_SECS",
-          default_value = "86400", value_parser = api::cli::seconds)]
-    pub dedup_retention: Duration,
+    /// --dedup-retention: the order replicas' R, from which the catalog derives its
+    /// reservation rules (`ledger.rs`: a duplicate of a pending reservation older than R/2
+    /// answers `expired`, a release of one is refused and its units stay held;
+    /// `GET /reservations/pending` lists only younger ones).
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+
+    /// How long a refused reservation (out of stock) is remembered, in milliseconds, so that
+    /// the refusal stays the answer for its request id: a retry, or a duplicate still inside
+    /// the store, gets it again instead of stock that came back. Keep it well above the
+    /// front-end's --order-retry-ms and half the replicas' --reservation-timeout-ms, the
+    /// longest a request lives inside the store (`ledger.rs`). Never longer than R + R/2.
+    #[arg(long = "refusal-retention-ms", env = "TOYSTORE_REFUSAL_RETENTION_MS",
+          default_value = "60000", value_parser = api::cli::millis)]
+    pub refusal_retention: Duration,
 
     /// Length of a front-end's cache lease, in milliseconds: how long a front-end that cannot
     /// be reached may delay an acknowledgement, and how long a restarted catalog waits before
@@ -53,9 +58,31 @@ pub struct Config {
           value_parser = api::cli::millis)]
     pub push_timeout: Duration,
 
-    /// Shared secret required on internal endpoints (X-Cluster-Token). Unset: not checked.
-    #[arg(long, env = "TOYSTORE_CLUSTER_TOKEN", hide_env_values = true)]
-    pub cluster_token: Option<String>,
+    /// --cluster-token / --insecure: what guards the internal endpoints.
+    #[command(flatten)]
+    pub auth: ClusterAuth,
+
+    /// Timeouts and the connection cap of the HTTP server.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Allow --break (verification runs only).
+    #[arg(long, env = "TOYSTORE_FAULT_INJECTION", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub fault_injection: bool,
+
+    /// With --fault-injection: break a promise on purpose, to show that verification catches
+    /// it (`cluster/verify.sh --break`): `skip-invalidation` pushes no invalidation to the
+    /// front-ends, `release-confirmed` puts a confirmed reservation's units back on sale.
+    /// Comma-separated or repeated.
+    #[arg(
+        long = "break",
+        env = "TOYSTORE_CATALOG_BREAK",
+        value_delimiter = ',',
+        value_enum,
+        requires = "fault_injection"
+    )]
+    pub breaks: Vec<crate::faults::Break>,
 }
 
 impl Config {
@@ -65,6 +92,8 @@ impl Config {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.data_dir = data_dir.into();
         config.lease = Duration::from_millis(1000);
+        // In-process tests run without a token unless they set one (`ClusterAuth`).
+        config.auth = ClusterAuth::insecure();
         config
     }
 }

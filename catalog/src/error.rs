@@ -9,7 +9,7 @@ pub enum CatalogError {
     UnknownProduct(String),
     #[error("quantity must be at least 1")]
     InvalidQuantity,
-    #[error("{}", api::order::REQUEST_ID_RULE)]
+    #[error("{}", api::request_id::REQUEST_ID_RULE)]
     InvalidRequestId,
     #[error("request id {0:?} was already used for a different purchase")]
     RequestIdReused(String),
@@ -47,6 +47,8 @@ impl From<CatalogError> for ApiError {
 /// Why the catalog could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("{0}")]
+    Config(String),
     #[error("cannot open the stock store: {0}")]
     Open(#[source] CatalogError),
     #[error("{0}")]

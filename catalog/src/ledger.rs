@@ -30,7 +30,19 @@
 //!   and logged as an error. A confirmation is always applied ([`settle_step`]);
 //! - `GET /reservations/pending` lists only pending reservations younger than H, so the
 //!   leader's sweeper does not propose a held one for abandonment over and over;
-//! - finished records (confirmed, released, refused) are forgotten R + H after they finished.
+//! - finished records (confirmed, released) are forgotten R + H after they finished; refused
+//!   ones (out of stock) after the much shorter refusal window ([`Retention::refusal_ms`]).
+//!
+//! Why refusals are kept at all, and only briefly: no order and no log entry records that a
+//! request id was refused, so the record is what makes an out-of-stock answer final. Without
+//! it, a duplicate of the refused request still on its way inside the store (an attempt the
+//! front-end gave up on, still queued at a leader) could reserve the same id once stock came
+//! back, and place an order for a client that was told "out of stock". Every such duplicate
+//! lives at most one request's deadline (the front-end's retry budget, 5 s; a leader's, at most
+//! half the reservation timeout), so the window only has to outlast that, with a wide margin;
+//! a client retrying the same key within the window gets the same answer. Kept R + H (36 h)
+//! instead, every refused order, which costs a client nothing, held a synced record on disk
+//! that long.
 //!
 //! Why this is safe: the replicas remember an order for R after it was placed, and placement
 //! comes after its reservation was made. So as long as the clocks of the catalog and the
@@ -47,10 +59,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use api::batch::BatchQueue;
 use api::cache_lease::StaleToy;
 use api::catalog::{
-    Decision, PendingReservation, Reservation, ReservationId, ReserveOutcome, SettleOutcome,
-    Settlement, ToyStock, VersionedProduct,
+    Decision, PendingReservation, Reservation, ReservationId, ReservationRecordView,
+    ReservationRecordsPage, ReservationStatus, ReserveOutcome, SettleOutcome, Settlement, ToyStock,
+    VersionedProduct,
 };
-use api::order::valid_request_id;
+use api::request_id::valid_request_id;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -58,6 +71,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache_lease::CacheLeases;
 use crate::error::CatalogError;
+use crate::faults::Faults;
 use crate::metrics::CatalogMetrics;
 use crate::store::{
     Changes, ReservationRecord, ReservationState, StockStore, ToyState, Toys, next_version,
@@ -109,17 +123,47 @@ pub fn system_clock() -> Clock {
     Arc::new(unix_ms)
 }
 
+/// How long a refused reservation is remembered unless told otherwise (`--refusal-retention-ms`):
+/// twelve times the front-end's retry budget, six times the reservation timeout.
+pub const DEFAULT_REFUSAL_RETENTION: Duration = Duration::from_secs(60);
+
 /// The retention rule of the module's doc, for a dedup retention R.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     dedup_ms: u64,
+    refusal_ms: u64,
 }
 
 impl Retention {
+    /// The rule for R = `dedup_retention`, refusals kept [`DEFAULT_REFUSAL_RETENTION`].
     pub fn new(dedup_retention: Duration) -> Self {
         Self {
             dedup_ms: u64::try_from(dedup_retention.as_millis()).unwrap_or(u64::MAX),
+            refusal_ms: DEFAULT_REFUSAL_RETENTION.as_millis() as u64,
         }
+    }
+
+    /// The same rule with refused reservations kept `window` (never longer than the other
+    /// finished records).
+    pub fn with_refusal_window(mut self, window: Duration) -> Self {
+        self.refusal_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// How long a refused reservation is remembered, in milliseconds.
+    pub fn refusal_ms(&self) -> u64 {
+        self.refusal_ms
+            .min(self.dedup_ms.saturating_add(self.horizon_ms()))
+    }
+
+    /// Where a reservation refused at `now` goes in the index of finished records, which is
+    /// forgotten R + H behind the clock ([`Self::forget_cutoff`]): [`Self::refusal_ms`] after
+    /// `now`, less R + H, so that it is forgotten once the refusal window is over. Never in
+    /// the future, and above every cutoff so far (the clock moving forward), so forgetting,
+    /// which resumes where it stopped, still finds it.
+    pub fn refusal_finished_at(&self, now: u64) -> u64 {
+        let keep = self.dedup_ms.saturating_add(self.horizon_ms());
+        now.saturating_sub(keep - self.refusal_ms())
     }
 
     /// H = R/2: how long a reservation record decides.
@@ -143,6 +187,8 @@ impl Retention {
 pub struct LedgerSettings {
     pub retention: Retention,
     pub clock: Clock,
+    /// Broken behaviours armed for a verification run (`--break`); none normally.
+    pub faults: Faults,
 }
 
 /// How a reservation whose id already has a record is answered; nothing changes.
@@ -233,6 +279,7 @@ impl Ledger {
             retention: settings.retention,
             clock: settings.clock.clone(),
             floor: store.version_floor(),
+            faults: settings.faults,
         });
         let (commands, task) = BatchQueue::start(
             MAX_BATCH,
@@ -329,6 +376,39 @@ impl Ledger {
             now,
             limit,
         )
+    }
+
+    /// One page of every reservation record held, after `after` (blocking: call it off the
+    /// service's thread), with the finish time forgetting has reached.
+    pub fn records(
+        &self,
+        after: Option<&ReservationId>,
+        limit: usize,
+    ) -> Result<ReservationRecordsPage, CatalogError> {
+        let found = self.store.records_after(after, limit)?;
+        let next = (found.len() >= limit)
+            .then(|| found.last().map(|(id, _)| id.clone()))
+            .flatten();
+        let records = found
+            .into_iter()
+            .map(|(id, record)| ReservationRecordView {
+                id,
+                name: record.name,
+                quantity: record.quantity,
+                status: match record.state {
+                    ReservationState::Pending => ReservationStatus::Pending,
+                    ReservationState::Confirmed => ReservationStatus::Confirmed,
+                    ReservationState::Released => ReservationStatus::Released,
+                    ReservationState::Refused => ReservationStatus::Refused,
+                },
+                made_ms: record.made_ms,
+            })
+            .collect();
+        Ok(ReservationRecordsPage {
+            records,
+            next,
+            forgotten_through_ms: self.store.forgotten_through(),
+        })
     }
 
     /// Deletes up to `chunk` records that finished R + H ago or earlier (blocking: call it
@@ -436,6 +516,7 @@ struct Writer {
     clock: Clock,
     /// The lowest version this run may give a change: see [`next_version`].
     floor: u64,
+    faults: Faults,
 }
 
 /// The result of applying one batch to the working copy.
@@ -462,7 +543,8 @@ impl Writer {
         // In place: a few map updates and point reads (memtable or block cache); only the
         // commit below may wait on the disk.
         let mut applied = self.apply(commands);
-        let stale = self.stale_toys(&applied);
+        // Fault injection (`--break skip-invalidation`): no push, the caches keep the old stock.
+        let stale = self.faults.invalidations(self.stale_toys(&applied));
         let writer = self.clone();
         let changes = std::mem::take(&mut applied.changes);
         let sync = applied.reserves;
@@ -598,10 +680,11 @@ impl Writer {
             };
             (outcome, ReservationState::Pending)
         } else {
-            applied
-                .changes
-                .settled_added
-                .push((now, reservation.id.clone()));
+            // Finished at once, and forgotten after the refusal window (module doc).
+            applied.changes.settled_added.push((
+                self.retention.refusal_finished_at(now),
+                reservation.id.clone(),
+            ));
             let outcome = ReserveOutcome::OutOfStock {
                 available: state.quantity,
             };
@@ -658,6 +741,9 @@ impl Writer {
                         applied.released_units += units;
                     } else {
                         applied.confirmed_units += units;
+                        // Fault injection (`--break release-confirmed`): the units come back.
+                        self.faults
+                            .release_confirmed(state, record.quantity, self.floor);
                     }
                     applied
                         .changes

@@ -14,6 +14,7 @@
 pub mod cache_lease;
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod ledger;
 pub mod metrics;
 mod routes;
@@ -25,6 +26,7 @@ mod tests;
 
 use std::sync::Arc;
 
+use api::cli::ClusterToken;
 use api::client::ServiceClient;
 use api::server::{self, ServerHandle};
 use prometheus_client::registry::Registry;
@@ -49,6 +51,11 @@ pub struct AppState {
 /// Opens the store, starts the writer and the restock loop, and serves HTTP. The first change
 /// waits until the front-ends of earlier runs are reset ([`CacheLeases::reconcile`]).
 pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
+    // Before anything else: no token and no --insecure is a configuration error.
+    let token = config.auth.token().map_err(StartError::Config)?;
+    if token.is_none() {
+        tracing::warn!("--insecure: internal endpoints accept calls without a token");
+    }
     // Before the store opens: no lease of an earlier run outlives a lease from here.
     let started = Instant::now();
     let store = {
@@ -63,11 +70,13 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
 
     let mut registry = Registry::with_prefix("catalog");
     let metrics = CatalogMetrics::register(&mut registry);
-    let token: Option<Arc<str>> = config.cluster_token.as_deref().map(Arc::from);
     let leases = Arc::new(
         CacheLeases::new(
             config.lease,
-            ServiceClient::new(config.push_timeout, token.clone()),
+            ServiceClient::new(
+                config.push_timeout,
+                token.as_ref().map(ClusterToken::expose),
+            ),
             store.clone(),
             metrics.invalidations_pushed.clone(),
             metrics.leases_revoked.clone(),
@@ -78,14 +87,21 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     let listener = server::bind(config.listen).await?;
     let shutdown = CancellationToken::new();
     let (open_gate, ready) = watch::channel(false);
+    // Armed only with --fault-injection (the command line requires it too).
+    let faults = match config.fault_injection {
+        true => faults::Faults::new(&config.breaks),
+        false => faults::Faults::default(),
+    };
     let (ledger, writer) = Ledger::start(
         store,
         leases.clone(),
         metrics.clone(),
         ready,
         LedgerSettings {
-            retention: Retention::new(config.dedup_retention),
+            retention: Retention::new(config.retention.dedup_retention)
+                .with_refusal_window(config.refusal_retention),
             clock: ledger::system_clock(),
+            faults,
         },
         shutdown.clone(),
     )
@@ -101,7 +117,13 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
         leases: leases.clone(),
     };
     let router = server::finish(routes::router(state, token), registry, server::process_up());
-    let mut handle = server::spawn(listener, router, "catalog", shutdown.clone())?;
+    let mut handle = server::spawn_with(
+        listener,
+        router,
+        "catalog",
+        shutdown.clone(),
+        config.serve.limits(),
+    )?;
     handle.attach(writer);
     handle.attach(housekeeping);
     // After the server is up, so that it answers reads and renewals meanwhile.

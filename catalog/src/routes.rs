@@ -1,17 +1,18 @@
 //! HTTP handlers: thin wrappers over the ledger and the cache leases.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use api::ApiError;
 use api::cache_lease::{LeaseGrant, LeaseRequest};
 use api::catalog::{
-    MAX_BATCH, MAX_BATCH_BODY, PendingReservation, ReservationBatch, ReserveAnswers, SettleOutcome,
-    SettlementBatch, ToyStock, VersionedProduct, routes,
+    MAX_BATCH, MAX_BATCH_BODY, MAX_RECORDS_PAGE, PendingReservation, ReservationBatch,
+    ReservationId, ReservationRecordsPage, ReserveAnswers, SettleOutcome, SettlementBatch,
+    ToyStock, VersionedProduct, routes,
 };
-use api::client::parse_base_url;
+use api::cli::ClusterToken;
 use api::envelope::{ApiResult, Data};
 use api::server::{JsonBody, PathParam, require_cluster_token};
+use api::url::parse_base_url;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::middleware;
@@ -21,7 +22,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::error::CatalogError;
 
-pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
+pub fn router(state: AppState, token: Option<ClusterToken>) -> Router {
     let internal = Router::new()
         .route(
             routes::RESERVATIONS,
@@ -32,6 +33,7 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
             routes::SETTLEMENTS,
             post(settle).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)),
         )
+        .route(routes::RESERVATION_RECORDS, get(records))
         .route(routes::STOCK, get(stock))
         .route(routes::FRONTENDS, post(register_frontend))
         .route_layer(middleware::from_fn_with_state(token, require_cluster_token));
@@ -121,6 +123,47 @@ async fn pending(
         .map_err(|err| ApiError::internal(err.to_string()))?
         .map_err(ApiError::from)?;
     Ok(Data::new(found))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordsQuery {
+    after_request_id: Option<String>,
+    after_attempt: Option<u32>,
+    #[serde(default = "default_records_limit")]
+    limit: usize,
+}
+
+fn default_records_limit() -> usize {
+    MAX_RECORDS_PAGE
+}
+
+/// Every reservation record with its state, a page at a time: what a checker matches with
+/// the replicas' orders once the store has settled.
+async fn records(
+    State(state): State<AppState>,
+    query: Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<ReservationRecordsPage> {
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let after = match (query.after_request_id, query.after_attempt) {
+        (Some(request_id), Some(attempt)) => Some(ReservationId {
+            request_id,
+            attempt,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "after_request_id and after_attempt go together",
+            ));
+        }
+    };
+    let ledger = state.ledger.clone();
+    let limit = query.limit.clamp(1, MAX_RECORDS_PAGE);
+    let page = tokio::task::spawn_blocking(move || ledger.records(after.as_ref(), limit))
+        .await
+        .map_err(|err| ApiError::internal(err.to_string()))?
+        .map_err(ApiError::from)?;
+    Ok(Data::new(page))
 }
 
 async fn stock(State(state): State<AppState>) -> Data<Vec<ToyStock>> {

@@ -6,7 +6,9 @@
 //! - `reservations`: reservation id → [`ReservationRecord`] (what it reserved, its answer, and
 //!   whether it is pending, confirmed, released or was refused);
 //! - `pending`: (made at, id) → nothing: pending reservations, oldest first, for the sweep;
-//! - `settled`: (settled at, id) → nothing: finished records, oldest first, for retention;
+//! - `settled`: (settled at, id) → nothing: finished records, oldest first, for retention (a
+//!   refusal is filed earlier than it happened, so that it goes after its short window:
+//!   `ledger::Retention::refusal_finished_at`);
 //! - `frontends`: URL → nothing: every front-end that was granted a cache lease (see
 //!   `crate::cache_lease`), so that a restarted catalog knows whom to reset;
 //! - `meta`: the stock level the catalog was created with, its incarnation, where forgetting
@@ -350,6 +352,42 @@ impl StockStore {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// Up to `limit` reservation records with ids above `after` (from the first when
+    /// `None`), in id order: the checkers' listing of every record held.
+    pub fn records_after(
+        &self,
+        after: Option<&ReservationId>,
+        limit: usize,
+    ) -> Result<Vec<(ReservationId, ReservationRecord)>, CatalogError> {
+        let from = after.map(reservation_key).unwrap_or_default();
+        let mut found = Vec::new();
+        for item in self.db.iterator_cf(
+            self.cf(CF_RESERVATIONS)?,
+            IteratorMode::From(&from, Direction::Forward),
+        ) {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            if after.is_some() && *key == *from {
+                continue;
+            }
+            let id = parse_reservation_key(&key).ok_or_else(|| {
+                CatalogError::Storage("a reservation key on disk is corrupt".into())
+            })?;
+            found.push((id, decode(&value)?));
+        }
+        Ok(found)
+    }
+
+    /// The finish time (Unix ms) of the last record forgotten: every record that finished
+    /// before it is gone. `None` when none was ever forgotten.
+    pub fn forgotten_through(&self) -> Option<u64> {
+        let from = self.forget_from.lock();
+        let at = from.get(..8)?;
+        Some(u64::from_be_bytes(at.try_into().ok()?))
     }
 
     /// Pending reservations made after `made_after` and at or before `made_by` (Unix ms),

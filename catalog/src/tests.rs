@@ -67,6 +67,7 @@ impl Running {
             LedgerSettings {
                 retention: Retention::new(Duration::from_secs(86_400)),
                 clock: crate::ledger::system_clock(),
+                faults: crate::faults::Faults::default(),
             },
         )
     }
@@ -80,6 +81,7 @@ impl Running {
             LedgerSettings {
                 retention: Retention::new(Duration::from_millis(R_MS)),
                 clock: clock.clock(),
+                faults: crate::faults::Faults::default(),
             },
         )
     }
@@ -1009,4 +1011,131 @@ fn the_retention_rule_in_numbers() {
         SettleStep::Contradiction
     );
     assert_eq!(retention.forget_cutoff(made + R_MS + H_MS), made);
+}
+
+#[tokio::test]
+async fn the_records_listing_pages_through_every_record_with_its_state_and_says_what_was_forgotten()
+{
+    use api::catalog::ReservationStatus;
+    let dir = TempDir::new().unwrap();
+    let clock = ManualClock::new();
+    let catalog = Running::start_on(&dir, 3, &clock);
+    for request_id in ["a-confirmed", "b-released", "c-pending", "d-refused"] {
+        let quantity = if request_id == "d-refused" { 5 } else { 1 };
+        catalog
+            .ledger
+            .reserve(reservation(request_id, "Frisbee", quantity))
+            .await
+            .unwrap();
+    }
+    catalog
+        .ledger
+        .settle(settle("a-confirmed", Decision::Confirm))
+        .await
+        .unwrap();
+    catalog
+        .ledger
+        .settle(settle("b-released", Decision::Release))
+        .await
+        .unwrap();
+    // Two records a page: the pages meet without a gap or an overlap.
+    let first = catalog.ledger.records(None, 2).unwrap();
+    let second = catalog.ledger.records(first.next.as_ref(), 2).unwrap();
+    let last = catalog.ledger.records(second.next.as_ref(), 2).unwrap();
+    assert!(last.records.is_empty() && last.next.is_none());
+    let listed: Vec<_> = first
+        .records
+        .iter()
+        .chain(&second.records)
+        .map(|r| (r.id.request_id.as_str(), r.status, r.quantity))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("a-confirmed", ReservationStatus::Confirmed, 1),
+            ("b-released", ReservationStatus::Released, 1),
+            ("c-pending", ReservationStatus::Pending, 1),
+            ("d-refused", ReservationStatus::Refused, 5),
+        ]
+    );
+    assert_eq!(first.forgotten_through_ms, None);
+    // Past the retention the finished records go, and the listing says up to when.
+    clock.advance(R_MS + H_MS);
+    assert_eq!(catalog.ledger.forget_due(100).unwrap(), 3);
+    let after = catalog.ledger.records(None, 10).unwrap();
+    let left: Vec<_> = after
+        .records
+        .iter()
+        .map(|r| r.id.request_id.as_str())
+        .collect();
+    assert_eq!(left, ["c-pending"]);
+    assert!(after.forgotten_through_ms.is_some());
+    catalog.stop().await;
+}
+
+/// Issue 25: a refusal (out of stock) is the answer for its id only for the refusal window,
+/// then forgotten; other finished records keep their R + H.
+#[tokio::test]
+async fn a_refusal_is_kept_for_its_window_only() {
+    let dir = TempDir::new().unwrap();
+    let clock = ManualClock::new();
+    let catalog = Running::start_on(&dir, 1, &clock);
+    let window = crate::ledger::DEFAULT_REFUSAL_RETENTION.as_millis() as u64;
+    assert!(window < R_MS + H_MS);
+    // A sale that is confirmed: its record stays R + H.
+    catalog
+        .ledger
+        .reserve(reservation("sold", "Tux", 1))
+        .await
+        .unwrap();
+    catalog
+        .ledger
+        .settle(Settlement {
+            id: id("sold"),
+            decision: Decision::Confirm,
+        })
+        .await
+        .unwrap();
+    // Tux is out now: refused.
+    let refused = catalog
+        .ledger
+        .reserve(reservation("refused", "Tux", 1))
+        .await
+        .unwrap();
+    assert_eq!(refused, ReserveOutcome::OutOfStock { available: 0 });
+    // Stock comes back; within the window the refusal still stands for its id.
+    assert_eq!(
+        catalog.ledger.restock().await.unwrap(),
+        vec!["Tux".to_string()]
+    );
+    clock.advance(window - 1);
+    assert_eq!(catalog.ledger.forget_due(100).unwrap(), 0);
+    assert_eq!(
+        catalog
+            .ledger
+            .reserve(reservation("refused", "Tux", 1))
+            .await
+            .unwrap(),
+        ReserveOutcome::OutOfStock { available: 0 },
+        "a retry within the window got another answer than its refusal"
+    );
+    // After the window: forgotten, and only the refusal.
+    clock.advance(1);
+    assert_eq!(catalog.ledger.forget_due(100).unwrap(), 1);
+    assert!(catalog.store.find(&id("refused")).unwrap().is_none());
+    assert!(catalog.store.find(&id("sold")).unwrap().is_some());
+    // The id is new again: with stock back, it reserves.
+    assert!(matches!(
+        catalog
+            .ledger
+            .reserve(reservation("refused", "Tux", 1))
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved { .. }
+    ));
+    // The confirmed record goes at R + H, as before.
+    clock.advance(R_MS + H_MS);
+    assert!(catalog.ledger.forget_due(100).unwrap() >= 1);
+    assert!(catalog.store.find(&id("sold")).unwrap().is_none());
+    catalog.stop().await;
 }
