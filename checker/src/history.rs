@@ -49,7 +49,9 @@ pub struct Query {
     /// Units in stock, on `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<u32>,
-    /// The catalog's version of this toy's stock (one more per stock change), on `ok`.
+    /// The catalog's version of this toy's stock (one more per stock change), from the
+    /// answer's `ETag`, on `ok`. An `ok` answer without one is a protocol error the checker
+    /// reports (`error` then says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,12 +72,21 @@ pub struct Order {
     /// The order number, on `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<u64>,
+    /// On `ok`: the version of the toy's stock the order's reservation produced, when the
+    /// answer says (not when it came from the store's memory of the key). Every query of the
+    /// toy invoked after this answer must show at least this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_version: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The HTTP status of the last answer, on `fail`: a refusal of a reused key is judged by
-    /// it (409 "expired / already used" and 400 "out of stock" are the accepted ones).
+    /// The HTTP status of the last answer, on `fail`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// On `fail`: why the store refused, as its answer said (`out_of_stock`,
+    /// `request_id_expired`, `request_id_reused`, `unknown_toy`, ...). Refusals are judged by
+    /// it, never by their message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Present when this order deliberately re-sent a key whose order was answered before
     /// (the client's key-reuse sessions): what the store must or may answer depends on how
     /// long ago that order was placed, compared with its dedup retention.
@@ -142,6 +153,17 @@ impl Reuse {
 pub struct OrderRecord {
     pub name: String,
     pub quantity: u32,
+    /// The number the answer names: it must be the number asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+}
+
+impl OrderRecord {
+    /// Whether two records describe the same order (toy and quantity; the number is checked
+    /// against the read on its own).
+    pub fn same_order(&self, other: &OrderRecord) -> bool {
+        self.name == other.name && self.quantity == other.quantity
+    }
 }
 
 /// `GET /orders/{number}`.
@@ -251,6 +273,10 @@ impl Event {
                     "session {} query {:?} ok: quantity {quantity}, version {version}",
                     q.session, q.toy
                 ),
+                (Outcome::Ok, Some(quantity), None) => format!(
+                    "session {} query {:?} ok: quantity {quantity}, no version",
+                    q.session, q.toy
+                ),
                 _ => format!(
                     "session {} query {:?} {}",
                     q.session,
@@ -260,7 +286,16 @@ impl Event {
             },
             Event::Order(o) => {
                 let number = o.number.map(|n| format!(" → #{n}")).unwrap_or_default();
+                let version = o
+                    .stock_version
+                    .map(|v| format!(" (stock version {v})"))
+                    .unwrap_or_default();
                 let status = o.status.map(|s| format!(" {s}")).unwrap_or_default();
+                let reason = o
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" {r}"))
+                    .unwrap_or_default();
                 let reuse = o
                     .reuse
                     .as_ref()
@@ -276,7 +311,7 @@ impl Event {
                     })
                     .unwrap_or_default();
                 format!(
-                    "session {} order {}×{:?} key {} {}{status}{number}{reuse}",
+                    "session {} order {}×{:?} key {} {}{status}{reason}{number}{version}{reuse}",
                     o.session,
                     o.quantity,
                     o.toy,
@@ -286,7 +321,12 @@ impl Event {
             }
             Event::Read(r) => {
                 let found = match &r.found {
-                    Some(Some(rec)) => format!(": {}×{:?}", rec.quantity, rec.name),
+                    Some(Some(rec)) => match rec.number {
+                        Some(n) if n != r.number => {
+                            format!(": {}×{:?} named #{n}", rec.quantity, rec.name)
+                        }
+                        _ => format!(": {}×{:?}", rec.quantity, rec.name),
+                    },
                     Some(None) => ": not found".to_string(),
                     None => String::new(),
                 };
@@ -320,10 +360,10 @@ impl Event {
             return Err(format!("complete {complete} is before invoke {invoke}"));
         }
         match self {
-            Event::Query(q)
-                if q.outcome == Outcome::Ok && (q.quantity.is_none() || q.version.is_none()) =>
-            {
-                Err("an ok query needs quantity and version".into())
+            // A missing version is the store's fault, not the file's: check `query-answers`
+            // reports it.
+            Event::Query(q) if q.outcome == Outcome::Ok && q.quantity.is_none() => {
+                Err("an ok query needs its quantity".into())
             }
             Event::Order(o) if o.outcome == Outcome::Ok && o.number.is_none() => {
                 Err("an ok order needs its number".into())
@@ -410,7 +450,7 @@ mod tests {
         assert!(matches!(&events[0], Event::Query(q) if q.version == Some(12) && q.invoke == 1.5));
         assert!(matches!(&events[2], Event::Order(o) if o.number == Some(41) && o.key == "k-1"));
         assert!(matches!(&events[3], Event::Read(r)
-            if r.found == Some(Some(OrderRecord { name: "Tux".into(), quantity: 1 }))));
+            if r.found == Some(Some(OrderRecord { name: "Tux".into(), quantity: 1, number: Some(41) }))));
         assert!(matches!(&events[4], Event::Read(r) if r.found == Some(None)));
         assert!(matches!(&events[5], Event::Read(r) if r.found.is_none()));
         assert!(matches!(&events[6], Event::Nemesis(n) if n.phase == Phase::Start));
@@ -437,8 +477,10 @@ mod tests {
                 toy: "Lego Set".into(),
                 quantity: 2,
                 number: None,
+                stock_version: None,
                 error: Some("timeout".into()),
                 status: None,
+                reason: None,
                 reuse: Some(Reuse {
                     number: 3,
                     retention_ms: 20_000.0,
@@ -480,7 +522,7 @@ mod tests {
             "{\"op\":\"query\"}\n",
             "not json\n",
             r#"{"session":1,"op":"teleport","invoke":1,"complete":2}"#,
-            r#"{"session":1,"op":"query","invoke":1,"complete":2,"outcome":"ok","toy":"Tux"}"#,
+            r#"{"session":1,"op":"query","invoke":1,"complete":2,"outcome":"ok","toy":"Tux","version":3}"#,
             r#"{"session":1,"op":"order","invoke":3,"complete":2,"outcome":"fail","key":"k","toy":"T","quantity":1}"#,
             r#"{"session":1,"op":"read","invoke":1,"complete":2,"outcome":"ok","number":1}"#,
             r#"{"session":1,"op":"order","invoke":1,"complete":2,"outcome":"ok","key":"k","toy":"T","quantity":1}"#,

@@ -14,41 +14,53 @@
 //! # History file (JSON Lines)
 //!
 //! One object per completed operation ([`history::Event`], written with
-//! [`history::write_event`]). `invoke` and `complete` are Unix epoch milliseconds (f64, wall
-//! clock, so several processes line up); `session` is the client session (u64); `outcome` is
-//! `ok`, `fail` or `unknown`. Unknown fields are ignored; blank lines are skipped; any other
-//! line that is not a valid event is an error naming its line number.
+//! [`history::write_event`]). `invoke` and `complete` are Unix epoch milliseconds (f64; the
+//! client takes one wall-clock reading and adds its monotonic clock, so several processes line
+//! up and no operation ends before it began); `session` is the client session (u64);
+//! `outcome` is `ok`, `fail` or `unknown`. Unknown fields are ignored; blank lines are
+//! skipped; any other line that is not a valid event is an error naming its line number.
 //!
 //! - query, `GET /products/{name}`:
 //!   `{"session":3,"op":"query","invoke":…,"complete":…,"outcome":"ok","toy":"Tux","quantity":97,"version":12}`.
-//!   `version` is the catalog's version of the toy's stock (one more per stock change).
-//!   `fail` / `unknown` carry `"error":"…"` and no quantity / version.
+//!   `version` is the catalog's version of the toy's stock (one more per stock change), from
+//!   the answer's `ETag`; an `ok` answer without one is recorded without `version` and
+//!   reported as a protocol error. `fail` / `unknown` carry `"error":"…"` and no quantity.
 //! - order, `POST /orders`:
-//!   `{"session":3,"op":"order","invoke":…,"complete":…,"outcome":"ok","key":"<Idempotency-Key>","toy":"Tux","quantity":1,"number":41}`.
-//!   `fail` is a definite refusal (4xx, its `"status"` recorded): the order must not exist.
-//!   `unknown` (503, timeout, connection lost): it may or may not exist; `"error":"…"`, no
-//!   number. A deliberate re-send of a key answered before carries
+//!   `{"session":3,"op":"order","invoke":…,"complete":…,"outcome":"ok","key":"<Idempotency-Key>","toy":"Tux","quantity":1,"number":41,"stock_version":13}`.
+//!   `stock_version` (optional) is the version of the toy's stock the order's reservation
+//!   produced. `fail` is a definite refusal (4xx; its `"status"` and the envelope's
+//!   `"reason"`, e.g. `out_of_stock`, `request_id_expired`, recorded): the order must not
+//!   exist. `unknown` (503, timeout, connection lost): it may or may not exist;
+//!   `"error":"…"`, no number. A deliberate re-send of a key answered before carries
 //!   `"reuse":{"number":41,"retention_ms":20000,"placed_ms":…,"answered_ms":…}`
 //!   ([`history::Reuse`]): the key's last answer, the store's dedup retention, and how long
 //!   before this re-send's answer its order may have been placed (client monotonic clock).
 //! - read, `GET /orders/{n}`:
-//!   `{"session":3,"op":"read","invoke":…,"complete":…,"outcome":"ok","number":41,"found":{"name":"Tux","quantity":1}}`;
-//!   `"found":null` means the store answered 404. `fail` / `unknown`: no `found`.
+//!   `{"session":3,"op":"read","invoke":…,"complete":…,"outcome":"ok","number":41,"found":{"name":"Tux","quantity":1,"number":41}}`;
+//!   `"found":null` means the store answered 404; `found.number` is the number the answer
+//!   names. `fail` / `unknown`: no `found`. The client reads while it runs (recent numbers,
+//!   numbers past the highest acknowledged, numbers near orders without an answer) and reads
+//!   every acknowledged order back at the end.
 //! - nemesis (no session):
 //!   `{"op":"nemesis","invoke":…,"complete":…,"fault":"kill-leader","target":"node-2","phase":"start"}`,
-//!   later a matching `"phase":"heal"` line. Only the report and the timeline use them.
+//!   later a matching `"phase":"heal"` line. The report counts the order reads that overlap
+//!   each fault's start..heal window, per fault kind; the timeline draws them.
 //!
 //! # Final state file (JSON)
 //!
 //! ```json
 //! {"replicas":[{"id":1,"orders":[{"number":0,"request_id":"k-1","name":"Tux","quantity":1,"attempt":0}]}],
-//!  "catalog":{"toys":[{"name":"Tux","initial":100,"restocked":200,"quantity":57,"pending":0}]}}
+//!  "catalog":{"toys":[{"name":"Tux","initial":100,"restocked":200,"quantity":57,"pending":0}],
+//!             "reservations":[{"request_id":"k-1","attempt":0,"name":"Tux","quantity":1,"status":"confirmed"}],
+//!             "forgotten_through_ms":1795705220272}}
 //! ```
 //!
 //! [`state::FinalState`]: every order each replica holds, in number order (`request_id` is
-//! the order's Idempotency-Key, `attempt` its reservation attempt, when the replicas report
-//! it); per toy, the stock it was created with, units added by
-//! restocks, the current quantity and the units held by unsettled reservations.
+//! the order's Idempotency-Key, `attempt` its reservation attempt); per toy, the stock it was
+//! created with, units added by restocks, the current quantity and the units held by
+//! unsettled reservations; every reservation record the catalog holds (`pending`,
+//! `confirmed`, `released`, `refused`) and, when it has forgotten finished records, up to
+//! which finish time.
 //!
 //! # Checks
 //!
@@ -68,12 +80,22 @@
 //! 6. real-time order of numbers (`real-time-order`);
 //! 7. linearizable order reads, per number a write-once register, Wing–Gong–Lowe search
 //!    (`non-linearizable-read`, `read-wrong-record`);
-//! 8. read-your-writes through the front-end cache (`read-your-writes`);
-//! 9. re-sent keys: within the dedup window answered with their order
-//!    (`reuse-not-deduplicated`); after it, that order, a new higher number or a 409
-//!    "expired / already used" / out-of-stock refusal (`reuse-wrong-answer`);
-//! 10. stock conservation (`stock-mismatch`, `negative-stock`, `unsettled-reservations`,
-//!     `unknown-toy`).
+//!    Numbers are dense, so #n existed once any higher number was acknowledged or found;
+//!    an answer naming another number is a wrong record;
+//! 8. read-your-writes through the front-end cache, for every session: a query invoked
+//!    after an order's answer shows at least the version the order produced
+//!    (`read-your-writes`);
+//! 9. query answers carry their version, and one (toy, version) shows one quantity
+//!    (`protocol-error`, `version-conflict`);
+//! 10. re-sent keys: within the dedup window answered with their order
+//!     (`reuse-not-deduplicated`); after it, that order, a new higher number or a refusal
+//!     whose reason is `request_id_expired` or `out_of_stock` (`reuse-wrong-answer`);
+//! 11. no refusal as `request_id_reused` of a key sent with one toy and quantity
+//!     (`wrong-refusal`);
+//! 12. stock conservation (`stock-mismatch`, `negative-stock`, `unsettled-reservations`,
+//!     `unknown-toy`);
+//! 13. reservations and orders matched one to one by (request id, attempt)
+//!     (`reservation-mismatch`).
 
 pub mod checks;
 pub mod history;

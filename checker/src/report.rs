@@ -19,6 +19,74 @@ pub struct NemesisCount {
     pub healed: usize,
 }
 
+/// Order reads (`GET /orders/{n}`) taken while one kind of fault was active: their interval
+/// overlaps one of its start..heal windows. Shows whether the linearizable-reads check had
+/// reads to judge under that fault at all.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultReads {
+    /// Answered with the order.
+    pub found: usize,
+    /// Answered 404.
+    pub absent: usize,
+    /// No usable answer.
+    pub unanswered: usize,
+}
+
+/// Every fault's active windows, by fault kind: from each start's invoke to the completion of
+/// the next heal of the same fault and target (to the end of time if none came).
+fn fault_windows(history: &[Event]) -> BTreeMap<&str, Vec<(f64, f64)>> {
+    let mut nemeses: Vec<&crate::history::Nemesis> = history
+        .iter()
+        .filter_map(|event| match event {
+            Event::Nemesis(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    nemeses.sort_by(|a, b| a.invoke.total_cmp(&b.invoke));
+    let mut windows: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for (i, start) in nemeses.iter().enumerate() {
+        if start.phase != Phase::Start {
+            continue;
+        }
+        let heal = nemeses[i + 1..]
+            .iter()
+            .find(|n| n.phase == Phase::Heal && n.fault == start.fault && n.target == start.target);
+        windows
+            .entry(start.fault.as_str())
+            .or_default()
+            .push((start.invoke, heal.map_or(f64::INFINITY, |h| h.complete)));
+    }
+    windows
+}
+
+/// Counts the order reads that overlap each kind of fault (a read counts once per kind).
+fn reads_during_faults(history: &[Event]) -> BTreeMap<String, FaultReads> {
+    let windows = fault_windows(history);
+    let mut counts: BTreeMap<String, FaultReads> = BTreeMap::new();
+    for event in history {
+        let Event::Read(read) = event else { continue };
+        for (fault, spans) in &windows {
+            if !spans
+                .iter()
+                .any(|&(start, end)| read.invoke <= end && read.complete >= start)
+            {
+                continue;
+            }
+            let count = counts.entry((*fault).to_string()).or_default();
+            match (&read.outcome, &read.found) {
+                (Outcome::Ok, Some(Some(_))) => count.found += 1,
+                (Outcome::Ok, Some(None)) => count.absent += 1,
+                _ => count.unanswered += 1,
+            }
+        }
+    }
+    // Every fault is listed, also one that met no read: that is the point of the count.
+    for fault in windows.keys() {
+        counts.entry((*fault).to_string()).or_default();
+    }
+    counts
+}
+
 /// One check and how many violations it found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
@@ -38,6 +106,9 @@ pub struct Report {
     /// number, `new` number, `refused`, `unknown`) → count. Shows which corners a run reached.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reuses: BTreeMap<String, BTreeMap<String, usize>>,
+    /// fault → the order reads taken while it was active.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reads_during_faults: BTreeMap<String, FaultReads>,
     pub sessions: usize,
     /// From the first invoke to the last completion.
     pub span_seconds: f64,
@@ -141,6 +212,7 @@ impl Report {
             operations,
             nemesis,
             reuses,
+            reads_during_faults: reads_during_faults(history),
             sessions: sessions.len(),
             span_seconds,
             replicas: state.replicas.len(),
@@ -208,6 +280,16 @@ impl Report {
                 count.started, count.healed
             );
         }
+        if !self.reads_during_faults.is_empty() {
+            out.push_str("order reads during faults (found / 404 / no answer):\n");
+            for (fault, reads) in &self.reads_during_faults {
+                let _ = writeln!(
+                    out,
+                    "  {fault:<20} {} found, {} not found, {} unanswered",
+                    reads.found, reads.absent, reads.unanswered
+                );
+            }
+        }
         if !self.reuses.is_empty() {
             out.push_str("key re-sends (by dedup window: answer):\n");
             for (window, answers) in &self.reuses {
@@ -273,6 +355,33 @@ mod tests {
     use crate::checks::testkit::*;
     use crate::history::{Outcome, Phase};
 
+    /// Finding 1 of issue 25: the report shows how many order reads each kind of fault met,
+    /// so a run whose reads all came after the faults is visible as such.
+    #[test]
+    fn reads_are_counted_per_fault_they_overlap() {
+        let history = [
+            nemesis((10.0, 11.0), "kill-leader", Phase::Start),
+            nemesis((20.0, 21.0), "kill-leader", Phase::Heal),
+            nemesis((30.0, 31.0), "pause-leader", Phase::Start),
+            ok_order(1, (0.0, 1.0), "k-0", 0),
+            read(2, (5.0, 10.0), 0, Some("Tux")), // touches the kill's start
+            read(2, (12.0, 13.0), 1, None),
+            unanswered_read(3, (14.0, 25.0), 0),
+            read(2, (22.0, 23.0), 0, Some("Tux")), // between the faults
+            read(2, (40.0, 41.0), 0, Some("Tux")), // the pause never healed
+        ];
+        let report = check(&history, &state(&[stored(0, "k-0", "Tux")]));
+        let kill = &report.reads_during_faults["kill-leader"];
+        assert_eq!((kill.found, kill.absent, kill.unanswered), (1, 1, 1));
+        let pause = &report.reads_during_faults["pause-leader"];
+        assert_eq!((pause.found, pause.absent, pause.unanswered), (1, 0, 0));
+        let text = report.text(&history);
+        assert!(
+            text.contains("kill-leader          1 found, 1 not found, 1 unanswered"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn text_counts_operations_and_ends_with_the_verdict() {
         let history = [
@@ -290,7 +399,7 @@ mod tests {
         assert_eq!(report.sessions, 3);
         assert!(
             text.trim_end()
-                .ends_with("OK: 3 operations, 11 checks, no violation"),
+                .ends_with("OK: 3 operations, 14 checks, no violation"),
             "{text}"
         );
     }

@@ -47,10 +47,42 @@ pub struct ToyStock {
     pub pending: i64,
 }
 
+/// Where a reservation stands in the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationStatus {
+    /// Stock held; not decided.
+    Pending,
+    /// Sold: an order holds it.
+    Confirmed,
+    /// Given back (or never taken): no order may hold it.
+    Released,
+    /// Refused for lack of stock: it never took any.
+    Refused,
+}
+
+/// One reservation the catalog holds: the stock taken for one attempt at one request id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Reservation {
+    pub request_id: String,
+    pub attempt: u32,
+    pub name: String,
+    pub quantity: u32,
+    pub status: ReservationStatus,
+}
+
 /// The catalog's part of the final state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CatalogState {
     pub toys: Vec<ToyStock>,
+    /// Every reservation record the catalog still holds. `None` when the state was written
+    /// without them: check `reservations-match` then reports that it cannot match anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<Vec<Reservation>>,
+    /// The catalog forgets finished records after its retention: any record that finished at
+    /// or before this Unix millisecond may be missing. `None`: none was ever forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgotten_through_ms: Option<f64>,
 }
 
 /// The whole final state file.

@@ -4,9 +4,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 const STATE: &str = r#"{"replicas":[
-  {"id":1,"orders":[{"number":0,"request_id":"k-0","name":"Tux","quantity":1}]},
-  {"id":2,"orders":[{"number":0,"request_id":"k-0","name":"Tux","quantity":1}]}],
- "catalog":{"toys":[{"name":"Tux","initial":100,"restocked":0,"quantity":99,"pending":0}]}}"#;
+  {"id":1,"orders":[{"number":0,"request_id":"k-0","name":"Tux","quantity":1,"attempt":0}]},
+  {"id":2,"orders":[{"number":0,"request_id":"k-0","name":"Tux","quantity":1,"attempt":0}]}],
+ "catalog":{"toys":[{"name":"Tux","initial":100,"restocked":0,"quantity":99,"pending":0}],
+  "reservations":[{"request_id":"k-0","attempt":0,"name":"Tux","quantity":1,"status":"confirmed"}]}}"#;
 
 const GOOD: &str = r#"{"session":1,"op":"order","invoke":1000,"complete":1010,"outcome":"ok","key":"k-0","toy":"Tux","quantity":1,"number":0}
 {"session":2,"op":"read","invoke":1020,"complete":1030,"outcome":"ok","number":0,"found":{"name":"Tux","quantity":1}}

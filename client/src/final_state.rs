@@ -1,5 +1,6 @@
-//! The store's final state for `toystore-check`: every replica's orders as it holds them and
-//! the catalog's stock accounts, read once the store has settled.
+//! The store's final state for `toystore-check`: every replica's orders as it holds them, the
+//! catalog's stock accounts and every reservation record it holds (with its state, and up to
+//! when it has forgotten finished ones), read once the store has settled.
 //!
 //! "Settled" means every reservation is confirmed or released (the catalog reports nothing
 //! pending) and every replica has applied the same entries (same applied index and digest).
@@ -8,11 +9,13 @@
 
 use std::time::Duration;
 
-use api::catalog::CatalogClient;
+use api::catalog::{CatalogClient, ReservationStatus as Status};
 use api::client::{CallError, ServiceClient};
 use api::cluster::NodeAddrs;
 use api::order::ReplicaClient;
-use checker::state::{CatalogState, FinalState, Replica, StoredOrder, ToyStock};
+use checker::state::{
+    CatalogState, FinalState, Replica, Reservation, ReservationStatus, StoredOrder, ToyStock,
+};
 use tokio::time::Instant;
 
 /// Every order one replica holds, in number order.
@@ -63,7 +66,11 @@ pub async fn collect(
     }
     let mut state = FinalState {
         replicas: Vec::new(),
-        catalog: CatalogState { toys: Vec::new() },
+        catalog: CatalogState {
+            toys: Vec::new(),
+            reservations: None,
+            forgotten_through_ms: None,
+        },
     };
     for (&id, replica) in &clients {
         state.replicas.push(Replica {
@@ -83,5 +90,27 @@ pub async fn collect(
             pending: i64::try_from(toy.pending).unwrap_or(i64::MAX),
         })
         .collect();
+    // After the orders: a record forgotten meanwhile is covered by `forgotten_through_ms`,
+    // which is read after the last page.
+    let records = catalog.all_reservation_records().await?;
+    state.catalog.forgotten_through_ms = records.forgotten_through_ms.map(|ms| ms as f64);
+    state.catalog.reservations = Some(
+        records
+            .records
+            .into_iter()
+            .map(|record| Reservation {
+                request_id: record.id.request_id,
+                attempt: record.id.attempt,
+                name: record.name,
+                quantity: record.quantity,
+                status: match record.status {
+                    Status::Pending => ReservationStatus::Pending,
+                    Status::Confirmed => ReservationStatus::Confirmed,
+                    Status::Released => ReservationStatus::Released,
+                    Status::Refused => ReservationStatus::Refused,
+                },
+            })
+            .collect(),
+    );
     Ok(state)
 }

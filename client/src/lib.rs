@@ -3,13 +3,16 @@
 //! [`run`] starts `--clients` concurrent sessions against the front-end. Each queries random
 //! toys and, with probability `--prob`, orders one that shows stock, remembering every order the
 //! store acknowledges. When all sessions are done, every acknowledged order is read back with
-//! `GET /orders/{n}` and compared with what was placed. The [`Report`] holds latency per
+//! `GET /orders/{n}` and compared with what was placed. With `--history`, the sessions also
+//! read some orders while they run ([`probe`]), so that reads taken during faults are in the
+//! history for `toystore-check` to judge. The [`Report`] holds latency per
 //! request type, totals, and every verification failure; [`Report::succeeded`] is the verdict.
 //!
 //! Modules:
 //! - [`config`]: the command line, validated by clap.
 //! - [`session`]: one shopper's loop, and the retry rule.
 //! - [`reuse`]: which acknowledged keys a key-reuse session sends again, and when.
+//! - [`probe`]: which orders the sessions read back while the load runs (with `--history`).
 //! - [`history`]: the `--history` file `toystore-check` verifies, and [`final_state`]: the
 //!   store's state it is checked against (`toystore-state`).
 //! - [`verify`]: the pure checks over placed orders and lookup answers.
@@ -25,6 +28,7 @@ pub mod error;
 pub mod final_state;
 pub mod history;
 pub mod output;
+pub mod probe;
 pub mod progress;
 pub mod report;
 pub mod reuse;
@@ -100,6 +104,11 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
     ));
 
     let mut tally = Tally::new(run_start, keep_timeline);
+    // Reads during the run are for the checker: only when a history records them.
+    let reads = config
+        .history
+        .is_some()
+        .then(|| Arc::new(probe::ReadTargets::default()));
     let sessions: Vec<_> = (0..config.clients)
         .map(|index| {
             let plan = SessionPlan {
@@ -112,6 +121,7 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
                 stop_at: config.duration.map(|d| run_start + d),
                 stop: stop.clone(),
                 reuse: (index < config.reuse_sessions).then_some(config.retention),
+                reads: reads.clone(),
             };
             let session = run_session(
                 store.clone(),
@@ -247,7 +257,7 @@ async fn look_up(
     let (reply, latency) =
         with_retries(tally, RequestKind::Lookup, session, || store.lookup(number)).await;
     let recorded = match &reply {
-        Ok(record) => Ok(Some((record.name.as_str(), record.quantity))),
+        Ok(record) => Ok(Some(record)),
         Err(failure) if failure.is_not_found() => Ok(None),
         Err(failure) => Err(failure),
     };

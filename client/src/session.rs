@@ -1,4 +1,5 @@
-//! One simulated shopper: query a random toy, sometimes order it, remember what was bought.
+//! One simulated shopper: query a random toy, sometimes order it, remember what was bought;
+//! with a history, also read some orders back while the load (and any fault) goes on.
 //!
 //! Also the retry rule every request type shares: resend a request that got no answer or a
 //! "not now" (502, 503, 504; see `CallError::is_retryable`), a bounded number of times, after a
@@ -9,11 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use api::Reason;
 use api::frontend::{FrontendClient, Reply};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::history::{History, unix_ms};
+use checker::history::Outcome;
+
+use crate::history::{History, outcome_of, unix_ms};
+use crate::probe::{READ_PROB, ReadTargets};
 use crate::progress::Progress;
 use crate::reuse::{KeyReuser, Resend, ReusedKey};
 use crate::stats::RequestKind;
@@ -43,6 +48,9 @@ pub struct SessionPlan {
     /// The store's dedup retention, for a session that re-sends some of its keys
     /// (`--reuse-sessions`); `None` for one that never does.
     pub reuse: Option<Duration>,
+    /// Which orders to read back during the run, shared by every session; `None` when no
+    /// history is recorded (the reads are for the checker only).
+    pub reads: Option<Arc<ReadTargets>>,
 }
 
 /// Pause after a query that got no answer: a shopper whose store is down does not hammer it.
@@ -62,6 +70,8 @@ pub async fn run_session(
     let mut reuser = plan
         .reuse
         .map(|retention| KeyReuser::new(retention, session_rng(!plan.seed, plan.index).random()));
+    // Its own stream too: which orders are read depends on what was acknowledged.
+    let mut probe_rng = session_rng(plan.seed.rotate_left(32), plan.index);
     for _ in 0..plan.iterations {
         if plan.stop.load(Ordering::Relaxed)
             || plan.stop_at.is_some_and(|stop| Instant::now() >= stop)
@@ -109,9 +119,41 @@ pub async fn run_session(
                 tokio::time::sleep(PAUSE_AFTER_FAILURE).await;
             }
         }
+        if let Some(targets) = &plan.reads
+            && probe_rng.random::<f64>() < READ_PROB
+        {
+            let number = targets.pick(&mut probe_rng);
+            read_order(&store, &plan, &mut tally, number).await;
+        }
         progress.tick();
     }
     tally
+}
+
+/// One `GET /orders/{number}` while the load runs, sent once and recorded as it ended: the
+/// checker judges it (and counts the reads each fault met). It is not a measured request
+/// kind, and no answer is not a request error: during a fault that is expected.
+async fn read_order(store: &FrontendClient, plan: &SessionPlan, tally: &mut Tally, number: u64) {
+    let started = Instant::now();
+    let invoke = unix_ms();
+    let reply = store.lookup(number).await;
+    tally.sent(RequestKind::Lookup, plan.index, started, status_of(&reply));
+    let recorded = match &reply {
+        Ok(record) => Ok(Some(record)),
+        Err(failure) if failure.reason() == Some(Reason::NoSuchOrder) => Ok(None),
+        Err(failure) => Err(failure),
+    };
+    plan.history.read(plan.index, invoke, number, recorded);
+}
+
+/// Tells the read targets what an order's answer says about which numbers exist.
+fn note_answer<T>(plan: &SessionPlan, reply: &Reply<T>, number: impl Fn(&T) -> u64) {
+    let Some(targets) = &plan.reads else { return };
+    match reply {
+        Ok(answer) => targets.acknowledged(number(answer)),
+        Err(failure) if outcome_of(failure) == Outcome::Unknown => targets.unknown(),
+        Err(_) => {}
+    }
 }
 
 /// Orders `quantity` of `toy`; every resend carries the same idempotency key, so the store
@@ -138,9 +180,10 @@ async fn place_order(
         &key,
         toy,
         quantity,
-        reply.as_ref().map(|placed| placed.order_number),
+        reply.as_ref(),
         None,
     );
+    note_answer(plan, &reply, |placed| placed.order_number);
     match reply {
         Ok(answer) => {
             tally.answered(RequestKind::Order, latency);
@@ -198,9 +241,10 @@ async fn resend_order(
         &resend.key,
         &resend.toy,
         resend.quantity,
-        reply.as_ref().map(|placed| placed.order_number),
+        reply.as_ref(),
         Some(reuse),
     );
+    note_answer(plan, &reply, |placed| placed.order_number);
     match reply {
         Ok(answer) => {
             tally.answered(RequestKind::Order, latency);
@@ -215,8 +259,14 @@ async fn resend_order(
                 });
             }
         }
-        // Refusals a store may give a key past its retention: the checker judges them.
-        Err(failure) if failure.is_out_of_stock() || failure.status_code() == 409 => {
+        // Refusals a store may give a key past its retention, told apart by their reason; the
+        // checker judges when they came.
+        Err(failure)
+            if matches!(
+                failure.reason(),
+                Some(Reason::OutOfStock | Reason::RequestIdExpired | Reason::RequestIdReused)
+            ) =>
+        {
             tally.answered(RequestKind::Order, latency);
             tally.reused += 1;
         }

@@ -3,10 +3,12 @@
 //! Each submodule holds one group of checks; each check is a function from the shared
 //! `Ctx` to the violations it found, so the checks stay independent of one another.
 
+mod answers;
 mod cache;
 mod orders;
 mod reads;
 mod replicas;
+mod reservations;
 mod reuse;
 mod stock;
 
@@ -47,8 +49,15 @@ pub enum ViolationKind {
     ReadWrongRecord,
     /// The reads of one order number admit no linearization (a stale read).
     NonLinearizableRead,
-    /// After its order, a session's query showed the pre-order stock.
+    /// A query invoked after an order was acknowledged showed the toy's stock before it.
     ReadYourWrites,
+    /// Two answers for one toy at one stock version showed different quantities.
+    VersionConflict,
+    /// An answer that breaks the protocol: a product answer without its version (`ETag`).
+    ProtocolError,
+    /// A reservation and the orders do not match one to one (a confirmed reservation without
+    /// its order, an order whose reservation was released or is missing, ...).
+    ReservationMismatch,
     /// initial + restocked − sold − pending ≠ quantity.
     StockMismatch,
     /// A toy's stock is below zero.
@@ -60,8 +69,11 @@ pub enum ViolationKind {
     /// A key re-sent while the store had to remember it was not answered with its order.
     ReuseNotDeduplicated,
     /// A key re-sent after its window got an answer no store may give (an older number, or a
-    /// refusal other than "expired / already used" or "out of stock").
+    /// refusal whose reason is not `request_id_expired` or `out_of_stock`).
     ReuseWrongAnswer,
+    /// A refusal no correct store gives: a key refused as "used for a different order"
+    /// although it was only ever sent with one toy and quantity.
+    WrongRefusal,
 }
 
 impl ViolationKind {
@@ -81,12 +93,16 @@ impl ViolationKind {
             ViolationKind::ReadWrongRecord => "read-wrong-record",
             ViolationKind::NonLinearizableRead => "non-linearizable-read",
             ViolationKind::ReadYourWrites => "read-your-writes",
+            ViolationKind::VersionConflict => "version-conflict",
+            ViolationKind::ProtocolError => "protocol-error",
+            ViolationKind::ReservationMismatch => "reservation-mismatch",
             ViolationKind::StockMismatch => "stock-mismatch",
             ViolationKind::NegativeStock => "negative-stock",
             ViolationKind::UnsettledReservations => "unsettled-reservations",
             ViolationKind::UnknownToy => "unknown-toy",
             ViolationKind::ReuseNotDeduplicated => "reuse-not-deduplicated",
             ViolationKind::ReuseWrongAnswer => "reuse-wrong-answer",
+            ViolationKind::WrongRefusal => "wrong-refusal",
         }
     }
 }
@@ -169,8 +185,13 @@ pub const CHECKS: &[CheckInfo] = &[
     },
     CheckInfo {
         name: "read-your-writes",
-        description: "after its order, a session never sees the pre-order stock",
+        description: "a query invoked after an order's answer, from any session, shows at least the stock version that order produced",
         run: cache::read_your_writes,
+    },
+    CheckInfo {
+        name: "query-answers",
+        description: "every product answer carries its version; one toy's version always shows one quantity",
+        run: answers::query_answers,
     },
     CheckInfo {
         name: "reused-keys",
@@ -178,9 +199,19 @@ pub const CHECKS: &[CheckInfo] = &[
         run: reuse::reused_keys,
     },
     CheckInfo {
+        name: "refusals",
+        description: "no key sent with one toy and quantity is refused as used for a different order",
+        run: reuse::refusals,
+    },
+    CheckInfo {
         name: "stock-conservation",
         description: "initial + restocked - sold - pending == quantity >= 0, nothing pending",
         run: stock::conservation,
+    },
+    CheckInfo {
+        name: "reservations-match",
+        description: "each confirmed reservation has exactly one order with its request id and attempt; released and refused ones none",
+        run: reservations::matched,
     },
 ];
 
@@ -446,154 +477,4 @@ pub(crate) fn run_all(history: &[Event], state: &FinalState) -> BTreeMap<usize, 
 }
 
 #[cfg(test)]
-pub(crate) mod testkit {
-    //! Builders for hand-made histories and states.
-
-    use crate::history::{Event, Nemesis, Order, OrderRecord, Outcome, Phase, Query, Read, Reuse};
-    use crate::state::{CatalogState, FinalState, Replica, StoredOrder, ToyStock};
-
-    pub fn order(
-        session: u64,
-        span: (f64, f64),
-        outcome: Outcome,
-        key: &str,
-        toy: &str,
-        number: Option<u64>,
-    ) -> Event {
-        Event::Order(Order {
-            session,
-            invoke: span.0,
-            complete: span.1,
-            outcome,
-            key: key.into(),
-            toy: toy.into(),
-            quantity: 1,
-            number,
-            error: (outcome != Outcome::Ok).then(|| "refused".to_string()),
-            status: (outcome == Outcome::Fail).then_some(400),
-            reuse: None,
-        })
-    }
-
-    /// A deliberate re-send of `key` (last answered as #`last`) ending `placed_s` seconds
-    /// after its order may have been placed, `answered_s` seconds after that answer, with a
-    /// 20 s retention; `outcome` / `number` / `status` / `error` as the store answered.
-    #[allow(clippy::too_many_arguments)]
-    pub fn reuse(
-        span: (f64, f64),
-        key: &str,
-        last: u64,
-        placed_s: f64,
-        answered_s: f64,
-        outcome: Outcome,
-        number: Option<u64>,
-        refusal: Option<(u16, &str)>,
-    ) -> Event {
-        Event::Order(Order {
-            session: 9,
-            invoke: span.0,
-            complete: span.1,
-            outcome,
-            key: key.into(),
-            toy: "Tux".into(),
-            quantity: 1,
-            number,
-            error: match (outcome, refusal) {
-                (_, Some((_, message))) => Some(message.to_string()),
-                (Outcome::Ok, None) => None,
-                _ => Some("timeout".to_string()),
-            },
-            status: refusal.map(|(status, _)| status),
-            reuse: Some(Reuse {
-                number: last,
-                retention_ms: 20_000.0,
-                placed_ms: placed_s * 1000.0,
-                answered_ms: answered_s * 1000.0,
-            }),
-        })
-    }
-
-    pub fn ok_order(session: u64, span: (f64, f64), key: &str, number: u64) -> Event {
-        order(session, span, Outcome::Ok, key, "Tux", Some(number))
-    }
-
-    pub fn read(session: u64, span: (f64, f64), number: u64, found: Option<&str>) -> Event {
-        Event::Read(Read {
-            session,
-            invoke: span.0,
-            complete: span.1,
-            outcome: Outcome::Ok,
-            number,
-            found: Some(found.map(|name| OrderRecord {
-                name: name.into(),
-                quantity: 1,
-            })),
-            error: None,
-        })
-    }
-
-    pub fn query(session: u64, span: (f64, f64), toy: &str, version: u64) -> Event {
-        Event::Query(Query {
-            session,
-            invoke: span.0,
-            complete: span.1,
-            outcome: Outcome::Ok,
-            toy: toy.into(),
-            quantity: Some(100),
-            version: Some(version),
-            error: None,
-        })
-    }
-
-    pub fn nemesis(span: (f64, f64), fault: &str, phase: Phase) -> Event {
-        Event::Nemesis(Nemesis {
-            invoke: span.0,
-            complete: span.1,
-            fault: fault.into(),
-            target: Some("node-1".into()),
-            phase,
-        })
-    }
-
-    pub fn stored(number: u64, key: &str, toy: &str) -> StoredOrder {
-        StoredOrder {
-            number,
-            request_id: Some(key.into()),
-            name: toy.into(),
-            quantity: 1,
-            attempt: None,
-        }
-    }
-
-    /// Three identical replicas holding `orders`, and a catalog whose Tux and Lego stock
-    /// adds up with them (100 initial each, no restock, nothing pending).
-    pub fn state(orders: &[StoredOrder]) -> FinalState {
-        let sold = |toy: &str| {
-            orders
-                .iter()
-                .filter(|o| o.name == toy)
-                .map(|o| i64::from(o.quantity))
-                .sum::<i64>()
-        };
-        FinalState {
-            replicas: (1..=3)
-                .map(|id| Replica {
-                    id,
-                    orders: orders.to_vec(),
-                })
-                .collect(),
-            catalog: CatalogState {
-                toys: ["Tux", "Lego"]
-                    .into_iter()
-                    .map(|toy| ToyStock {
-                        name: toy.into(),
-                        initial: 100,
-                        restocked: 0,
-                        quantity: 100 - sold(toy),
-                        pending: 0,
-                    })
-                    .collect(),
-            },
-        }
-    }
-}
+pub(crate) mod testkit;

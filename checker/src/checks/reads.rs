@@ -5,9 +5,16 @@
 //! final state lost it), placed between the first invoke of its key (for a later order of a
 //! key re-sent past its dedup window: the first invoke after the key's previous answer) and
 //! the first `ok` completion with that number (never, if not acknowledged; any time, if the
-//! history never sent its key). Its
-//! reads are the `ok` reads of that number. A read that found another record is reported
-//! on its own; the rest go to the Wing–Gong–Lowe search, one number at a time.
+//! history never sent its key).
+//!
+//! Numbers are dense (CONTRACT.md §2): the store hands out #m only after #0..#m-1 exist. So
+//! the write of #n also happened before any number above n was acknowledged or found by a
+//! read: an order whose own answer never came (or came late) is bounded by its successors,
+//! and a 404 for #n after #n+1 was seen is stale.
+//!
+//! Its reads are the `ok` reads of that number. A read that found another record (another
+//! toy or quantity, or an answer naming another number) is reported on its own; the rest go
+//! to the Wing–Gong–Lowe search, one number at a time.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +29,75 @@ struct Write {
     invoke: f64,
     complete: f64,
     ops: Vec<usize>,
+    /// The operation that showed a higher number existing, when that bounds `complete`.
+    successor: Option<(u64, usize)>,
+}
+
+/// For each number, when the history first shows it existing: the earliest completion of an
+/// `ok` order acknowledged with it or of a read that found it. Sorted by number.
+fn first_seen(ctx: &Ctx<'_>) -> Vec<(u64, f64, usize)> {
+    let mut seen: BTreeMap<u64, (f64, usize)> = BTreeMap::new();
+    for (i, event) in ctx.history.iter().enumerate() {
+        let (number, complete) = match event {
+            Event::Order(order) if order.outcome == Outcome::Ok => match order.number {
+                Some(number) => (number, order.complete),
+                None => continue,
+            },
+            Event::Read(read) if matches!(read.found, Some(Some(_))) => {
+                (read.number, read.complete)
+            }
+            _ => continue,
+        };
+        let entry = seen.entry(number).or_insert((complete, i));
+        if complete < entry.0 {
+            *entry = (complete, i);
+        }
+    }
+    seen.into_iter().map(|(n, (t, op))| (n, t, op)).collect()
+}
+
+/// The earliest moment some number above `number` was seen existing, by suffix minima over
+/// [`first_seen`]: (time, that number, the operation).
+struct Successors {
+    numbers: Vec<u64>,
+    /// `suffix[i]`: the earliest (time, number, op) among entries i.. of `numbers`.
+    suffix: Vec<(f64, u64, usize)>,
+}
+
+impl Successors {
+    fn new(seen: Vec<(u64, f64, usize)>) -> Self {
+        let mut suffix = vec![(f64::INFINITY, 0, 0); seen.len()];
+        let mut best = (f64::INFINITY, 0, 0);
+        for (i, &(number, time, op)) in seen.iter().enumerate().rev() {
+            if time <= best.0 {
+                best = (time, number, op);
+            }
+            suffix[i] = best;
+        }
+        Self {
+            numbers: seen.into_iter().map(|(n, _, _)| n).collect(),
+            suffix,
+        }
+    }
+
+    fn above(&self, number: u64) -> Option<(f64, u64, usize)> {
+        let first = self.numbers.partition_point(|&n| n <= number);
+        self.suffix.get(first).copied()
+    }
+}
+
+/// Bounds `write` by the numbers above it that were seen existing (dense numbering). The
+/// window never ends before it starts: a successor acknowledged before this order was even
+/// sent is check 6's (real-time order) to report.
+fn bound_by_successors(mut write: Write, number: u64, successors: &Successors) -> Write {
+    if let Some((time, above, op)) = successors.above(number)
+        && time < write.complete
+    {
+        write.complete = time.max(write.invoke);
+        write.successor = Some((above, op));
+        write.ops.push(op);
+    }
+    write
 }
 
 fn write_of(ctx: &Ctx<'_>, number: u64, acked: &BTreeMap<u64, usize>) -> Option<Write> {
@@ -34,11 +110,13 @@ fn write_of(ctx: &Ctx<'_>, number: u64, acked: &BTreeMap<u64, usize>) -> Option<
             value: OrderRecord {
                 name: stored.name.clone(),
                 quantity: stored.quantity,
+                number: Some(number),
             },
             key: key.map(str::to_string),
             invoke,
             complete,
             ops: ctx.key_ops(key),
+            successor: None,
         });
     }
     let &op = acked.get(&number)?;
@@ -50,11 +128,13 @@ fn write_of(ctx: &Ctx<'_>, number: u64, acked: &BTreeMap<u64, usize>) -> Option<
         value: OrderRecord {
             name: order.toy.clone(),
             quantity: order.quantity,
+            number: Some(number),
         },
         key: Some(order.key.clone()),
         invoke,
         complete,
         ops: ctx.key_ops(Some(order.key.as_str())),
+        successor: None,
     })
 }
 
@@ -86,16 +166,31 @@ pub(crate) fn linearizable(ctx: &Ctx<'_>) -> Vec<Violation> {
         }
     }
 
+    let successors = Successors::new(first_seen(ctx));
     let mut violations = Vec::new();
     for (number, reads) in reads_by_number {
-        let write = write_of(ctx, number, &acked);
+        let write = write_of(ctx, number, &acked)
+            .map(|write| bound_by_successors(write, number, &successors));
         let mut ops: Vec<Operation<RegisterOp<()>>> = Vec::new();
         let mut sources: Vec<usize> = Vec::new();
         for &(i, read) in &reads {
             let found = read.found.clone().flatten();
+            if let Some(named) = found.as_ref().and_then(|f| f.number)
+                && named != number
+            {
+                violations.push(Violation::new(
+                    ViolationKind::ReadWrongRecord,
+                    format!(
+                        "read of #{number} at {} was answered with order #{named}",
+                        ctx.at(read.invoke)
+                    ),
+                    vec![i],
+                ));
+                continue;
+            }
             match (&found, &write) {
                 (None, _) => {}
-                (Some(seen), Some(write)) if *seen == write.value => {}
+                (Some(seen), Some(write)) if seen.same_order(&write.value) => {}
                 (Some(seen), write) => {
                     let (expected, mut involved) = match write {
                         Some(w) => (
@@ -178,11 +273,18 @@ fn stale_read(
     write_index: usize,
 ) -> Violation {
     let key = write.key.as_deref().unwrap_or("(none)");
-    let placed = format!(
-        "order #{number} (key {key}, placed at {}, acknowledged at {})",
-        ctx.at(write.invoke),
-        ctx.at(write.complete)
-    );
+    let placed = match write.successor {
+        Some((above, _)) => format!(
+            "order #{number} (key {key}, placed at {}; it existed by {}, when #{above} was seen)",
+            ctx.at(write.invoke),
+            ctx.at(write.complete)
+        ),
+        None => format!(
+            "order #{number} (key {key}, placed at {}, acknowledged at {})",
+            ctx.at(write.invoke),
+            ctx.at(write.complete)
+        ),
+    };
     let mut involved = write.ops.clone();
     if stuck_at == write_index {
         return Violation::new(
@@ -327,6 +429,62 @@ mod tests {
             "{}",
             stale[0].message
         );
+    }
+
+    /// Finding 3 of issue 25: #1 acknowledged at t=10 means #0 existed by then, so a 404 for
+    /// #0 at t=20 is stale, although #0's own order never got an answer (the old check let
+    /// its write happen any time after its invoke).
+    #[test]
+    fn a_404_below_a_number_already_seen_is_a_stale_read() {
+        let history = [
+            order(1, (0.0, 100.0), Outcome::Unknown, "k-0", "Tux", None),
+            ok_order(2, (5.0, 10.0), "k-1", 1),
+            read(3, (20.0, 21.0), 0, None),
+            // The same through a read: #3 found at t=31 bounds #2.
+            order(1, (0.0, 100.0), Outcome::Unknown, "k-2", "Tux", None),
+            unanswered_read(4, (25.0, 26.0), 3),
+            read(4, (30.0, 31.0), 3, Some("Tux")),
+            read(3, (32.0, 33.0), 2, None),
+        ];
+        let state = state(&[
+            stored(0, "k-0", "Tux"),
+            stored(1, "k-1", "Tux"),
+            stored(2, "k-2", "Tux"),
+            stored(3, "k-x", "Tux"),
+        ]);
+        let report = check(&history, &state);
+        let stale: Vec<_> = report.of_kind(ViolationKind::NonLinearizableRead).collect();
+        assert_eq!(stale.len(), 2, "{:#?}", report.violations);
+        assert_eq!(stale[0].ops, vec![0, 1, 2]);
+        assert!(
+            stale[0].message.contains("#1 was seen"),
+            "{}",
+            stale[0].message
+        );
+        assert_eq!(stale[1].ops, vec![3, 5, 6]);
+        assert_eq!(report.violations.len(), 2, "{:#?}", report.violations);
+    }
+
+    /// Finding 5 of issue 25: the client dropped the number of the answer, so an answer for
+    /// another order of the same toy and quantity passed.
+    #[test]
+    fn an_answer_naming_another_number_is_rejected() {
+        let mut history = vec![
+            ok_order(1, (0.0, 10.0), "k-0", 0),
+            ok_order(1, (11.0, 20.0), "k-1", 1),
+            read(2, (21.0, 22.0), 0, Some("Tux")),
+        ];
+        if let crate::history::Event::Read(read) = &mut history[2]
+            && let Some(Some(record)) = &mut read.found
+        {
+            record.number = Some(1);
+        }
+        let state = state(&[stored(0, "k-0", "Tux"), stored(1, "k-1", "Tux")]);
+        let report = check(&history, &state);
+        let wrong: Vec<_> = report.of_kind(ViolationKind::ReadWrongRecord).collect();
+        assert_eq!(wrong.len(), 1, "{:#?}", report.violations);
+        assert_eq!(wrong[0].ops, vec![2]);
+        assert_eq!(report.violations.len(), 1, "{:#?}", report.violations);
     }
 
     #[test]

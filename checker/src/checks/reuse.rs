@@ -7,33 +7,34 @@
 //!   is #n, like any retry (or no answer at all).
 //! - Otherwise the store may still remember it (the replicas' clock only moves with log
 //!   entries), may have forgotten it and place a new order (a number above #n, which check 4
-//!   then requires on every replica with this key), or may refuse with 409 "expired / already
-//!   used" (the catalog's record of the key's reservation outlives the replicas' record) or
-//!   with the out-of-stock 400 a new order can get. An older number, or any other refusal,
-//!   is wrong.
+//!   then requires on every replica with this key), or may refuse it: 409 with reason
+//!   `request_id_expired` (the catalog's record of the key's reservation outlives the
+//!   replicas' record) or 400 `out_of_stock` (a new order with no stock). An older number, or
+//!   any other refusal, is wrong.
 //!
 //! That a refused or deduplicated re-send placed no order anyway is check 3's part: the key
 //! may hold only as many orders as the re-sends that may have placed one allow.
+//!
+//! Refusals are judged by the reason the store's answer gave (the envelope's `reason`, which
+//! the history records), never by the words of its message, which are for people.
+//!
+//! Check `refusals`: the client sends every key with one toy and quantity, so no correct store
+//! refuses an order as `request_id_reused` ("used for a different order").
+
+use std::collections::HashMap;
 
 use super::{Ctx, Violation, ViolationKind};
 use crate::history::{Event, Order, Outcome, REUSE_MARGIN_MS, Reuse};
 
-/// The words of the 409 a re-send past the window may get (the replicas say the id "was used
-/// for an order too long ago to tell whether this is a retry"); any other 409 is not a refusal
-/// the store's contract allows for a reused key.
-const REFUSAL_WORDS: &[&str] = &["expired", "already used", "too long ago"];
-
-/// The words of the 400 an order gets when there is not enough stock (`api::order::OUT_OF_STOCK`).
-const OUT_OF_STOCK: &str = "is out of stock";
+/// The reasons a re-send past the window may be refused with.
+const ALLOWED_REASONS: &[&str] = &["request_id_expired", "out_of_stock"];
 
 /// Whether a refusal of a re-send past the window is one the store may give.
 fn allowed_refusal(order: &Order) -> bool {
-    let message = order.error.as_deref().unwrap_or_default().to_lowercase();
-    match order.status {
-        Some(409) => REFUSAL_WORDS.iter().any(|words| message.contains(words)),
-        Some(400) => message.contains(OUT_OF_STOCK),
-        _ => false,
-    }
+    order
+        .reason
+        .as_deref()
+        .is_some_and(|reason| ALLOWED_REASONS.contains(&reason))
 }
 
 fn window(ctx: &Ctx<'_>, order: &Order, reuse: &Reuse) -> String {
@@ -62,10 +63,11 @@ pub(crate) fn reused_keys(ctx: &Ctx<'_>) -> Vec<Violation> {
         };
         let refusal = || {
             format!(
-                "{} {}",
+                "{} {} ({})",
                 order
                     .status
                     .map_or_else(|| "a refusal".to_string(), |s| s.to_string()),
+                order.reason.as_deref().unwrap_or("no reason given"),
                 order.error.as_deref().unwrap_or("without a message")
             )
         };
@@ -112,7 +114,7 @@ pub(crate) fn reused_keys(ctx: &Ctx<'_>) -> Vec<Violation> {
                 violations.push(Violation::new(
                     ViolationKind::ReuseWrongAnswer,
                     format!(
-                        "{} was refused with {}: only #{}, a new order, 409 \"expired / already used\" or out of stock may answer it",
+                        "{} was refused with {}: only #{}, a new order, request_id_expired or out_of_stock may answer it",
                         window(ctx, order, reuse),
                         refusal(),
                         reuse.number
@@ -125,6 +127,49 @@ pub(crate) fn reused_keys(ctx: &Ctx<'_>) -> Vec<Violation> {
     violations
 }
 
+/// Check `refusals`: no `request_id_reused` refusal for a key the history only ever sent with
+/// one toy and quantity.
+pub(crate) fn refusals(ctx: &Ctx<'_>) -> Vec<Violation> {
+    // Per key: the (toy, quantity) pairs it was sent with.
+    let mut sent: HashMap<&str, Vec<(&str, u32)>> = HashMap::new();
+    for event in ctx.history {
+        if let Event::Order(order) = event {
+            let pairs = sent.entry(order.key.as_str()).or_default();
+            if !pairs.contains(&(order.toy.as_str(), order.quantity)) {
+                pairs.push((order.toy.as_str(), order.quantity));
+            }
+        }
+    }
+    let mut violations = Vec::new();
+    for (i, event) in ctx.history.iter().enumerate() {
+        let Event::Order(order) = event else { continue };
+        if order.outcome != Outcome::Fail || order.reason.as_deref() != Some("request_id_reused") {
+            continue;
+        }
+        if sent
+            .get(order.key.as_str())
+            .is_some_and(|pairs| pairs.len() == 1)
+        {
+            let mut ops = ctx.key_ops(Some(order.key.as_str()));
+            ops.push(i);
+            violations.push(Violation::new(
+                ViolationKind::WrongRefusal,
+                format!(
+                    "order key {} ({}×{:?}) was refused at {} as used for a different order, but the key was only ever sent for {}×{:?}",
+                    order.key,
+                    order.quantity,
+                    order.toy,
+                    ctx.at(order.complete),
+                    order.quantity,
+                    order.toy
+                ),
+                ops,
+            ));
+        }
+    }
+    violations
+}
+
 #[cfg(test)]
 mod tests {
     use crate::check;
@@ -132,10 +177,7 @@ mod tests {
     use crate::checks::testkit::*;
     use crate::history::Outcome;
 
-    const EXPIRED: Option<(u16, &str)> = Some((
-        409,
-        "request id \"k-a\" was used for an order too long ago to tell whether this is a retry; send the order with a new request id",
-    ));
+    const EXPIRED: Option<(u16, &str)> = Some((409, "request_id_expired"));
 
     /// k-a placed as #0 at t=0; re-sent 5 s later (deduplicated), 25 s later (a new order
     /// #2), 26 s later (deduplicated to #2), 50 s later (refused: expired), 51 s later with no
@@ -296,9 +338,9 @@ mod tests {
                 21.99,
                 Outcome::Fail,
                 None,
-                Some((404, "no toy named \"Tux\"")),
+                Some((404, "unknown_toy")),
             ),
-            // Nor is a 409 that does not say the id expired or was used.
+            // Nor is a 409 whose reason is not request_id_expired, whatever its message says.
             reuse(
                 (24_000.0, 24_010.0),
                 "k-b",
@@ -307,7 +349,7 @@ mod tests {
                 22.99,
                 Outcome::Fail,
                 None,
-                Some((409, "the selection changed")),
+                Some((409, "other")),
             ),
         ];
         let state = state(&[
@@ -325,11 +367,45 @@ mod tests {
         );
         assert!(wrong[1].message.contains("404"), "{}", wrong[1].message);
         assert!(
-            wrong[2].message.contains("selection changed"),
+            wrong[2].message.contains("409 other"),
             "{}",
             wrong[2].message
         );
         assert_eq!(report.violations.len(), 3, "{:#?}", report.violations);
+    }
+
+    /// Refusals are judged by their reason: a 409 whose message has the words the old check
+    /// looked for ("already used") but whose reason says the key was used for a different
+    /// order is not an answer the store may give, to a re-send or to any order of one key.
+    #[test]
+    fn a_refusal_is_judged_by_its_reason_not_its_words() {
+        let mut history = vec![
+            ok_order(1, (0.0, 10.0), "k-a", 0),
+            reuse(
+                (25_000.0, 25_010.0),
+                "k-a",
+                0,
+                25.01,
+                24.99,
+                Outcome::Fail,
+                None,
+                Some((409, "request_id_reused")),
+            ),
+        ];
+        if let crate::history::Event::Order(order) = &mut history[1] {
+            order.error = Some("request id \"k-a\" was already used for a different order".into());
+        }
+        let report = check(&history, &state(&[stored(0, "k-a", "Tux")]));
+        assert_eq!(
+            report.of_kind(ViolationKind::ReuseWrongAnswer).count(),
+            1,
+            "{:#?}",
+            report.violations
+        );
+        let wrong: Vec<_> = report.of_kind(ViolationKind::WrongRefusal).collect();
+        assert_eq!(wrong.len(), 1, "{:#?}", report.violations);
+        assert_eq!(wrong[0].ops, vec![0, 1]);
+        assert_eq!(report.violations.len(), 2, "{:#?}", report.violations);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `toystore-state`: writes the store's final state (every replica's orders, the catalog's
-//! stock accounts) for `toystore-check`, once the store has settled.
+//! stock accounts and reservation records) for `toystore-check`, once the store has settled.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ struct Args {
     nodes: NodeAddrs,
     /// The catalog's base URL.
     #[arg(long, env = "TOYSTORE_CATALOG_URL", default_value = api::defaults::CATALOG_URL,
-          value_parser = api::client::parse_base_url)]
+          value_parser = api::url::parse_base_url)]
     catalog: reqwest::Url,
     /// The cluster token (internal endpoints).
     #[arg(long, env = "TOYSTORE_CLUSTER_TOKEN", hide_env_values = true)]
@@ -46,9 +46,10 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&args.out, json)?;
     let orders: Vec<usize> = state.replicas.iter().map(|r| r.orders.len()).collect();
     println!(
-        "wrote {}: orders per replica {orders:?}, {} toys",
+        "wrote {}: orders per replica {orders:?}, {} toys, {} reservation records",
         args.out.display(),
-        state.catalog.toys.len()
+        state.catalog.toys.len(),
+        state.catalog.reservations.as_ref().map_or(0, Vec::len)
     );
     Ok(())
 }
