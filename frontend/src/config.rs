@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use api::cli::{BatchArgs, ClusterAuth, PeerArgs, ServeArgs};
 use api::cluster::NodeAddrs;
 use clap::Parser;
 
@@ -15,17 +16,12 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// URL the catalog pushes invalidations to. Default: http:// + the listen address.
-    #[arg(long, env = "TOYSTORE_FRONTEND_PUBLIC_URL", value_parser = api::client::parse_base_url)]
+    #[arg(long, env = "TOYSTORE_FRONTEND_PUBLIC_URL", value_parser = api::url::parse_base_url)]
     pub public_url: Option<reqwest::Url>,
 
-    /// Base URL of the catalog.
-    #[arg(long, env = "TOYSTORE_CATALOG_URL", default_value = api::defaults::CATALOG_URL,
-          value_parser = api::client::parse_base_url)]
-    pub catalog: reqwest::Url,
-
-    /// Order replicas as ID=URL pairs, comma-separated.
-    #[arg(long, env = "TOYSTORE_NODES", default_value = api::defaults::ORDER_NODES)]
-    pub nodes: NodeAddrs,
+    /// --catalog and --nodes: where the catalog and the order replicas are.
+    #[command(flatten)]
+    pub peers: PeerArgs,
 
     /// Toys the product cache holds; 0 turns caching off.
     #[arg(long, env = "TOYSTORE_CACHE_CAPACITY", default_value_t = 10)]
@@ -54,19 +50,23 @@ pub struct Config {
           value_parser = api::cli::millis)]
     pub replica_patience: Duration,
 
-    /// Most orders sent to a replica in one request; 1 sends each order alone.
-    #[arg(long, env = "TOYSTORE_BATCH_MAX", default_value_t = 256,
-          value_parser = clap::value_parser!(u64).range(1..=1024))]
-    pub batch_max: u64,
+    /// --batch-max: most orders sent to a replica in one request (above 1024, 1024).
+    #[command(flatten)]
+    pub batch: BatchArgs,
 
     /// Deadline of one forwarded attempt, in milliseconds.
     #[arg(long = "attempt-timeout-ms", env = "TOYSTORE_ATTEMPT_TIMEOUT_MS", default_value = "3000",
           value_parser = api::cli::millis)]
     pub attempt_timeout: Duration,
 
-    /// Shared secret for internal endpoints (X-Cluster-Token). Unset: not checked.
-    #[arg(long, env = "TOYSTORE_CLUSTER_TOKEN", hide_env_values = true)]
-    pub cluster_token: Option<String>,
+    /// --cluster-token / --insecure: what guards the internal endpoint and what the
+    /// front-end sends on its calls to the catalog and the replicas.
+    #[command(flatten)]
+    pub auth: ClusterAuth,
+
+    /// Timeouts and the connection cap of the HTTP server.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 impl Config {
@@ -74,8 +74,10 @@ impl Config {
     pub fn for_test(catalog: reqwest::Url, nodes: NodeAddrs) -> Self {
         let mut config = Self::parse_from(["frontend"]);
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.catalog = catalog;
-        config.nodes = nodes;
+        config.peers.catalog = catalog;
+        config.peers.nodes = nodes;
+        // In-process tests run without a token unless they set one (`ClusterAuth`).
+        config.auth = ClusterAuth::insecure();
         // The test replicas' election timeout (`order_raft::Config::for_test`).
         config.replica_patience = Duration::from_millis(1200);
         config

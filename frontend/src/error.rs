@@ -54,5 +54,7 @@ impl From<FrontendError> for ApiError {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
     Bind(#[from] std::io::Error),
 }

@@ -10,6 +10,10 @@
 //! Concurrent orders leave the front-end together: each replica has a [`BatchQueue`], and
 //! every order waiting while one `POST /orders/batch` is in flight goes in the next one. The
 //! leader then handles one HTTP request, one catalog call and one Raft entry per batch.
+//!
+//! When to retry, and where, is decided in [`retry`].
+
+mod retry;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,7 +23,6 @@ use api::batch::BatchQueue;
 use api::client::{CallError, ServiceClient, per_item_answers};
 use api::cluster::NodeAddrs;
 use api::order::{Hop, OrderPlaced, OrderRecord, PlaceOrder, PlaceOrders, ReplicaClient};
-use axum::http::StatusCode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::task::JoinHandle;
@@ -28,13 +31,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::FrontendError;
 use crate::selector::ReplicaSelector;
+use retry::{Budget, Next};
 
 /// Batches of orders one replica may be sent at once: while one is at the leader's catalog
 /// call, the next can be in its Raft log.
 const BATCHES_IN_FLIGHT: usize = 2;
-
-/// Pause before retrying a replica that answered "not now".
-const BACKOFF: Duration = Duration::from_millis(20);
 
 /// An order and how long its sender waits for it.
 type Batched = (PlaceOrder, Duration);
@@ -161,24 +162,18 @@ impl OrderForwarder {
         F: Fn(&'a Replica, Duration) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
-        let deadline = Instant::now() + self.budget;
+        let mut budget = Budget::new(self.budget, Instant::now());
         let mut last_error = String::from("no attempt made");
         let mut target = self.selector.current().await;
-        let mut attempt = 0u32;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                break;
-            }
-            if attempt > 0 {
+        while let Some(attempt) = budget.next(Instant::now()) {
+            if attempt.is_retry() {
                 self.retries.inc();
             }
-            attempt += 1;
             let id = match target {
                 Ok(id) => id,
                 Err(err) => {
                     last_error = err.to_string();
-                    tokio::time::sleep(BACKOFF.min(remaining)).await;
+                    tokio::time::sleep(attempt.backoff()).await;
                     target = self.selector.current().await;
                     continue;
                 }
@@ -188,7 +183,7 @@ impl OrderForwarder {
                 target = self.selector.failed(id).await;
                 continue;
             };
-            let attempt_budget = remaining.min(self.attempt_timeout);
+            let attempt_budget = attempt.timeout(self.attempt_timeout);
             let answer = tokio::time::timeout(attempt_budget, request(replica, attempt_budget))
                 .await
                 .unwrap_or_else(|_| {
@@ -196,37 +191,39 @@ impl OrderForwarder {
                         "replica {id} did not answer within {attempt_budget:?}"
                     )))
                 });
-            match answer {
+            let err = match answer {
                 Ok(value) => {
                     self.selector.served(id);
                     return Ok(value);
                 }
-                Err(err) if err.is_unreachable() => {
-                    tracing::warn!(replica = id, %err, attempt, "selected replica did not answer; selecting again");
+                Err(err) => err,
+            };
+            // Asked only for a 503: the replica says it cannot serve (no leader, no quorum).
+            // For a moment that is an election; for longer than one, it is cut off or broken.
+            let out_of_patience = || self.selector.cannot_serve(id);
+            match retry::after(&err, out_of_patience) {
+                Next::Reselect if err.is_unreachable() => {
+                    tracing::warn!(replica = id, %err, attempt = attempt.number, "selected replica did not answer; selecting again");
                     last_error = err.to_string();
                     target = self.selector.failed(id).await;
                 }
-                Err(err) if err.status() == Some(StatusCode::SERVICE_UNAVAILABLE) => {
-                    // The replica says it cannot serve (no leader, no quorum). For a moment
-                    // that is an election; for longer than one, it is cut off or broken.
-                    tracing::debug!(replica = id, %err, attempt, "selected replica cannot serve; retrying");
+                Next::Reselect => {
+                    tracing::warn!(replica = id, %err, "selected replica has not been able to serve for an election timeout; selecting again");
                     last_error = err.to_string();
-                    if self.selector.cannot_serve(id) {
-                        tracing::warn!(replica = id, %err, "selected replica has not been able to serve for an election timeout; selecting again");
-                        target = self.selector.failed(id).await;
-                    } else {
-                        tokio::time::sleep(BACKOFF.min(remaining)).await;
+                    target = self.selector.failed(id).await;
+                }
+                Next::Backoff => {
+                    tracing::debug!(replica = id, %err, attempt = attempt.number, "selected replica cannot serve or is busy; retrying");
+                    last_error = err.to_string();
+                    tokio::time::sleep(attempt.backoff()).await;
+                }
+                Next::GiveUp => {
+                    if let CallError::Api(err) = err {
+                        return Err(FrontendError::Api(err));
                     }
-                }
-                Err(err) if err.is_retryable() => {
-                    tracing::debug!(replica = id, %err, attempt, "order service busy; retrying");
+                    // `after` gives up only on an enveloped answer; anything else is retried.
                     last_error = err.to_string();
-                    tokio::time::sleep(BACKOFF.min(remaining)).await;
-                }
-                Err(CallError::Api(err)) => return Err(FrontendError::Api(err)),
-                Err(err) => {
-                    last_error = err.to_string();
-                    tokio::time::sleep(BACKOFF.min(remaining)).await;
+                    tokio::time::sleep(attempt.backoff()).await;
                 }
             }
         }

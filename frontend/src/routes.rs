@@ -2,18 +2,19 @@
 //! validates its input and hands the work to a module ([`crate::products`],
 //! [`crate::orders`], [`crate::cache`]).
 
-use std::sync::Arc;
-
 use api::ApiError;
 use api::cache_lease::Invalidation;
 use api::catalog::Product;
+use api::cli::ClusterToken;
 use api::envelope::{ApiResult, Data};
 use api::frontend::{IDEMPOTENCY_KEY, OrderRequest, routes};
 use api::order::{
-    OrderPlaced, OrderRecord, PlaceOrder, REQUEST_ID_RULE, parse_order_number, valid_request_id,
+    OrderPlaced, OrderRecord, PlaceOrder, QUANTITY_RULE, TOY_NAME_RULE, check_order,
+    parse_order_number, valid_toy_name,
 };
+use api::request_id::{REQUEST_ID_RULE, valid_request_id};
 use api::server::{JsonBody, PathParam, require_cluster_token};
-use api::status::{CacheStatus, FrontendStatus};
+use api::status::FrontendStatus;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -24,7 +25,11 @@ use bytes::Bytes;
 
 use crate::AppState;
 
-pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
+pub fn router(state: AppState, token: Option<ClusterToken>) -> Router {
+    // Times every order answer for the dashboard's chart (on this route only: the cached
+    // product reads pay nothing for it).
+    let timed =
+        middleware::from_fn_with_state(state.order_stats.clone(), crate::order_stats::observe);
     let internal = Router::new()
         .route(routes::INVALIDATE, post(invalidate))
         .route_layer(middleware::from_fn_with_state(token, require_cluster_token));
@@ -32,29 +37,14 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> Router {
         .route(routes::STATUS, get(status))
         .route(routes::PRODUCTS, get(products))
         .route(routes::PRODUCT, get(product))
-        .route(routes::ORDERS, post(place_order))
+        .route(routes::ORDERS, post(place_order).route_layer(timed))
         .route(routes::ORDER, get(lookup_order))
         .merge(internal)
         .with_state(state)
 }
 
 async fn status(State(state): State<AppState>) -> Data<FrontendStatus> {
-    let cache = &state.cache;
-    let metrics = cache.metrics();
-    let selector = state.orders.selector();
-    Data::new(FrontendStatus {
-        selected_replica: selector.selected(),
-        reselections: selector.reselections(),
-        cache: CacheStatus {
-            capacity: cache.capacity(),
-            entries: cache.len(),
-            hits: metrics.hits.get(),
-            misses: metrics.misses.get(),
-            evictions: metrics.evictions.get(),
-            invalidations: metrics.invalidations.get(),
-            lease_valid: cache.lease_live(),
-        },
-    })
+    Data::new(state.frontend_status())
 }
 
 async fn products(State(state): State<AppState>) -> ApiResult<Vec<Product>> {
@@ -62,8 +52,12 @@ async fn products(State(state): State<AppState>) -> ApiResult<Vec<Product>> {
 }
 
 /// Served from the cache when possible; a miss costs exactly one catalog round trip. The
-/// `ETag` is the version of the toy's stock the answer shows.
+/// `ETag` is the version of the toy's stock the answer shows. A name no toy can have (`..`, a
+/// `/`, …) is refused here: it would not survive the trip to the catalog as one path segment.
 async fn product(State(state): State<AppState>, PathParam(name): PathParam<String>) -> Response {
+    if !valid_toy_name(&name) {
+        return ApiError::bad_request(TOY_NAME_RULE).into_response();
+    }
     match state.products.product(&name).await {
         Ok((body, etag)) => (
             [
@@ -85,12 +79,10 @@ async fn place_order(
     headers: HeaderMap,
     JsonBody(order): JsonBody<OrderRequest>,
 ) -> ApiResult<OrderPlaced> {
-    let quantity = u32::try_from(order.quantity)
-        .ok()
-        .filter(|q| *q >= 1)
-        .ok_or_else(|| {
-            ApiError::bad_request("quantity must be a whole number from 1 to 4294967295")
-        })?;
+    // Bounded here, before anything reaches a replica, the catalog or the log.
+    let quantity = u64::try_from(order.quantity).unwrap_or(0);
+    check_order(&order.name, quantity)?;
+    let quantity = u32::try_from(quantity).map_err(|_| ApiError::bad_request(QUANTITY_RULE))?;
     let request_id = match headers.get(IDEMPOTENCY_KEY) {
         Some(key) => key
             .to_str()

@@ -11,6 +11,10 @@
 //! or keeps saying it cannot serve for longer than one election timeout. The selected replica
 //! then takes over Raft leadership, so orders reach the leader directly; until it has, it
 //! forwards them to the leader.
+//!
+//! The rules are in [`rules`]; this module pings, announces, and keeps their state.
+
+mod rules;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,13 +23,13 @@ use std::time::Duration;
 use api::client::ServiceClient;
 use api::cluster::NodeAddrs;
 use api::order::{ReplicaClient, Selection};
-use axum::http::StatusCode;
 use futures::future::join_all;
 use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 
 use crate::error::FrontendError;
 use crate::metrics::SelectorMetrics;
+use rules::{Health, Pass, Streak, Verdict};
 
 pub struct ReplicaSelector {
     /// Every replica, reached with short deadlines: a replica that does not answer a ping
@@ -37,10 +41,10 @@ pub struct ReplicaSelector {
     /// One selection at a time: many requests failing together must not ping-storm.
     selecting: tokio::sync::Mutex<()>,
     /// The replica that answered "cannot serve" without an answer since, and since when.
-    cannot_serve: Streak,
+    cannot_serve: Mutex<Streak>,
     /// The higher replica that answered "not yet" while a lower one could serve, and since when
     /// the selection has waited for it.
-    settling: Streak,
+    settling: Mutex<Streak>,
     /// How long a replica may keep answering "cannot serve" before it counts as failed: one
     /// election timeout.
     patience: Duration,
@@ -59,8 +63,8 @@ impl ReplicaSelector {
             selected: RwLock::new(None),
             selected_once: AtomicBool::new(false),
             selecting: tokio::sync::Mutex::new(()),
-            cannot_serve: Streak::default(),
-            settling: Streak::default(),
+            cannot_serve: Mutex::default(),
+            settling: Mutex::default(),
             patience,
             metrics,
         }
@@ -68,13 +72,15 @@ impl ReplicaSelector {
 
     /// `id` answered a request.
     pub fn served(&self, id: u64) {
-        self.cannot_serve.end_for(id);
+        self.cannot_serve.lock().end_for(id);
     }
 
     /// `id` answered "cannot serve". True when it has done so, with no answer in between, for
     /// longer than the patience: the caller should report it failed.
     pub fn cannot_serve(&self, id: u64) -> bool {
-        self.cannot_serve.outlasts(id, self.patience)
+        self.cannot_serve
+            .lock()
+            .outlasts(id, self.patience, Instant::now())
     }
 
     pub fn selected(&self) -> Option<u64> {
@@ -104,57 +110,49 @@ impl ReplicaSelector {
         let previous = self.selected();
         // Someone selected while we waited for the lock: use that, unless it is the node that
         // just failed us.
-        if let Some(id) = previous
-            && previous != failed
-        {
+        if let Some(id) = rules::keep(previous, failed) {
             return Ok(id);
         }
-        self.cannot_serve.end();
-        // The highest replica that answered "cannot serve yet" (not the one that just failed).
-        let mut settling = None;
+        self.cannot_serve.lock().end();
+        let mut pass = Pass::new(failed);
+        let mut verdict = None;
         for (&id, replica) in self.probes.iter().rev() {
-            match replica.health().await {
-                Ok(_) => {
-                    // A lower replica is ready but `higher` answered "not yet": wait for it while
-                    // it has been settling for no longer than the patience.
-                    if let Some(higher) = settling
-                        && !self.settling.outlasts(higher, self.patience)
-                    {
-                        tracing::debug!(
-                            higher,
-                            ready = id,
-                            "waiting for a higher replica to settle"
-                        );
-                        // Not the replica that failed, while we wait.
-                        *self.selected.write() = None;
-                        self.metrics.selected.set(0);
-                        return Err(FrontendError::ReplicaSettling(higher));
-                    }
-                    self.settling.end();
-                    *self.selected.write() = Some(id);
-                    self.metrics.selected.set(id as i64);
-                    if self.selected_once.swap(true, Ordering::Relaxed) {
-                        self.metrics.reselections.inc();
-                    }
-                    tracing::info!(selected = id, ?previous, "order replica selected");
-                    self.announce(id).await;
-                    return Ok(id);
-                }
-                Err(err) => {
-                    if settling.is_none()
-                        && Some(id) != failed
-                        && err.status() == Some(StatusCode::SERVICE_UNAVAILABLE)
-                    {
-                        settling = Some(id);
-                    }
-                    tracing::debug!(id, %err, "order replica did not pass its health check");
-                }
+            let answer = replica.health().await;
+            if let Err(err) = &answer {
+                tracing::debug!(id, %err, "order replica did not pass its health check");
+            }
+            let health = Health::of(&answer);
+            let now = Instant::now();
+            verdict = pass.answer(id, health, &mut self.settling.lock(), self.patience, now);
+            if verdict.is_some() {
+                break;
             }
         }
-        self.settling.end();
-        *self.selected.write() = None;
-        self.metrics.selected.set(0);
-        Err(FrontendError::NoOrderReplica)
+        let verdict = verdict.unwrap_or_else(|| pass.exhausted(&mut self.settling.lock()));
+        match verdict {
+            Verdict::Select(id) => {
+                *self.selected.write() = Some(id);
+                self.metrics.selected.set(id as i64);
+                if self.selected_once.swap(true, Ordering::Relaxed) {
+                    self.metrics.reselections.inc();
+                }
+                tracing::info!(selected = id, ?previous, "order replica selected");
+                self.announce(id).await;
+                Ok(id)
+            }
+            Verdict::WaitFor { higher, ready } => {
+                tracing::debug!(higher, ready, "waiting for a higher replica to settle");
+                // Not the replica that failed, while we wait.
+                *self.selected.write() = None;
+                self.metrics.selected.set(0);
+                Err(FrontendError::ReplicaSettling(higher))
+            }
+            Verdict::NoReplica => {
+                *self.selected.write() = None;
+                self.metrics.selected.set(0);
+                Err(FrontendError::NoOrderReplica)
+            }
+        }
     }
 
     /// Keeps the selection alive until `shutdown`: selects a replica while none is selected
@@ -201,36 +199,3 @@ impl ReplicaSelector {
 
 /// Ping deadline for health checks and notifications.
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// One replica's streak of doing something (answering "cannot serve", or "not yet"): which
-/// replica, and since when. Another replica doing it starts a new streak.
-#[derive(Default)]
-struct Streak(Mutex<Option<(u64, Instant)>>);
-
-impl Streak {
-    /// `id` did it again now. True when its streak has lasted longer than `limit`; starts a
-    /// streak (and answers false) if `id` had none.
-    fn outlasts(&self, id: u64, limit: Duration) -> bool {
-        let now = Instant::now();
-        let mut since = self.0.lock();
-        match *since {
-            Some((replica, from)) if replica == id => now.duration_since(from) > limit,
-            _ => {
-                *since = Some((id, now));
-                false
-            }
-        }
-    }
-
-    /// Ends `id`'s streak, if it has the current one.
-    fn end_for(&self, id: u64) {
-        let mut since = self.0.lock();
-        if since.is_some_and(|(replica, _)| replica == id) {
-            *since = None;
-        }
-    }
-
-    fn end(&self) {
-        *self.0.lock() = None;
-    }
-}
