@@ -7,7 +7,8 @@
 # history against it (toystore-check). Needs root, like hosts.sh.
 #
 # Usage: cluster/verify.sh --rounds R [--seed S] [--fault-secs F] [--iterations N]
-#                          [--quiet-secs Q] [--retention SECS] [--keep]
+#                          [--quiet-secs Q] [--retention SECS] [--faults LIST]
+#                          [--order-cache on|off|mixed] [--break KIND] [--keep]
 #   --rounds R        number of nemesis rounds (one fault each)
 #   --seed S          seed of the client and of the fault schedule (default: random, printed)
 #   --fault-secs F    how long each fault lasts, seconds (default 5; a pause lasts at least 2)
@@ -22,6 +23,26 @@
 #                     orders with the same Idempotency-Key within that window (must get the
 #                     same number) and after it (the same number, a new order or a 409); the
 #                     client then runs at least 2 x SECS + 10 s so late re-sends happen
+#   --faults LIST     draw the faults from this comma-separated list only (default: every
+#                     fault below; with --break, the faults that expose it)
+#   --order-cache M   the front-end's cache of committed orders (answers GET /orders/{n}
+#                     without asking a replica): on, off (TOYSTORE_ORDER_CACHE_CAPACITY=0: every
+#                     order read reaches a replica), or mixed (default; off with --break
+#                     local-read): the first half of the rounds on, the rest off, the
+#                     front-end restarted (SIGTERM, start) in between
+#   --break KIND      run a deliberately broken store, to show the checker catches it: the
+#                     services get --fault-injection (TOYSTORE_FAULT_INJECTION=1) and the
+#                     broken behaviour (TOYSTORE_CATALOG_BREAK / TOYSTORE_REPLICA_BREAK):
+#                       skip-invalidation  the catalog pushes no invalidation to the
+#                                          front-end (expected: read-your-writes fails)
+#                       release-confirmed  the catalog puts a confirmed reservation's units
+#                                          back on sale (expected: stock-conservation fails)
+#                       local-read         replicas answer GET /orders/{n} from their own
+#                                          state, without the read index or the leader
+#                                          (expected: linearizable-reads fails)
+#                       ack-before-commit  the leader answers an order before its Raft entry
+#                                          commits (expected: acked-orders-durable fails)
+#                     The run then ends with status 1 (violations) when the checker caught it.
 #   --keep            leave the hosts up at the end (default: cluster/hosts.sh down, data kept)
 #
 # Faults (fault name in nemesis.jsonl, what it does, how it is healed):
@@ -46,7 +67,8 @@
 # Exit status: 0 no violation, 1 violations (toystore-check's verdict), 2 the run could not be
 # completed (setup failure, the store did not recover, a tool missing), 130 interrupted.
 #
-# Environment: TOYSTORE_INITIAL_STOCK (default here 1000), TOYSTORE_RESTOCK_SECS (default here
+# Environment: TOYSTORE_ORDER_CACHE_CAPACITY (the front-end's order cache in rounds where it is
+# on; default the front-end's), TOYSTORE_INITIAL_STOCK (default here 1000), TOYSTORE_RESTOCK_SECS (default here
 # 2), TOYSTORE_BIN_DIR, TOYSTORE_HOSTS_HOME / _PREFIX / _SUBNET (see cluster/hosts.sh),
 # TOYSTORE_VERIFY_HOME, TOYSTORE_VERIFY_SETTLE_TIMEOUT (seconds the store may take to recover
 # after a heal, default 60), TOYSTORE_VERIFY_CLIENT_TIMEOUT (seconds to wait for the client
@@ -56,8 +78,8 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-usage="usage: cluster/verify.sh --rounds R [--seed S] [--fault-secs F] [--iterations N] [--quiet-secs Q] [--retention SECS] [--keep]"
-ts_args 0 20 "$usage" "$@"
+usage="usage: cluster/verify.sh --rounds R [--seed S] [--fault-secs F] [--iterations N] [--quiet-secs Q] [--retention SECS] [--faults LIST] [--order-cache on|off|mixed] [--break KIND] [--keep]"
+ts_args 0 30 "$usage" "$@"
 
 # Until the run starts, any failure (ts_die exits 1) is "could not run" (2), not "violations".
 trap 'rc=$?; if ((rc == 1)); then exit 2; fi; exit "$rc"' EXIT
@@ -69,6 +91,14 @@ FAULTS=(kill-leader kill-follower kill-all-replicas pause-leader partition-leade
 # between (seconds): each restart is one more chance to register during a stock change.
 BOUNCES=3
 BOUNCE_GAP_SECS=1
+# --break KIND: the check that must fail, and the faults that expose it (a bug that only shows
+# when the leader changes needs rounds that change it). skip-invalidation and release-confirmed
+# show without any fault.
+declare -A BREAK_CHECK=([skip-invalidation]=read-your-writes [release-confirmed]=stock-conservation
+    [local-read]=linearizable-reads [ack-before-commit]=acked-orders-durable)
+declare -A BREAK_FAULTS=([skip-invalidation]="${FAULTS[*]}" [release-confirmed]="${FAULTS[*]}"
+    [local-read]="partition-leader kill-leader bounce-frontend"
+    [ack-before-commit]="kill-leader partition-leader pause-leader")
 # Key-reuse sessions in short-retention mode (of the client's 5).
 REUSE_SESSIONS=2
 NODES="1=http://node1.toy:8201,2=http://node2.toy:8201,3=http://node3.toy:8201"
@@ -76,13 +106,14 @@ CATALOG_URL=http://catalog.toy:8100
 FRONTEND_URL=http://frontend.toy:8000
 
 rounds="" seed="" fault_secs=5 iterations="" quiet_secs=2 retention="" keep=0
+fault_list="" order_cache="" break_kind=""
 while (($# > 0)); do
     if [[ $1 == --keep ]]; then
         keep=1
         shift
         continue
     fi
-    ts_option "$usage" "--rounds --seed --fault-secs --iterations --quiet-secs --retention" "$@"
+    ts_option "$usage" "--rounds --seed --fault-secs --iterations --quiet-secs --retention --faults --order-cache --break" "$@"
     shift "$TS_SHIFT"
     case $TS_OPT in
     --rounds) rounds=$TS_VALUE ;;
@@ -91,6 +122,9 @@ while (($# > 0)); do
     --iterations) iterations=$TS_VALUE ;;
     --quiet-secs) quiet_secs=$TS_VALUE ;;
     --retention) retention=$TS_VALUE ;;
+    --faults) fault_list=$TS_VALUE ;;
+    --order-cache) order_cache=$TS_VALUE ;;
+    --break) break_kind=$TS_VALUE ;;
     esac
 done
 [[ -n $rounds ]] || ts_die "--rounds is required ($usage)"
@@ -105,6 +139,25 @@ if [[ -n $retention ]]; then
     fi
     retention=$((10#$retention))
 fi
+if [[ -n $break_kind && -z ${BREAK_CHECK[$break_kind]:-} ]]; then
+    ts_die "--break '$break_kind' is not one of: ${!BREAK_CHECK[*]}"
+fi
+if [[ -n $fault_list ]]; then
+    IFS=, read -r -a chosen <<<"$fault_list"
+    for fault in "${chosen[@]}"; do
+        [[ " ${FAULTS[*]} " == *" $fault "* ]] || ts_die "--faults: unknown fault '$fault' (${FAULTS[*]})"
+    done
+    ((${#chosen[@]} > 0)) || ts_die "--faults needs at least one fault"
+    FAULTS=("${chosen[@]}")
+elif [[ -n $break_kind ]]; then
+    read -r -a FAULTS <<<"${BREAK_FAULTS[$break_kind]}"
+fi
+# Without the order cache every order read reaches a replica, which is where a local read
+# shows; with it, reads of the orders this front-end placed never leave it.
+if [[ -z $order_cache ]]; then
+    if [[ $break_kind == local-read ]]; then order_cache=off; else order_cache=mixed; fi
+fi
+case $order_cache in on | off | mixed) ;; *) ts_die "--order-cache '$order_cache' must be on, off or mixed" ;; esac
 if [[ -z $seed ]]; then seed=$(($(od -An -tu4 -N4 /dev/urandom | tr -d ' ') % 1000000)); fi
 ts_need_natural --seed "$seed"
 [[ $(id -u) == 0 ]] || ts_die "cluster/verify.sh needs root (it runs the store in network namespaces); run it with sudo"
@@ -157,6 +210,12 @@ if [[ -n $retention ]]; then
     fi
     reuse_args=(--reuse-sessions "$REUSE_SESSIONS" --retention "$retention")
 fi
+# A run without --break is never broken by a variable left in the caller's environment.
+unset TOYSTORE_CATALOG_BREAK TOYSTORE_REPLICA_BREAK
+case $break_kind in
+skip-invalidation | release-confirmed) export TOYSTORE_FAULT_INJECTION=1 TOYSTORE_CATALOG_BREAK=$break_kind ;;
+local-read | ack-before-commit) export TOYSTORE_FAULT_INJECTION=1 TOYSTORE_REPLICA_BREAK=$break_kind ;;
+esac
 
 # ---------------------------------------------------------------------------------------------
 # Binaries
@@ -179,6 +238,12 @@ fi
 if [[ -n $retention ]]; then
     "$BIN/client" --help 2>/dev/null | grep -q -- '--reuse-sessions' ||
         ts_die "$BIN/client has no --reuse-sessions flag (an older build?): rebuild it"
+fi
+if [[ -n $break_kind ]]; then
+    bin=order-raft
+    if [[ -n ${TOYSTORE_CATALOG_BREAK:-} ]]; then bin=catalog; fi
+    "$BIN/$bin" --help 2>/dev/null | grep -q -- "$break_kind" ||
+        ts_die "$BIN/$bin has no --break $break_kind (an older build?): rebuild it"
 fi
 
 RUN=${TOYSTORE_VERIFY_HOME:-$TS_REPO/run/verify}
@@ -209,6 +274,32 @@ rm -f -- "$HISTORY" "$NEMESIS" "$ALL" "$STATE" "$REPORT" "$TIMELINE" "$CHECK_TXT
 
 vf_say() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 
+HOSTS_HOME=${TOYSTORE_HOSTS_HOME:-$TS_REPO/run/hosts}
+user_order_cache=${TOYSTORE_ORDER_CACHE_CAPACITY-}
+frontend_cache=""
+# round_cache R: whether the front-end's order cache is on or off in round R. Mixed switches
+# once, half way: a graceful restart of the front-end takes seconds (the requests in hand
+# finish within its order retry budget), and the first pass over the faults is then with the
+# cache, the second without.
+round_cache() {
+    case $order_cache in
+    mixed) if (($1 <= (rounds + 1) / 2)); then echo on; else echo off; fi ;;
+    *) echo "$order_cache" ;;
+    esac
+}
+# use_order_cache on|off: the order cache of the front-end started next (hosts.sh passes
+# TOYSTORE_ORDER_CACHE_CAPACITY on; "on" is the caller's capacity, or the front-end's default).
+use_order_cache() {
+    if [[ $1 == off ]]; then
+        export TOYSTORE_ORDER_CACHE_CAPACITY=0
+    elif [[ -n $user_order_cache ]]; then
+        export TOYSTORE_ORDER_CACHE_CAPACITY=$user_order_cache
+    else
+        unset TOYSTORE_ORDER_CACHE_CAPACITY
+    fi
+    frontend_cache=$1
+}
+
 # now_ms: Unix time in milliseconds, with microseconds (e.g. 1764170000123.456).
 now_ms() {
     local ns
@@ -226,6 +317,24 @@ hosts() {
         tail -n +"$((from + 1))" "$NEMESIS_LOG" | tail -n 40 | sed 's/^/    /' >&2
         return 1
     fi
+}
+
+# restart_frontend: stops the front-end with SIGTERM (it answers the requests it has, so
+# unlike a fault it leaves no order with an unknown outcome), waits for it to exit (kill -9
+# after 10 s) and starts it again with the current environment. Not a fault: no nemesis line.
+restart_frontend() {
+    local pid="" state i
+    read -r pid <"$HOSTS_HOME/pids/frontend.pid" 2>/dev/null || true
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    printf '\n$ kill -TERM %s   # the front-end, to change its order cache\n' "$pid" >>"$NEMESIS_LOG"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 200; i++)); do
+        state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || state=""
+        [[ -n $state && $state != Z && $state != X ]] || break
+        sleep 0.05
+    done
+    if ((i == 200)); then hosts kill frontend || return 1; fi
+    hosts restart frontend
 }
 
 # nemesis_line INVOKE COMPLETE FAULT TARGET PHASE
@@ -284,12 +393,17 @@ fail() {
 # 1. A fresh store on separate hosts
 
 vf_say "verify: seed $seed, $rounds rounds, faults of ${fault_secs}s, client 5 sessions x $iterations iterations"
+vf_say "faults drawn from: ${FAULTS[*]}; the front-end's order cache: $order_cache"
+if [[ -n $break_kind ]]; then
+    vf_say "BROKEN ON PURPOSE (--break $break_kind): the checker must report ${BREAK_CHECK[$break_kind]} failing"
+fi
 if [[ -n $retention ]]; then
     vf_say "short retention: request ids forgotten after ${retention}s (TOYSTORE_DEDUP_RETENTION_SECS), reservation timeout ${TOYSTORE_RESERVATION_TIMEOUT_MS:-10000} ms; $REUSE_SESSIONS sessions re-send keys within and after it"
 fi
 vf_say "output in $RUN; binaries copied from $SOURCE_BIN"
 hosts down --wipe || fail "cluster/hosts.sh down --wipe failed (see $NEMESIS_LOG)"
 hosts_started=1
+use_order_cache "$(round_cache 1)"
 vf_say "starting the store (initial stock $TOYSTORE_INITIAL_STOCK, restock every ${TOYSTORE_RESTOCK_SECS}s) …"
 hosts up || fail "cluster/hosts.sh up failed (see $NEMESIS_LOG)"
 grep -A8 '^  service ' "$NEMESIS_LOG" | sed 's/^/  /' || true
@@ -319,6 +433,14 @@ late_rounds=()
 
 for ((round = 1; round <= rounds; round++)); do
     read -r fault pick <<<"${schedule[round - 1]}"
+    cache=$(round_cache "$round")
+    if [[ $cache != "$frontend_cache" ]]; then
+        use_order_cache "$cache"
+        restart_frontend || fail "round $round: could not restart the front-end with its order cache $cache (see $NEMESIS_LOG)"
+        hosts wait "$settle_timeout" || fail "round $round: the store did not settle within ${settle_timeout}s after the front-end restarted"
+        vf_say "round $round/$rounds: the front-end restarted (SIGTERM) with its order cache $cache"
+        sleep "$quiet_secs"
+    fi
     leader_line=$("$HOSTS" leader 2>>"$NEMESIS_LOG") || fail "round $round: no Raft leader before the fault"
     leader=${leader_line%% *}
     followers=()
@@ -352,9 +474,9 @@ for ((round = 1; round <= rounds; round++)); do
         nemesis_line "$t0" "$t1" "$fault" "$target" start
         faults_done=$((faults_done + 1))
         if ((repeat > 1)); then
-            vf_say "round $round/$rounds: $fault on $target (${start[*]}), $hit of $repeat, for ${duration}s"
+            vf_say "round $round/$rounds: $fault on $target (${start[*]}), $hit of $repeat, for ${duration}s, order cache $cache"
         else
-            vf_say "round $round/$rounds: $fault on $target (${start[*]}), for ${duration}s"
+            vf_say "round $round/$rounds: $fault on $target (${start[*]}), for ${duration}s, order cache $cache"
         fi
         sleep "$duration"
         t2=$(now_ms)
@@ -426,7 +548,7 @@ echo
 ((check_rc == 0 || check_rc == 1)) || fail "toystore-check failed (exit status $check_rc)"
 checked=1
 
-summary=$(python3 - "$REPORT" "$NEMESIS" <<'EOF'
+summary=$(python3 - "$REPORT" "$NEMESIS" "${break_kind:+${BREAK_CHECK[$break_kind]}}" <<'EOF'
 import json, sys
 try:
     report = json.load(open(sys.argv[1]))
@@ -444,11 +566,21 @@ print(f"operations:      {total} ({detail})")
 print(f"faults injected: {len(started)}: {', '.join(started)}")
 violations = report.get("violations")
 print(f"violations:      {'unknown' if violations is None else len(violations)}")
+expected = sys.argv[3]
+if expected:
+    failed = [c["name"] for c in report.get("checks", []) if c.get("violations")]
+    verdict = "caught" if expected in failed else "NOT caught"
+    print(f"broken on purpose: {verdict}: expected {expected} to fail; failed: {', '.join(failed) or 'none'}")
 EOF
 ) || summary="(could not summarise $REPORT)"
 printf '%s\n' "$summary"
-printf 'seed:            %s (repeat with: cluster/verify.sh --rounds %s --seed %s --fault-secs %s --iterations %s%s)\n' \
-    "$seed" "$rounds" "$seed" "$fault_secs" "$iterations" "${retention:+ --retention $retention}"
+faults_arg=""
+if [[ -n $fault_list ]]; then faults_arg=" --faults $fault_list"; fi
+cache_arg=""
+if [[ $order_cache != mixed ]]; then cache_arg=" --order-cache $order_cache"; fi
+printf 'seed:            %s (repeat with: cluster/verify.sh --rounds %s --seed %s --fault-secs %s --iterations %s%s%s%s%s)\n' \
+    "$seed" "$rounds" "$seed" "$fault_secs" "$iterations" "${retention:+ --retention $retention}" \
+    "$faults_arg" "$cache_arg" "${break_kind:+ --break $break_kind}"
 printf 'files:           %s/{history.jsonl,nemesis.jsonl,all.jsonl,state.json,report.json,timeline.html,check.txt,client.log,nemesis.log}\n' "$RUN"
 printf 'service logs:    %s/logs\n' "${TOYSTORE_HOSTS_HOME:-$TS_REPO/run/hosts}"
 if ((check_rc == 0)); then

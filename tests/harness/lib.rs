@@ -5,10 +5,12 @@
 //!   restarted on their data and their port (see [`free_port`]).
 //! - [`proxy`]: a TCP proxy that can cut a link, for partitions between replicas.
 //! - [`processes`]: the same store as real processes started by `cluster/up.sh`, for kill -9.
+//! - [`browser`]: headless Chromium over WebDriver, to use the store's pages as a person would.
 //!
 //! Everything listens on 127.0.0.1 only. Waiting is always "poll a condition until a
 //! deadline", never a bare sleep.
 
+pub mod browser;
 pub mod processes;
 pub mod proxy;
 pub mod store;
@@ -82,7 +84,7 @@ where
 
 /// The Prometheus text a service serves on `/metrics` at `base`.
 pub async fn metrics_text(base: &reqwest::Url) -> String {
-    let url = api::client::route_url(base, api::server::routes::METRICS, &[]);
+    let url = api::url::route_url(base, api::server::routes::METRICS, &[]);
     reqwest::get(url)
         .await
         .and_then(|answer| answer.error_for_status())
@@ -106,13 +108,13 @@ pub async fn start_lone_frontend(
 ) -> (api::server::ServerHandle, api::frontend::FrontendClient) {
     let nodes = api::cluster::NodeAddrs::new([(
         1,
-        api::client::parse_base_url(&format!("http://127.0.0.1:{}", free_port())).expect("a URL"),
+        api::url::parse_base_url(&format!("http://127.0.0.1:{}", free_port())).expect("a URL"),
     )]);
     let server = frontend::serve(frontend::Config::for_test(catalog.clone(), nodes))
         .await
         .expect("front-end starts");
     let client = api::frontend::FrontendClient::new(
-        api::client::parse_base_url(&server.url()).expect("a front-end URL"),
+        api::url::parse_base_url(&server.url()).expect("a front-end URL"),
         http(),
     );
     wait_for("the cache lease", Duration::from_secs(10), || async {

@@ -10,10 +10,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use api::catalog::CatalogClient;
-use api::client::{ServiceClient, parse_base_url};
+use api::client::ServiceClient;
 use api::frontend::FrontendClient;
 use api::order::ReplicaClient;
 use api::status::NodeStatus;
+use api::url::parse_base_url;
 use tempfile::TempDir;
 
 use crate::{free_port_block, wait_for};

@@ -37,7 +37,7 @@ impl FaultProxy {
     }
 
     pub fn url(&self) -> reqwest::Url {
-        api::client::parse_base_url(&format!("http://{}", self.addr)).expect("a loopback URL")
+        api::url::parse_base_url(&format!("http://{}", self.addr)).expect("a loopback URL")
     }
 
     /// Partitions the link.
@@ -107,7 +107,7 @@ impl ProxyMesh {
             .map(|(&me, &port)| {
                 let book = self.ports.keys().map(|&peer| {
                     let url = if peer == me {
-                        api::client::parse_base_url(&format!("http://127.0.0.1:{port}"))
+                        api::url::parse_base_url(&format!("http://127.0.0.1:{port}"))
                             .expect("a loopback URL")
                     } else {
                         self.proxies[&(me, peer)].url()

@@ -87,7 +87,9 @@ impl TestStore {
         let dir = TempDir::new().expect("a temporary directory");
         let mut catalog_config = catalog::Config::for_test(dir.path().join("catalog"));
         catalog_config.initial_stock = options.initial_stock;
-        catalog_config.cluster_token = options.cluster_token.clone();
+        if let Some(auth) = auth(&options) {
+            catalog_config.auth = auth;
+        }
         (options.tune_catalog)(&mut catalog_config);
         let catalog = catalog::serve(catalog_config)
             .await
@@ -113,7 +115,9 @@ impl TestStore {
                 catalog_url.clone(),
             );
             config.listen = Some(SocketAddr::from(([127, 0, 0, 1], port)));
-            config.cluster_token = options.cluster_token.clone();
+            if let Some(auth) = auth(&options) {
+                config.auth = auth;
+            }
             config.fault_injection = options.fault_injection;
             (options.tune_node)(&mut config);
             let handle = order_raft::serve(config.clone())
@@ -130,7 +134,9 @@ impl TestStore {
 
         let frontend = if options.frontend {
             let mut config = frontend::Config::for_test(catalog_url.clone(), node_urls.clone());
-            config.cluster_token = options.cluster_token.clone();
+            if let Some(auth) = auth(&options) {
+                config.auth = auth;
+            }
             (options.tune_frontend)(&mut config);
             Some(frontend::serve(config).await.expect("front-end starts"))
         } else {
@@ -319,6 +325,13 @@ impl TestStore {
     }
 }
 
+/// The services' `--cluster-token` when the test gives one (`for_test` runs them `--insecure`).
+fn auth(options: &StoreOptions) -> Option<api::cli::ClusterAuth> {
+    let token = options.cluster_token.as_deref()?;
+    let token = api::cli::ClusterToken::parse(token).expect("a valid test token");
+    Some(api::cli::ClusterAuth::with_token(token))
+}
+
 fn url(base: &str) -> reqwest::Url {
-    api::client::parse_base_url(base).expect("a service URL")
+    api::url::parse_base_url(base).expect("a service URL")
 }

@@ -7,8 +7,8 @@ use api::cache_lease::LeaseRequest;
 use api::catalog::{
     CatalogClient, Product, Reservation, ReservationBatch, ReservationId, ReserveOutcome,
 };
-use api::client::parse_base_url;
 use api::frontend::routes;
+use api::url::parse_base_url;
 use system_tests::store::{StoreOptions, TestStore};
 use system_tests::{http, init_logs, start_lone_frontend};
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use api::cache_lease::LeaseRequest;
 use api::catalog::{CatalogClient, Reservation, ReservationBatch, ReservationId, ReserveOutcome};
-use api::client::parse_base_url;
 use api::server::ServerHandle;
+use api::url::parse_base_url;
 use system_tests::{free_port, http, init_logs, metrics_text, start_lone_frontend, wait_for};
 
 fn one_reservation(request_id: &str, name: &str, quantity: u32) -> ReservationBatch {

@@ -78,7 +78,9 @@ async fn an_idempotency_key_places_one_order_and_buys_once() {
         .order("Hot Wheels", 3, Some("client-key-1"))
         .await
         .unwrap();
-    assert_eq!(first, again);
+    // A retry gets the same number; its stock version may be absent (the replicas answer
+    // a repeated key from memory, and only the placing reservation knew the version).
+    assert_eq!(first.order_number, again.order_number);
     assert_eq!(store.product("Hot Wheels").await.quantity, before - 3);
     // Without a key, two identical requests are two orders.
     let a = frontend.order("Hot Wheels", 1, None).await.unwrap();

@@ -16,10 +16,10 @@ const RETENTION: Duration = Duration::from_secs(4);
 async fn a_key_reused_after_the_replicas_forgot_it_never_buys_without_stock() {
     let store = TestStore::start(StoreOptions {
         tune_node: |config| {
-            config.dedup_retention = RETENTION;
+            config.retention.dedup_retention = RETENTION;
             config.reservation_timeout = RETENTION / 4;
         },
-        tune_catalog: |config| config.dedup_retention = RETENTION,
+        tune_catalog: |config| config.retention.dedup_retention = RETENTION,
         ..StoreOptions::default()
     })
     .await;

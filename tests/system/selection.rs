@@ -72,7 +72,9 @@ async fn quorum_lost_under_the_selected_leader_sells_nothing_and_keys_land_once_
         // Twice each: the retry lands on the same order.
         let first = frontend.order("Kite", 1, Some(key)).await.unwrap();
         let again = frontend.order("Kite", 1, Some(key)).await.unwrap();
-        assert_eq!(first, again);
+        // A retry gets the same number; its stock version may be absent (the replicas answer
+        // a repeated key from memory, and only the placing reservation knew the version).
+        assert_eq!(first.order_number, again.order_number);
         numbers.push(first.order_number);
     }
     numbers.sort_unstable();

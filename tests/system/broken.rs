@@ -1,0 +1,94 @@
+//! The verification can fail: `cluster/verify.sh --break KIND` runs a store that breaks one
+//! promise on purpose (the services started with `--fault-injection` and `--break KIND`), and
+//! the checker must report the check that promise belongs to as failed, with exit status 1. A
+//! checker that passes every run proves nothing; these runs show each of these bugs would be
+//! caught. Short runs (1 s faults) on hosts of their own, so they can go in parallel with each
+//! other and with the nemesis test; root is needed, as there.
+
+use crate::nemesis::verify;
+
+/// Runs `cluster/verify.sh --break KIND ARGS` and asserts that the checker failed `check`.
+fn caught(kind: &str, check: &str, net: u8, tag: char, args: &[&str]) {
+    let mut all = vec!["--break", kind, "--fault-secs", "1", "--quiet-secs", "1"];
+    all.extend_from_slice(args);
+    let run = verify(net, tag, &all);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "verify.sh --break {kind} should end with status 1 (violations), not {}; failed checks: {:?}\n{}",
+        run.status,
+        run.failed_checks(),
+        run.output
+    );
+    assert!(
+        run.failed_checks().contains(&check),
+        "with --break {kind} the checker should fail {check}; it failed {:?}\n{}",
+        run.failed_checks(),
+        run.output
+    );
+}
+
+/// The catalog commits stock changes without pushing their invalidations: the front-end's
+/// cache keeps showing the stock from before an order that was answered.
+#[test]
+fn a_skipped_invalidation_fails_read_your_writes() {
+    caught(
+        "skip-invalidation",
+        "read-your-writes",
+        4,
+        'i',
+        &["--rounds", "1", "--seed", "1", "--faults", "kill-follower"],
+    );
+}
+
+/// The catalog puts a confirmed reservation's units back on sale: sold and in stock at once.
+#[test]
+fn a_released_confirmed_reservation_fails_stock_conservation() {
+    caught(
+        "release-confirmed",
+        "stock-conservation",
+        5,
+        'r',
+        &["--rounds", "1", "--seed", "1", "--faults", "kill-follower"],
+    );
+}
+
+/// The leader answers orders before their Raft entry commits: an isolated or killed leader's
+/// answers are lost, and its successor hands out the same numbers again.
+#[test]
+fn acknowledging_before_the_commit_fails_acked_orders_durable() {
+    caught(
+        "ack-before-commit",
+        "acked-orders-durable",
+        6,
+        'a',
+        &[
+            "--rounds",
+            "2",
+            "--seed",
+            "1",
+            "--faults",
+            "partition-leader,kill-leader",
+        ],
+    );
+}
+
+/// Replicas answer order reads from their own state machine: a replica that has not applied
+/// an acknowledged order yet (a follower the front-end selected, a leader cut off) says 404.
+///
+/// Ignored: not caught yet. The front-end reads through one replica, which leadership follows,
+/// so a replica answers reads while behind only for the few milliseconds after a failover or
+/// a handover before it learns the commit index; the client's reads during the run pick among
+/// the last 64 acknowledged numbers, and in 10 rounds of leader faults none fell in such a
+/// window. Reading an order back right after its acknowledgement would.
+#[test]
+#[ignore = "local reads are not caught yet: the client does not read an order right after its acknowledgement"]
+fn a_local_read_fails_linearizable_reads() {
+    caught(
+        "local-read",
+        "linearizable-reads",
+        7,
+        'l',
+        &["--rounds", "3", "--seed", "1"],
+    );
+}
