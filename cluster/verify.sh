@@ -233,8 +233,8 @@ if [[ -n $(missing_bins) ]]; then
     ts_cargo_build
     [[ -z $(missing_bins) ]] || ts_die "$BIN still lacks $(missing_bins)after the build"
 fi
-"$BIN/client" --help 2>/dev/null | grep -q -- '--history' ||
-    ts_die "$BIN/client has no --history flag (an older build?): rebuild it"
+"$BIN/client" --help 2>/dev/null | grep -q -- '--read-replicas' ||
+    ts_die "$BIN/client has no --read-replicas flag (an older build?): rebuild it"
 if [[ -n $retention ]]; then
     "$BIN/client" --help 2>/dev/null | grep -q -- '--reuse-sessions' ||
         ts_die "$BIN/client has no --reuse-sessions flag (an older build?): rebuild it"
@@ -415,6 +415,7 @@ grep -A8 '^  service ' "$NEMESIS_LOG" | sed 's/^/  /' || true
 # env --default-signal gives it the default back, so SIGINT can end it cleanly.
 "$HOSTS" exec client env --default-signal=INT "$BIN/client" --frontend "$FRONTEND_URL" --clients 5 --prob 0.8 \
     --max-quantity 3 --iterations "$iterations" --seed "$seed" --history "$HISTORY" --quiet \
+    --read-replicas "$NODES" \
     "${reuse_args[@]}" </dev/null >"$CLIENT_LOG" 2>&1 &
 client_pid=$!
 client_started=$(date +%s)

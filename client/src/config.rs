@@ -104,6 +104,18 @@ pub struct Config {
     )]
     pub reuse_sessions: u64,
 
+    /// With `--history`: the order replicas as ID=URL pairs. Every acknowledged order is then
+    /// read back at once from one of them, chosen at random, past the front-end: a replica must
+    /// find an order as soon as it was acknowledged, whether it leads or not (a follower that
+    /// has not applied it yet asks the leader). Needs the cluster token.
+    #[arg(long, value_name = "ID=URL,...", requires = "history")]
+    pub read_replicas: Option<api::cluster::NodeAddrs>,
+
+    /// The cluster token, for `--read-replicas` (replicas answer reads only to the cluster).
+    #[arg(long = "cluster-token", env = "TOYSTORE_CLUSTER_TOKEN", hide_env_values = true,
+          value_parser = api::cli::ClusterToken::parse)]
+    pub cluster_token: Option<api::cli::ClusterToken>,
+
     /// The store's dedup retention in seconds (the replicas' and the catalog's
     /// `TOYSTORE_DEDUP_RETENTION_SECS`, whose value is the default here): when key-reuse
     /// sessions re-send, and what the history says the store had to remember.

@@ -47,8 +47,10 @@ pub use report::{Report, RunParams, Totals};
 pub use stats::{LatencyStats, LatencySummary, RequestKind};
 pub use verify::{LookupAnswer, PlacedOrder, VerificationFailure};
 
+use api::cli::ClusterToken;
 use api::client::ServiceClient;
 use api::frontend::{FrontendClient, routes};
+use api::order::ReplicaClient;
 use history::{History, unix_ms};
 use progress::Progress;
 use session::{SessionPlan, run_session, with_retries};
@@ -109,6 +111,17 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
         .history
         .is_some()
         .then(|| Arc::new(probe::ReadTargets::default()));
+    // Replicas to read acknowledged orders back from, past the front-end (`--read-replicas`).
+    let replicas: Arc<[ReplicaClient]> = match &config.read_replicas {
+        Some(nodes) => {
+            let http = ServiceClient::new(
+                config.timeout,
+                config.cluster_token.as_ref().map(ClusterToken::expose),
+            );
+            ReplicaClient::all(nodes, &http).into_values().collect()
+        }
+        None => Arc::from([]),
+    };
     let sessions: Vec<_> = (0..config.clients)
         .map(|index| {
             let plan = SessionPlan {
@@ -122,6 +135,7 @@ pub async fn run(config: &Config) -> Result<Report, ClientError> {
                 stop: stop.clone(),
                 reuse: (index < config.reuse_sessions).then_some(config.retention),
                 reads: reads.clone(),
+                replicas: replicas.clone(),
             };
             let session = run_session(
                 store.clone(),

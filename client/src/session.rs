@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use api::Reason;
 use api::frontend::{FrontendClient, Reply};
+use api::order::{Hop, OrderRecord, ReplicaClient};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -51,6 +52,9 @@ pub struct SessionPlan {
     /// Which orders to read back during the run, shared by every session; `None` when no
     /// history is recorded (the reads are for the checker only).
     pub reads: Option<Arc<ReadTargets>>,
+    /// Replicas to read each acknowledged order back from at once (`--read-replicas`); empty
+    /// for none.
+    pub replicas: Arc<[ReplicaClient]>,
 }
 
 /// Pause after a query that got no answer: a shopper whose store is down does not hammer it.
@@ -108,6 +112,16 @@ pub async fn run_session(
                 if shown > 0 && coin < plan.prob {
                     let quantity = order_quantity(size, plan.max_quantity, shown);
                     let placed = place_order(&store, &plan, &mut tally, toy, quantity).await;
+                    if let Some((resend, _, _)) = &placed
+                        && !plan.replicas.is_empty()
+                    {
+                        let replica =
+                            &plan.replicas[probe_rng.random_range(0..plan.replicas.len())];
+                        let started = Instant::now();
+                        let invoke = unix_ms();
+                        let reply = replica.lookup(resend.number, Hop::default()).await;
+                        record_read(&plan, &mut tally, started, invoke, resend.number, reply);
+                    }
                     if let (Some(reuser), Some((resend, invoke, answered))) = (&mut reuser, placed)
                     {
                         reuser.offer(resend, invoke, answered);
@@ -137,6 +151,18 @@ async fn read_order(store: &FrontendClient, plan: &SessionPlan, tally: &mut Tall
     let started = Instant::now();
     let invoke = unix_ms();
     let reply = store.lookup(number).await;
+    record_read(plan, tally, started, invoke, number, reply);
+}
+
+/// Counts and records one order read that was sent once at `started` (`invoke` in Unix ms).
+fn record_read(
+    plan: &SessionPlan,
+    tally: &mut Tally,
+    started: Instant,
+    invoke: f64,
+    number: u64,
+    reply: Reply<OrderRecord>,
+) {
     tally.sent(RequestKind::Lookup, plan.index, started, status_of(&reply));
     let recorded = match &reply {
         Ok(record) => Ok(Some(record)),
