@@ -6,12 +6,10 @@
 //! and nothing bounded how many it could hold. Here every connection is bounded in time and
 //! their number is capped ([`Limits`]):
 //!
-//! - **idle**: a connection waits at most `idle_timeout` for a request (its first, or the next
-//!   on keep-alive) to be complete. This is hyper's `header_read_timeout`: since hyper 1.6 its
-//!   timer starts as soon as the connection waits for a request head (after the previous
-//!   response, too) and stops when the head is complete, so in hyper 1.x it is an idle timeout
-//!   and a header timeout at once. It stays above the 30 s a pooled `ServiceClient`
-//!   connection may idle, so a server never closes a connection a client is about to reuse;
+//! - **idle**: a connection waits at most `idle_timeout` for a request to start (its first, or
+//!   the next on keep-alive) ([`Guarded`] keeps it). It stays above the 30 s a pooled
+//!   `ServiceClient` connection may idle, so a server never closes a connection a client is
+//!   about to reuse;
 //! - **header**: once the first byte of a request has arrived, its head must be complete
 //!   within `header_timeout`, the tighter bound hyper has no knob for ([`Guarded`] keeps it);
 //! - **request**: from a complete head to the response — reading the body and the handler's
@@ -24,6 +22,14 @@
 //!
 //! Graceful shutdown works as before: stop accepting, let every connection finish the request
 //! it is serving (idle ones close at once), then return.
+//!
+//! **What the limits cost.** None of them touches the timer wheel on a request's usual path:
+//! the idle timer of a connection is set once and moved only when it fires (a keep-alive
+//! connection that answers a request a millisecond would otherwise insert and cancel a timer
+//! per request, under the timer driver's lock); the header and write timers start only when a
+//! head arrives in pieces or a write blocks. hyper's own `header_read_timeout`, which did the
+//! idle timeout before, did just that per request and cost cached product reads about a tenth
+//! of their throughput (`cluster/bench.sh cache`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -40,7 +46,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -186,10 +192,8 @@ async fn serve_connection(
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle_timeout)
-        .max_header_size(MAX_HEADER_BYTES);
+    // No hyper timer: the idle and header timeouts are `Guarded`'s.
+    builder.max_header_size(MAX_HEADER_BYTES);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut stopping = false;
@@ -235,9 +239,10 @@ const HEAD: u8 = 1;
 /// The head is complete; the request is being served.
 const BUSY: u8 = 2;
 
-/// The TCP stream of one connection, with the two deadlines hyper cannot keep: a request head
-/// that started must be complete within the header timeout, and a write that makes no
-/// progress fails after the request timeout. Either failure closes the connection.
+/// The TCP stream of one connection, with its deadlines: an idle connection must start a
+/// request within the idle timeout, a request head that started must be complete within the
+/// header timeout, and a write that makes no progress fails after the request timeout. Each
+/// failure closes the connection.
 ///
 /// A deadline is kept by polling its timer whenever the stream has nothing to offer (the
 /// timer then wakes the connection's task, and the next read or write fails).
@@ -251,6 +256,15 @@ struct Guarded {
     phase: Arc<AtomicU8>,
     header_timeout: Duration,
     write_timeout: Duration,
+    idle_timeout: Duration,
+    /// When the connection last became idle (opened, or a request answered). Set at the first
+    /// read of an idle period that had to wait.
+    idle_since: Instant,
+    /// Whether `idle_since` is set for the current idle period.
+    idle_noted: bool,
+    /// Fires at or before `idle_since + idle_timeout`; set once, and moved to the current
+    /// idle period's end only when it fires early (see the module's doc).
+    idle_deadline: Option<Pin<Box<Sleep>>>,
     /// When the first byte of the request head being read arrived.
     head_since: Instant,
     /// Whether `head_deadline` runs for that head. Set only once a read of it had to wait:
@@ -269,6 +283,10 @@ impl Guarded {
             phase,
             header_timeout: limits.header_timeout,
             write_timeout: limits.request_timeout,
+            idle_timeout: limits.idle_timeout,
+            idle_since: Instant::now(),
+            idle_noted: false,
+            idle_deadline: None,
             head_since: Instant::now(),
             head_timed: false,
             head_deadline: None,
@@ -289,6 +307,32 @@ impl Guarded {
         timer
             .as_mut()
             .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+    }
+
+    /// A read of an idle connection had to wait: `Pending`, or an error once it has been idle
+    /// for the idle timeout. The timer is armed once per connection and reset only when it
+    /// fires before the current idle period's end, so a busy keep-alive connection costs no
+    /// timer operation per request.
+    fn poll_idle<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if !self.idle_noted {
+            self.idle_noted = true;
+            self.idle_since = Instant::now();
+        }
+        let end = self.idle_since + self.idle_timeout;
+        if self.idle_deadline.is_none() {
+            Self::arm(&mut self.idle_deadline, end);
+        }
+        while Self::expired(&mut self.idle_deadline, cx) {
+            if Instant::now() >= end {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the connection was idle for the idle timeout",
+                )));
+            }
+            // Set in an earlier idle period: move it to this one's end and poll it again.
+            Self::arm(&mut self.idle_deadline, end);
+        }
+        Poll::Pending
     }
 
     /// A write's outcome, with the stall deadline kept.
@@ -340,12 +384,15 @@ impl AsyncRead for Guarded {
                 {
                     this.head_since = Instant::now();
                     this.head_timed = false;
+                    this.idle_noted = false;
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                if this.phase.load(Ordering::Relaxed) != HEAD {
-                    return Poll::Pending;
+                match this.phase.load(Ordering::Relaxed) {
+                    IDLE => return this.poll_idle(cx),
+                    HEAD => {}
+                    _ => return Poll::Pending,
                 }
                 if !this.head_timed {
                     this.head_timed = true;
