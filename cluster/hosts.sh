@@ -48,6 +48,9 @@
 #   TOYSTORE_STOP_TIMEOUT  seconds `down` waits after SIGTERM (default 10)
 #   RUST_LOG and every exported TOYSTORE_* variable (TOYSTORE_INITIAL_STOCK,
 #   TOYSTORE_RESTOCK_SECS, TOYSTORE_FAULT_INJECTION, …) reach the services unchanged.
+#
+# Length: about 950 lines, the largest script of the lab tooling; issue 24 moves the engine
+# (nemeses, histories, checks) to Rust and leaves the operator's commands here.
 set -euo pipefail
 
 # shellcheck source=lib.sh

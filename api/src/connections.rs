@@ -30,6 +30,9 @@
 //! head arrives in pieces or a write blocks. hyper's own `header_read_timeout`, which did the
 //! idle timeout before, did just that per request and cost cached product reads about a tenth
 //! of their throughput (`cluster/bench.sh cache`).
+//!
+//! Length: 450 lines of code and 220 of tests against real sockets; the timeouts share one
+//! stream wrapper ([`Guarded`]) and one phase, so they stay together.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -6,6 +6,8 @@
 //! [`spawn`] runs the result on a listener ([`crate::connections`]: timeouts on every
 //! connection, a cap on their number) and returns a [`ServerHandle`] that tests and `main` both
 //! use to shut it down on purpose.
+//!
+//! Length: 570 lines of code and 50 of tests.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

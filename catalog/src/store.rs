@@ -25,6 +25,10 @@
 //! *incarnation* (synced before anything else happens) and every version a run gives out lies
 //! at or above [`version_floor`] of its incarnation, above every version of earlier runs (see
 //! [`next_version`]).
+//!
+//! Length: about 615 lines of code and 40 of tests. The column families, their keys and the
+//! one batch that writes them all are kept in one file on purpose: whether a commit keeps the
+//! accounts and the indexes consistent can only be read with all of them in view.
 
 use std::collections::BTreeMap;
 use std::path::Path;

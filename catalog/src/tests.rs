@@ -1,5 +1,9 @@
 //! Catalog unit tests: the ledger against a real RocksDB in a temporary directory, and the
 //! invalidation push against a real HTTP endpoint standing in for a front-end.
+//!
+//! Length: over a thousand lines of tests and their helpers, for the two modules the catalog
+//! has of any size (the ledger and the invalidation push), which share one fixture; to be cut
+//! by subject (reservations, settlement, retention, restart, push) when it next grows.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
