@@ -260,11 +260,9 @@ struct Guarded {
     header_timeout: Duration,
     write_timeout: Duration,
     idle_timeout: Duration,
-    /// When the connection last became idle (opened, or a request answered). Set at the first
-    /// read of an idle period that had to wait.
-    idle_since: Instant,
-    /// Whether `idle_since` is set for the current idle period.
-    idle_noted: bool,
+    /// When the connection last became idle (opened, or a request answered): set at the first
+    /// read of an idle period that had to wait, `None` until then.
+    idle_since: Option<Instant>,
     /// Fires at or before `idle_since + idle_timeout`; set once, and moved to the current
     /// idle period's end only when it fires early (see the module's doc).
     idle_deadline: Option<Pin<Box<Sleep>>>,
@@ -287,8 +285,7 @@ impl Guarded {
             header_timeout: limits.header_timeout,
             write_timeout: limits.request_timeout,
             idle_timeout: limits.idle_timeout,
-            idle_since: Instant::now(),
-            idle_noted: false,
+            idle_since: None,
             idle_deadline: None,
             head_since: Instant::now(),
             head_timed: false,
@@ -317,11 +314,7 @@ impl Guarded {
     /// fires before the current idle period's end, so a busy keep-alive connection costs no
     /// timer operation per request.
     fn poll_idle<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        if !self.idle_noted {
-            self.idle_noted = true;
-            self.idle_since = Instant::now();
-        }
-        let end = self.idle_since + self.idle_timeout;
+        let end = *self.idle_since.get_or_insert_with(Instant::now) + self.idle_timeout;
         if self.idle_deadline.is_none() {
             Self::arm(&mut self.idle_deadline, end);
         }
@@ -387,7 +380,7 @@ impl AsyncRead for Guarded {
                 {
                     this.head_since = Instant::now();
                     this.head_timed = false;
-                    this.idle_noted = false;
+                    this.idle_since = None;
                 }
                 Poll::Ready(Ok(()))
             }

@@ -112,15 +112,8 @@ pub async fn run_session(
                 if shown > 0 && coin < plan.prob {
                     let quantity = order_quantity(size, plan.max_quantity, shown);
                     let placed = place_order(&store, &plan, &mut tally, toy, quantity).await;
-                    if let Some((resend, _, _)) = &placed
-                        && !plan.replicas.is_empty()
-                    {
-                        let replica =
-                            &plan.replicas[probe_rng.random_range(0..plan.replicas.len())];
-                        let started = Instant::now();
-                        let invoke = unix_ms();
-                        let reply = replica.lookup(resend.number, Hop::default()).await;
-                        record_read(&plan, &mut tally, started, invoke, resend.number, reply);
+                    if let Some((resend, _, _)) = &placed {
+                        read_back(&plan, &mut tally, &mut probe_rng, resend.number).await;
                     }
                     if let (Some(reuser), Some((resend, invoke, answered))) = (&mut reuser, placed)
                     {
@@ -151,6 +144,19 @@ async fn read_order(store: &FrontendClient, plan: &SessionPlan, tally: &mut Tall
     let started = Instant::now();
     let invoke = unix_ms();
     let reply = store.lookup(number).await;
+    record_read(plan, tally, started, invoke, number, reply);
+}
+
+/// Reads acknowledged order #`number` back at once from a replica drawn from `rng`
+/// (`--read-replicas`; nothing without), sent once and recorded like any read.
+async fn read_back(plan: &SessionPlan, tally: &mut Tally, rng: &mut StdRng, number: u64) {
+    if plan.replicas.is_empty() {
+        return;
+    }
+    let replica = &plan.replicas[rng.random_range(0..plan.replicas.len())];
+    let started = Instant::now();
+    let invoke = unix_ms();
+    let reply = replica.lookup(number, Hop::default()).await;
     record_read(plan, tally, started, invoke, number, reply);
 }
 
