@@ -22,6 +22,10 @@ pub enum FrontendError {
         budget: Duration,
         last_error: String,
     },
+    #[error(
+        "the front-end is shutting down; retry with the same Idempotency-Key (last attempt: {last_error})"
+    )]
+    ShuttingDown { last_error: String },
     #[error("cannot encode the answer: {0}")]
     Encode(String),
 }
@@ -44,7 +48,8 @@ impl From<FrontendError> for ApiError {
             FrontendError::CatalogUnavailable(_)
             | FrontendError::NoOrderReplica
             | FrontendError::ReplicaSettling(_)
-            | FrontendError::OrdersUnavailable { .. } => ApiError::unavailable(err.to_string()),
+            | FrontendError::OrdersUnavailable { .. }
+            | FrontendError::ShuttingDown { .. } => ApiError::unavailable(err.to_string()),
             FrontendError::Encode(_) => ApiError::internal(err.to_string()),
         }
     }

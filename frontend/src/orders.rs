@@ -11,7 +11,9 @@
 //! every order waiting while one `POST /orders/batch` is in flight goes in the next one. The
 //! leader then handles one HTTP request, one catalog call and one Raft entry per batch.
 //!
-//! When to retry, and where, is decided in [`retry`].
+//! When to retry, and where, is decided in [`retry`]. A front-end that is shutting down tries
+//! no further attempt: the requests it is finishing answer 503 at once, and the client retries
+//! elsewhere with the same request id.
 
 mod retry;
 
@@ -83,6 +85,8 @@ pub struct OrderForwarder {
     /// How long one attempt may take.
     attempt_timeout: Duration,
     retries: Counter,
+    /// Cancelled when the front-end stops: its batching tasks end and no attempt follows.
+    shutdown: CancellationToken,
 }
 
 /// How the forwarder retries and batches.
@@ -97,7 +101,7 @@ pub struct ForwarderSettings {
 
 impl OrderForwarder {
     /// `client` bounds each attempt with its own deadline. The batching tasks stop at
-    /// `shutdown`; they are returned for the server handle to wait on.
+    /// `shutdown`, and so do retries; the tasks are returned for the server handle to wait on.
     pub fn start(
         selector: ReplicaSelector,
         nodes: &NodeAddrs,
@@ -135,6 +139,7 @@ impl OrderForwarder {
             budget: settings.budget,
             attempt_timeout: settings.attempt_timeout,
             retries,
+            shutdown,
         };
         (forwarder, tasks)
     }
@@ -166,6 +171,11 @@ impl OrderForwarder {
         let mut last_error = String::from("no attempt made");
         let mut target = self.selector.current().await;
         while let Some(attempt) = budget.next(Instant::now()) {
+            // Without this, a request the server is finishing would spin through its whole
+            // budget: the stopped batching tasks answer every attempt at once with `Stopped`.
+            if self.shutdown.is_cancelled() {
+                return Err(FrontendError::ShuttingDown { last_error });
+            }
             if attempt.is_retry() {
                 self.retries.inc();
             }
@@ -198,6 +208,11 @@ impl OrderForwarder {
                 }
                 Err(err) => err,
             };
+            if self.shutdown.is_cancelled() {
+                return Err(FrontendError::ShuttingDown {
+                    last_error: err.to_string(),
+                });
+            }
             // Asked only for a 503: the replica says it cannot serve (no leader, no quorum).
             // For a moment that is an election; for longer than one, it is cut off or broken.
             let out_of_patience = || self.selector.cannot_serve(id);

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use api::client::ServiceClient;
+use api::frontend::FrontendClient;
 use system_tests::store::{StoreOptions, TestStore};
-use system_tests::wait_for;
+use system_tests::{free_port, metrics_text, wait_for};
 
 /// Waits until every running replica reports `selected` as the front-end's selection.
 async fn all_report_selected(store: &TestStore, selected: u64) {
@@ -202,4 +204,58 @@ async fn a_read_issued_after_an_order_is_acknowledged_finds_it_anywhere() {
     let status = store.frontend_status().await;
     assert!(status.selected_replica.is_some());
     store.shutdown().await;
+}
+
+/// SIGTERM while an order is still being retried: the front-end answers it at once with a 503
+/// the client can retry elsewhere, and stops. It used to go on retrying for the whole order
+/// budget (and, with its batching tasks already stopped, without pausing between attempts), so
+/// a graceful stop took as long as the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_front_end_answers_the_orders_it_is_retrying_and_stops() {
+    let dir = tempfile::TempDir::new().expect("a temporary directory");
+    let catalog = catalog::serve(catalog::Config::for_test(dir.path().join("catalog")))
+        .await
+        .expect("catalog starts");
+    // The one replica address leads nowhere: every attempt fails, and the order is retried.
+    let nowhere =
+        api::url::parse_base_url(&format!("http://127.0.0.1:{}", free_port())).expect("a URL");
+    let mut config = frontend::Config::for_test(
+        api::url::parse_base_url(&catalog.url()).expect("a catalog URL"),
+        api::cluster::NodeAddrs::new([(1, nowhere)]),
+    );
+    let budget = Duration::from_secs(600);
+    config.order_retry = budget;
+    // A request may take as long as its order is retried (the configuration insists on it).
+    config.serve.request_timeout = budget + Duration::from_secs(60);
+    let server = frontend::serve(config).await.expect("front-end starts");
+    let base = api::url::parse_base_url(&server.url()).expect("a front-end URL");
+    let client = FrontendClient::new(base.clone(), ServiceClient::new(budget, None));
+    let order = tokio::spawn(async move { client.order("Tux", 1, Some("stopping")).await });
+    wait_for(
+        "the order to be retried",
+        Duration::from_secs(10),
+        || async {
+            let text = metrics_text(&base).await;
+            let retries = text
+                .lines()
+                .find_map(|line| line.strip_prefix("frontend_order_retries_total "))?;
+            (retries.trim().parse::<f64>().ok()? >= 1.0).then_some(())
+        },
+    )
+    .await;
+
+    tokio::time::timeout(Duration::from_secs(60), server.shutdown())
+        .await
+        .expect("the front-end stops without spending the order's retry budget")
+        .expect("a clean stop");
+    let answer = order
+        .await
+        .expect("the order task")
+        .expect_err("no replica was ever reachable");
+    assert_eq!(
+        answer.status().map(|status| status.as_u16()),
+        Some(503),
+        "a stopping front-end answers 503, which the client may retry elsewhere: {answer}"
+    );
+    let _ = catalog.shutdown().await;
 }
