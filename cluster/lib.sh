@@ -399,6 +399,10 @@ ts_start() {
             --nodes "$TOYSTORE_NODES")
         ;;
     esac
+    # Every service of this cluster shares this machine's cores: one thread each is faster
+    # than a thread pool each (see api::server::service_runtime). TOYSTORE_WORKER_THREADS
+    # overrides it.
+    args+=(--worker-threads "${TOYSTORE_WORKER_THREADS:-1}")
     port=$(ts_port "$svc")
     if ts_port_busy "$port"; then
         ts_die "cannot start $(ts_label "$svc"): port $port on $TS_HOST is already in use by another program (choose other ports with TOYSTORE_PORT_BASE)"

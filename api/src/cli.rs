@@ -211,9 +211,23 @@ pub struct ServeArgs {
     #[arg(long, env = "TOYSTORE_MAX_CONNECTIONS", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+
+    /// Threads the service runs on. 1 runs everything on one thread (tokio's current-thread
+    /// runtime), the fastest when the services share a machine's few cores; more (a
+    /// multi-thread runtime) lets a service that has a host to itself use all of it. Default:
+    /// the host's cores. `cluster/up.sh`, which packs every service onto one machine, passes 1
+    /// unless TOYSTORE_WORKER_THREADS is set.
+    #[arg(long, env = "TOYSTORE_WORKER_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
 }
 
 impl ServeArgs {
+    /// The threads the service runs on: `--worker-threads`, else the host's cores.
+    pub fn worker_threads(&self) -> usize {
+        self.worker_threads.map_or_else(host_cores, usize::from)
+    }
+
     pub fn limits(&self) -> crate::connections::Limits {
         crate::connections::Limits {
             header_timeout: self.header_timeout,
@@ -222,6 +236,11 @@ impl ServeArgs {
             max_connections: self.max_connections as usize,
         }
     }
+}
+
+/// The cores this process may use (its CPU affinity and cgroup quota included); 1 if unknown.
+fn host_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 #[cfg(test)]
@@ -282,6 +301,27 @@ mod tests {
         }
         let parsed = Service::try_parse_from(["service"]).expect("defaults parse");
         assert_eq!(parsed.serve.limits(), crate::connections::Limits::default());
+    }
+
+    #[test]
+    fn a_service_runs_on_the_hosts_cores_unless_told_how_many_threads() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Service {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let threads = |args: &[&str]| {
+            Service::try_parse_from(std::iter::once("service").chain(args.iter().copied()))
+                .map(|parsed| parsed.serve.worker_threads())
+        };
+        if std::env::var_os("TOYSTORE_WORKER_THREADS").is_none() {
+            assert_eq!(threads(&[]).ok(), Some(host_cores()));
+        }
+        assert_eq!(threads(&["--worker-threads", "1"]).ok(), Some(1));
+        assert_eq!(threads(&["--worker-threads", "8"]).ok(), Some(8));
+        assert!(threads(&["--worker-threads", "0"]).is_err());
+        assert!(threads(&["--worker-threads", "many"]).is_err());
     }
 
     #[test]

@@ -512,18 +512,28 @@ impl MakeRequestId for MakeRequestIds {
     }
 }
 
-/// The runtime a service's `main` runs on: one thread. Five services and a load generator
-/// share the cores of one machine here; on a multi-thread runtime every step of an order hops
-/// between worker threads (a wake-up on another core each time), which measured slower than
-/// doing the same work on one thread: an order at one connection 2.4 → 1.8 ms (p50), orders
-/// at 64 connections 5 300 → 8 000 per second, cached reads faster too. The rule that comes
-/// with it: nothing may hold the thread for long. Disk waits run elsewhere (the Raft log's
-/// sync thread, `spawn_blocking` for the catalog's commits, snapshots and pruning) and long
-/// loops yield (the state machine's apply).
-pub fn service_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+/// The runtime a service's `main` runs on, with `worker_threads` threads (`--worker-threads`).
+///
+/// One thread is a current-thread runtime. Five services and a load generator share the cores
+/// of one machine here; on a multi-thread runtime every step of an order hops between worker
+/// threads (a wake-up on another core each time), which measured slower than doing the same
+/// work on one thread: an order at one connection 2.4 → 1.8 ms (p50), orders at 64 connections
+/// 5 300 → 8 000 per second, cached reads faster too. So `cluster/up.sh` runs every service on
+/// one thread; a service with a host of its own gets the host's cores by default. The rule that
+/// comes with one thread holds for both: nothing may hold a thread for long. Disk waits run
+/// elsewhere (the Raft log's sync thread, `spawn_blocking` for the catalog's commits, snapshots
+/// and pruning) and long loops yield (the state machine's apply).
+pub fn service_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if worker_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker_threads)
+            .enable_all()
+            .build()
+    }
 }
 
 /// Why a service's `main` ends with an error.
@@ -537,9 +547,11 @@ pub enum ServiceError<E: std::error::Error + 'static> {
     Stopped(String),
 }
 
-/// A service's whole `main`: tracing, [`service_runtime`], `serve(config)`, then
-/// [`run_until_signal`]. `main` returns the error, so the process exits non-zero.
+/// A service's whole `main`: tracing, [`service_runtime`] with `worker_threads`,
+/// `serve(config)`, then [`run_until_signal`]. `main` returns the error, so the process exits
+/// non-zero.
 pub fn run_service<C, E, Fut>(
+    worker_threads: usize,
     config: C,
     serve: impl FnOnce(C) -> Fut,
 ) -> Result<(), ServiceError<E>>
@@ -548,7 +560,8 @@ where
     Fut: Future<Output = Result<ServerHandle, E>>,
 {
     init_tracing();
-    let runtime = service_runtime().map_err(ServiceError::Runtime)?;
+    let runtime = service_runtime(worker_threads).map_err(ServiceError::Runtime)?;
+    tracing::info!(worker_threads, "runtime started");
     runtime.block_on(async {
         let handle = serve(config).await.map_err(ServiceError::Start)?;
         run_until_signal(handle)
@@ -596,6 +609,28 @@ mod tests {
             .and_then(|id| id.to_str().ok())
             .expect("every answer carries a request id")
             .to_string()
+    }
+
+    #[test]
+    fn one_worker_thread_is_the_current_thread_runtime_and_more_are_a_pool() {
+        use tokio::runtime::RuntimeFlavor;
+        for (threads, flavor, workers) in [
+            (1, RuntimeFlavor::CurrentThread, 1),
+            (3, RuntimeFlavor::MultiThread, 3),
+        ] {
+            let runtime = super::service_runtime(threads).expect("a runtime");
+            assert_eq!(runtime.handle().runtime_flavor(), flavor);
+            assert_eq!(runtime.metrics().num_workers(), workers);
+            // It runs spawned tasks and has timers (`enable_all`).
+            let answer = runtime.block_on(async {
+                tokio::spawn(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    7
+                })
+                .await
+            });
+            assert_eq!(answer.ok(), Some(7));
+        }
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    api::server::run_service(catalog::Config::parse(), catalog::serve)?;
+    let config = catalog::Config::parse();
+    api::server::run_service(config.serve.worker_threads(), config, catalog::serve)?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    api::server::run_service(frontend::Config::parse(), frontend::serve)?;
+    let config = frontend::Config::parse();
+    api::server::run_service(config.serve.worker_threads(), config, frontend::serve)?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    api::server::run_service(order_raft::Config::parse(), order_raft::serve)?;
+    let config = order_raft::Config::parse();
+    api::server::run_service(config.serve.worker_threads(), config, order_raft::serve)?;
     Ok(())
 }

@@ -29,6 +29,18 @@ async fn all_report_selected(store: &TestStore, selected: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_go_to_the_highest_live_replica_and_survive_its_crash() {
+    orders_survive_the_selected_replica_s_crash().await;
+}
+
+/// The same with every service on one thread, as `cluster/up.sh` runs them
+/// (`--worker-threads 1`): nothing on a request's path may hold the thread so long that Raft's
+/// heartbeats or the front-end's selection starve.
+#[tokio::test(flavor = "current_thread")]
+async fn on_one_thread_orders_go_to_the_highest_live_replica_and_survive_its_crash() {
+    orders_survive_the_selected_replica_s_crash().await;
+}
+
+async fn orders_survive_the_selected_replica_s_crash() {
     let mut store = TestStore::start(StoreOptions {
         frontend: true,
         ..Default::default()

@@ -130,7 +130,7 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         let mut since_yield = 0;
         for entry in entries {
             let decided = applying.entry(&entry).map_err(|e| write_error(&e))?;
-            // A replica runs on one thread (`api::server::service_runtime`): a long catch-up
+            // A replica may run on one thread (`api::server::service_runtime`): a long catch-up
             // must let the Raft RPCs and timers in between, or the replica would look dead
             // while it applies.
             since_yield += 1 + decided.orders.len() + decided.abandons.len();
