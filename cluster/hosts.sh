@@ -343,9 +343,7 @@ hs_start() {
             --public-url "$HS_FRONTEND_URL")
         ;;
     esac
-    # The namespaces are separate hosts to the network, not to the CPU: as in ts_start, one
-    # thread per service unless TOYSTORE_WORKER_THREADS says otherwise.
-    args+=(--worker-threads "${TOYSTORE_WORKER_THREADS:-1}")
+    args+=(--worker-threads "$TS_WORKER_THREADS")
     mkdir -p "$TS_DATA" "$TS_LOGS" "$TS_PIDS"
     pidfile=$(ts_pidfile "$key")
     logfile=$(ts_logfile "$key")

@@ -21,6 +21,10 @@ TOYSTORE_REPO="$TS_REPO"
 # The variables that decide where the cluster listens. They are recorded in ports.env.
 TS_PORT_KNOBS=(TOYSTORE_PORT_BASE TOYSTORE_FRONTEND_PORT TOYSTORE_CATALOG_PORT TOYSTORE_NODES)
 TS_HOST=127.0.0.1
+# Threads each service runs on (--worker-threads). Every service of a cluster started here shares
+# this machine's cores, network namespaces or not: one thread each is faster than a thread pool
+# each (see api::server::service_runtime). TOYSTORE_WORKER_THREADS overrides it.
+TS_WORKER_THREADS=${TOYSTORE_WORKER_THREADS:-1}
 
 ts_say() { printf '%s\n' "$*"; }
 ts_warn() { printf '%s: warning: %s\n' "${0##*/}" "$*" >&2; }
@@ -399,10 +403,7 @@ ts_start() {
             --nodes "$TOYSTORE_NODES")
         ;;
     esac
-    # Every service of this cluster shares this machine's cores: one thread each is faster
-    # than a thread pool each (see api::server::service_runtime). TOYSTORE_WORKER_THREADS
-    # overrides it.
-    args+=(--worker-threads "${TOYSTORE_WORKER_THREADS:-1}")
+    args+=(--worker-threads "$TS_WORKER_THREADS")
     port=$(ts_port "$svc")
     if ts_port_busy "$port"; then
         ts_die "cannot start $(ts_label "$svc"): port $port on $TS_HOST is already in use by another program (choose other ports with TOYSTORE_PORT_BASE)"

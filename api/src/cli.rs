@@ -291,28 +291,25 @@ mod tests {
         assert!(Service::try_parse_from(["service", "--cluster-token", ""]).is_err());
     }
 
+    /// A service's command line with only the [`ServeArgs`] group.
+    #[derive(clap::Parser)]
+    struct Serving {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
     #[test]
     fn connection_limits_default_to_the_loops_defaults() {
         use clap::Parser;
-        #[derive(clap::Parser)]
-        struct Service {
-            #[command(flatten)]
-            serve: ServeArgs,
-        }
-        let parsed = Service::try_parse_from(["service"]).expect("defaults parse");
+        let parsed = Serving::try_parse_from(["service"]).expect("defaults parse");
         assert_eq!(parsed.serve.limits(), crate::connections::Limits::default());
     }
 
     #[test]
     fn a_service_runs_on_the_hosts_cores_unless_told_how_many_threads() {
         use clap::Parser;
-        #[derive(clap::Parser)]
-        struct Service {
-            #[command(flatten)]
-            serve: ServeArgs,
-        }
         let threads = |args: &[&str]| {
-            Service::try_parse_from(std::iter::once("service").chain(args.iter().copied()))
+            Serving::try_parse_from(std::iter::once("service").chain(args.iter().copied()))
                 .map(|parsed| parsed.serve.worker_threads())
         };
         if std::env::var_os("TOYSTORE_WORKER_THREADS").is_none() {

@@ -171,8 +171,9 @@ impl OrderForwarder {
         let mut last_error = String::from("no attempt made");
         let mut target = self.selector.current().await;
         while let Some(attempt) = budget.next(Instant::now()) {
-            // Without this, a request the server is finishing would spin through its whole
-            // budget: the stopped batching tasks answer every attempt at once with `Stopped`.
+            // A stopping front-end tries nothing more: a request the server is finishing would
+            // otherwise retry for its whole budget (and, once the batching tasks have stopped,
+            // spin, every attempt failing at once with `Stopped`).
             if self.shutdown.is_cancelled() {
                 return Err(FrontendError::ShuttingDown { last_error });
             }
@@ -208,6 +209,7 @@ impl OrderForwarder {
                 }
                 Err(err) => err,
             };
+            // Checked here too, before a re-selection would probe every replica.
             if self.shutdown.is_cancelled() {
                 return Err(FrontendError::ShuttingDown {
                     last_error: err.to_string(),

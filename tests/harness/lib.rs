@@ -94,6 +94,14 @@ pub async fn metrics_text(base: &reqwest::Url) -> String {
         .expect("/metrics is text")
 }
 
+/// The value of an unlabelled series in Prometheus text, if exported.
+pub fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse::<f64>().ok().map(|v| v as u64)
+    })
+}
+
 /// Logs from the services under test, shown when `RUST_LOG` is set.
 pub fn init_logs() {
     if std::env::var_os("RUST_LOG").is_some() {
@@ -106,13 +114,21 @@ pub fn init_logs() {
 pub async fn start_lone_frontend(
     catalog: &reqwest::Url,
 ) -> (api::server::ServerHandle, api::frontend::FrontendClient) {
+    start_lone_frontend_with(catalog, |_| {}).await
+}
+
+/// [`start_lone_frontend`] with its configuration adjusted by `tune` before it starts.
+pub async fn start_lone_frontend_with(
+    catalog: &reqwest::Url,
+    tune: impl FnOnce(&mut frontend::Config),
+) -> (api::server::ServerHandle, api::frontend::FrontendClient) {
     let nodes = api::cluster::NodeAddrs::new([(
         1,
         api::url::parse_base_url(&format!("http://127.0.0.1:{}", free_port())).expect("a URL"),
     )]);
-    let server = frontend::serve(frontend::Config::for_test(catalog.clone(), nodes))
-        .await
-        .expect("front-end starts");
+    let mut config = frontend::Config::for_test(catalog.clone(), nodes);
+    tune(&mut config);
+    let server = frontend::serve(config).await.expect("front-end starts");
     let client = api::frontend::FrontendClient::new(
         api::url::parse_base_url(&server.url()).expect("a front-end URL"),
         http(),

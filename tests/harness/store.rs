@@ -238,12 +238,8 @@ impl TestStore {
     /// Requests replica `id` forwarded to a leader since it started (its
     /// `order_forwarded_total`).
     pub async fn forwarded(&self, id: u64) -> u64 {
-        crate::metrics_text(&self.node_url(id))
-            .await
-            .lines()
-            .find_map(|line| line.strip_prefix("order_forwarded_total "))
-            .and_then(|value| value.trim().parse().ok())
-            .expect("order_forwarded_total is exported")
+        let text = crate::metrics_text(&self.node_url(id)).await;
+        crate::metric(&text, "order_forwarded_total").expect("order_forwarded_total is exported")
     }
 
     /// The catalog's view of a toy.

@@ -9,7 +9,9 @@ use api::cache_lease::LeaseRequest;
 use api::catalog::{CatalogClient, Reservation, ReservationBatch, ReservationId, ReserveOutcome};
 use api::server::ServerHandle;
 use api::url::parse_base_url;
-use system_tests::{free_port, http, init_logs, metrics_text, start_lone_frontend, wait_for};
+use system_tests::{
+    free_port, http, init_logs, metric, metrics_text, start_lone_frontend, wait_for,
+};
 
 fn one_reservation(request_id: &str, name: &str, quantity: u32) -> ReservationBatch {
     ReservationBatch {
@@ -22,14 +24,6 @@ fn one_reservation(request_id: &str, name: &str, quantity: u32) -> ReservationBa
             quantity,
         }],
     }
-}
-
-/// The value of an unlabelled series in Prometheus text, if exported.
-fn metric(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
-        value.trim().parse::<f64>().ok().map(|v| v as u64)
-    })
 }
 
 /// A catalog on a fixed port (so that front-ends find it again after the restart).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use api::client::ServiceClient;
 use api::frontend::FrontendClient;
 use system_tests::store::{StoreOptions, TestStore};
-use system_tests::{free_port, metrics_text, wait_for};
+use system_tests::{metric, metrics_text, start_lone_frontend_with, wait_for};
 
 /// Waits until every running replica reports `selected` as the front-end's selection.
 async fn all_report_selected(store: &TestStore, selected: u64) {
@@ -228,30 +228,25 @@ async fn a_stopping_front_end_answers_the_orders_it_is_retrying_and_stops() {
     let catalog = catalog::serve(catalog::Config::for_test(dir.path().join("catalog")))
         .await
         .expect("catalog starts");
-    // The one replica address leads nowhere: every attempt fails, and the order is retried.
-    let nowhere =
-        api::url::parse_base_url(&format!("http://127.0.0.1:{}", free_port())).expect("a URL");
-    let mut config = frontend::Config::for_test(
-        api::url::parse_base_url(&catalog.url()).expect("a catalog URL"),
-        api::cluster::NodeAddrs::new([(1, nowhere)]),
-    );
+    let catalog_url = api::url::parse_base_url(&catalog.url()).expect("a catalog URL");
+    // Its one replica address leads nowhere: every attempt fails, and the order is retried.
     let budget = Duration::from_secs(600);
-    config.order_retry = budget;
-    // A request may take as long as its order is retried (the configuration insists on it).
-    config.serve.request_timeout = budget + Duration::from_secs(60);
-    let server = frontend::serve(config).await.expect("front-end starts");
-    let base = api::url::parse_base_url(&server.url()).expect("a front-end URL");
+    let (server, frontend) = start_lone_frontend_with(&catalog_url, |config| {
+        config.order_retry = budget;
+        // A request may take as long as its order is retried (the configuration insists on it).
+        config.serve.request_timeout = budget + Duration::from_secs(60);
+    })
+    .await;
+    // A client as patient as the budget: one that gave up would end the request itself.
+    let base = frontend.base().clone();
     let client = FrontendClient::new(base.clone(), ServiceClient::new(budget, None));
     let order = tokio::spawn(async move { client.order("Tux", 1, Some("stopping")).await });
     wait_for(
         "the order to be retried",
         Duration::from_secs(10),
         || async {
-            let text = metrics_text(&base).await;
-            let retries = text
-                .lines()
-                .find_map(|line| line.strip_prefix("frontend_order_retries_total "))?;
-            (retries.trim().parse::<f64>().ok()? >= 1.0).then_some(())
+            let retries = metric(&metrics_text(&base).await, "frontend_order_retries_total")?;
+            (retries >= 1).then_some(())
         },
     )
     .await;
