@@ -7,9 +7,10 @@
 use std::time::{Duration, Instant};
 
 use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
+use openraft::vote::RaftLeaderId;
+use openraft::{EntryPayload, RaftSnapshotBuilder};
 use order_raft::store;
-use order_raft::types::{Entry, LogId, NewOrder, Proposal};
+use order_raft::types::{CommittedLeaderId, Entry, LogId, NewOrder, Proposal};
 
 fn main() {
     let orders: u64 = std::env::args()
@@ -50,12 +51,12 @@ async fn run(orders: u64) {
         });
         if entries.len() == 100 {
             source
-                .apply(std::mem::take(&mut entries))
+                .apply_entries(std::mem::take(&mut entries))
                 .await
                 .expect("applies");
         }
     }
-    source.apply(entries).await.expect("applies");
+    source.apply_entries(entries).await.expect("applies");
     println!(
         "state machine of {orders} orders filled in {:.2} s",
         started.elapsed().as_secs_f64()
@@ -82,7 +83,7 @@ async fn run(orders: u64) {
         .expect("reads")
         .expect("a current snapshot")
         .snapshot;
-    tokio::io::copy(&mut sent, &mut *receiving)
+    tokio::io::copy(&mut sent, &mut receiving)
         .await
         .expect("copies");
     let baseline = reset_peak();

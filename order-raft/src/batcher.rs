@@ -1,9 +1,10 @@
 //! `OrderBatcher`: folds concurrent orders into one Raft entry, and [`propose`], the one way
 //! anything is written to the log.
 //!
-//! openraft appends and replicates one entry per `client_write`, and the leader waits for the
-//! entry to be flushed and acknowledged by a quorum before it commits. With one entry per
-//! order, every order would pay that round on its own. The batcher keeps a few `client_write`s
+//! openraft appends and replicates one entry per `client_write`, and the entry commits only
+//! once a quorum has flushed it (openraft 0.10 sends it to the followers while the leader's own
+//! flush is still running; the leader's copy counts towards the quorum once flushed). With one
+//! entry per order, every order would pay that round on its own. The batcher keeps a few `client_write`s
 //! in flight at a time (a [`BatchQueue`]); orders that arrive meanwhile wait, and the next write
 //! carries all of them as one entry.
 //!
@@ -24,7 +25,7 @@ use crate::types::{Decided, NewOrder, NodeId, OrderOutcome, Proposal, Raft};
 use api::batch::BatchQueue;
 
 /// Entries proposed at once: openraft appends and replicates them in order, so while one is
-/// being flushed the next is already on its way to the followers.
+/// being flushed and acknowledged the next is already on its way to the followers.
 const ENTRIES_IN_FLIGHT: usize = 2;
 
 /// Why a proposal has no outcome.

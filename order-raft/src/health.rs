@@ -3,7 +3,7 @@
 //!
 //! A replica can serve when its Raft core runs and either
 //! - it leads, and a quorum acknowledged it within the leader lease (openraft's
-//!   `millis_since_quorum_ack`): a leader cut off from the majority stops answering 200 within
+//!   `last_quorum_acked`, see [`millis_since_quorum_ack`]): a leader cut off from the majority stops answering 200 within
 //!   one lease, or
 //! - it follows a leader it heard from within one election timeout ([`LeaderContact`], touched
 //!   by every AppendEntries and InstallSnapshot this replica accepts).
@@ -15,9 +15,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
 use tokio::time::Instant;
 
-use crate::types::Raft;
+use crate::types::{Raft, TypeConfig};
+
+/// How long ago, in milliseconds, a quorum last acknowledged this leader (`None`: not a
+/// leader, or never). openraft 0.10 reports the instant (`last_quorum_acked`) instead of 0.9's
+/// age as of the last metrics report (`millis_since_quorum_ack`, deprecated).
+pub(crate) fn millis_since_quorum_ack(metrics: &openraft::RaftMetrics<TypeConfig>) -> Option<u64> {
+    use openraft::Instant as _;
+    metrics
+        .last_quorum_acked
+        .as_ref()
+        .map(|acked| acked.elapsed().as_millis() as u64)
+}
 
 /// When this replica last heard from a leader it accepted. Lock-free: touched on every
 /// AppendEntries.
@@ -110,13 +122,13 @@ impl Readiness {
             return Err(NotServing::RaftStopped);
         }
         let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
+        let metrics = metrics.borrow_watched();
         if metrics.running_state.is_err() {
             return Err(NotServing::RaftStopped);
         }
         let lease = self.election_timeout.as_millis() as u64;
         match metrics.state {
-            ServerState::Leader => match metrics.millis_since_quorum_ack {
+            ServerState::Leader => match millis_since_quorum_ack(&metrics) {
                 Some(ms) if ms <= lease => Ok(()),
                 _ => Err(NotServing::NoQuorum),
             },

@@ -1,8 +1,9 @@
 //! Leadership follows the front-end's selection, so that in steady state the replica the
 //! front-end talks to is the Raft leader and orders take no forwarding hop.
 //!
-//! openraft 0.9 has no leadership transfer, and its followers reject every vote request while
-//! their leader lease (`election_timeout_max` after the last message from the leader) runs. So
+//! openraft's followers reject every vote request while their leader lease
+//! (`election_timeout_max` after the last message from the leader) runs. This module predates
+//! openraft 0.10's leadership transfer (`Trigger::transfer_leader`), which it does not use (yet):
 //! leadership moves in two cooperating steps, both driven by the selection every replica is told
 //! of (`POST /selection`):
 //!
@@ -36,6 +37,7 @@ use api::order::ReplicaClient;
 use futures::future::join_all;
 
 use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
 use tokio::sync::{RwLock, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -69,7 +71,8 @@ const PEER_LOG_TIMEOUT: Duration = Duration::from_millis(50);
 /// meanwhile (its timer fires after one lease plus an election timeout), it would lose, since
 /// the others still hear their leader, but its higher term would reach the leader in the answer
 /// to the next append and depose it: a needless election, and a stall for every order in
-/// flight. openraft 0.9 has no pre-vote, which would prevent this; the grace does it here.
+/// flight. openraft 0.10's pre-vote (`Config::enable_pre_vote`) would prevent this, but it is
+/// off here (see `Config::raft_config`); the grace does it.
 const REJOIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Turns off this replica's own elections until it has heard from a leader, or for
@@ -176,7 +179,7 @@ impl Leadership {
     fn look(&mut self) -> Tick {
         let selected = *self.selected.borrow_and_update();
         let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
+        let metrics = metrics.borrow_watched();
         let selected_is_voter = metrics
             .membership_config
             .membership()
@@ -208,7 +211,7 @@ impl Leadership {
             silence_ms = self.contact.silence().as_millis() as u64,
             "selected by the front-end and no leader heard from: campaigning"
         );
-        if let Err(err) = self.raft.trigger().elect().await {
+        if let Err(err) = self.raft.trigger().elect(false).await {
             tracing::warn!(%err, "cannot start an election");
         }
     }
@@ -216,7 +219,7 @@ impl Leadership {
     /// A peer whose log is longer than this replica's, among those that answer within
     /// [`PEER_LOG_TIMEOUT`] (a dead or cut-off peer does not vote either).
     async fn peer_ahead(&self) -> Option<NodeId> {
-        let own = self.raft.metrics().borrow().last_log_index;
+        let own = self.raft.metrics().borrow_watched().last_log_index;
         let asks = self.peers.iter().map(|(&id, peer)| async move {
             let status = tokio::time::timeout(PEER_LOG_TIMEOUT, peer.status()).await;
             let theirs = status.ok()?.ok()?.last_log_index;
@@ -235,7 +238,7 @@ impl Leadership {
         let outcome = loop {
             let seen = {
                 let metrics = self.raft.metrics();
-                let metrics = metrics.borrow();
+                let metrics = metrics.borrow_watched();
                 Progress {
                     leading: metrics.state == ServerState::Leader,
                     matched: metrics

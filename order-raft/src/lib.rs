@@ -35,8 +35,9 @@ use api::cluster::{NodeAddrs, authority};
 use api::order::ReplicaClient;
 use api::server::{self, Failure, ServerHandle};
 use openraft::BasicNode;
+use openraft::async_runtime::WatchReceiver;
 use openraft::error::{InitializeError, RaftError};
-use openraft::storage::RaftLogStorage;
+use openraft::storage::RaftLogReader;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -173,6 +174,7 @@ async fn start_raft(
             .map_err(|err| StartError::Raft(err.to_string()))??
     };
     let reader = state_machine.reader();
+    let snapshots = network::SnapshotReceiver::new(state_machine.inbox());
 
     let network = HttpNetwork::new(Arc::new(config.peers.nodes.clone()), token);
     let has_voted = {
@@ -200,6 +202,7 @@ async fn start_raft(
         reader,
         readiness,
         contact,
+        snapshots,
     };
     Ok((replica, rejoin))
 }

@@ -2,6 +2,7 @@
 //! mirrors openraft's metrics into them.
 
 use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};

@@ -1,11 +1,14 @@
 //! Raft RPCs over HTTP: the client side ([`HttpNetwork`]) and the server side ([`router`]).
 //!
 //! Each RPC is a `POST /raft/{append,vote,snapshot}` ([`api::order::routes`]) whose body is the bincode-encoded openraft
-//! request and whose answer is the bincode-encoded `Result` of the receiving `Raft`. Peers are
+//! request and whose answer is the bincode-encoded `Result` of the receiving `Raft`; a
+//! snapshot travels as [`SnapshotChunk`]s (openraft 0.10's network v2 leaves its transport to
+//! the application), answered with a `Result` whose error is a message. Peers are
 //! found in this node's own address book (`--nodes`), not in the replicated membership, so a
 //! test can route one node's traffic through a fault-injecting proxy.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use api::ApiError;
@@ -20,22 +23,28 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use openraft::BasicNode;
+use openraft::async_runtime::WatchReceiver;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::node::OrderNode;
-use crate::types::{NodeId, TypeConfig};
+use crate::store::SnapshotInbox;
+use crate::store::snapshot_file::SnapshotFile;
+use crate::types::{NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
 /// Largest Raft RPC body accepted: an append of many batches, or a snapshot chunk.
 pub const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
+
+/// Snapshot bytes per chunk when openraft's option does not say (its default is 3 MiB).
+const SNAPSHOT_CHUNK: usize = 3 * 1024 * 1024;
 
 fn rpc_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_RPC_BODY>()
@@ -47,6 +56,25 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::error::EncodeErro
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
     bincode::serde::decode_from_slice(bytes, rpc_config()).map(|(value, _)| value)
+}
+
+/// One piece of a snapshot on its way from the leader: openraft 0.10 leaves the transport of
+/// snapshots to the application (`full_snapshot`), and this is ours, the same chunked
+/// transfer openraft 0.9 did. The receiver writes the chunks to a file in order and installs
+/// it with the last one.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    /// The sending leader's vote.
+    pub vote: Vote,
+    /// Which transfer this chunk belongs to, chosen by the sender for each one (openraft 0.10's
+    /// snapshot metadata has no snapshot id to tell transfers apart).
+    pub transfer: u64,
+    pub meta: SnapshotMeta,
+    /// Where `data` starts in the snapshot file; 0 starts a new transfer.
+    pub offset: u64,
+    pub data: Vec<u8>,
+    /// The last chunk: install the snapshot.
+    pub done: bool,
 }
 
 /// Makes a [`PeerConnection`] per target node.
@@ -104,11 +132,11 @@ impl PeerConnection {
         route: &str,
         request: &Req,
         option: &RPCOption,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, E>>
+    ) -> Result<Resp, RPCError<TypeConfig>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
+        E: std::fmt::Display + DeserializeOwned,
     {
         let base = self.base.as_ref().map_err(|why| {
             RPCError::Unreachable(Unreachable::new(&std::io::Error::other(why.clone())))
@@ -144,36 +172,173 @@ impl PeerConnection {
         }
         let answer: Result<Resp, E> =
             decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        // The peer answered with an error (its Raft has stopped, or it refused a snapshot
+        // chunk): back off as from an unreachable peer. (0.9 carried Raft's error as a
+        // `RemoteError`; 0.10's RPCs have no remote error type to carry it in.)
+        answer.map_err(|e| {
+            let err = std::io::Error::other(format!("peer {}: {e}", self.target));
+            RPCError::Unreachable(Unreachable::new(&err))
+        })
     }
 }
 
-impl RaftNetwork<TypeConfig> for PeerConnection {
+/// An RPC failure as a snapshot transfer's failure.
+fn streaming(err: RPCError<TypeConfig>) -> StreamingError<TypeConfig> {
+    match err {
+        RPCError::Timeout(e) => StreamingError::Timeout(e),
+        RPCError::Unreachable(e) => StreamingError::Unreachable(e),
+        RPCError::Network(e) => StreamingError::Network(e),
+        RPCError::RemoteError(e) => match e.source {},
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerConnection {
+    type SnapshotData = SnapshotFile;
+
     async fn append_entries(
         &mut self,
         request: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.rpc(routes::RAFT_APPEND, &request, &option).await
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        request: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        self.rpc(routes::RAFT_SNAPSHOT, &request, &option).await
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.rpc::<_, _, RaftError<TypeConfig>>(routes::RAFT_APPEND, &request, &option)
+            .await
     }
 
     async fn vote(
         &mut self,
-        request: VoteRequest<NodeId>,
+        request: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.rpc(routes::RAFT_VOTE, &request, &option).await
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.rpc::<_, _, RaftError<TypeConfig>>(routes::RAFT_VOTE, &request, &option)
+            .await
+    }
+
+    /// Sends the snapshot file in chunks, one RPC each, until the last one is installed or the
+    /// follower answers with a higher vote (openraft then steps down).
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        mut snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let chunk_size = option
+            .snapshot_chunk_size()
+            .unwrap_or(SNAPSHOT_CHUNK)
+            .max(1);
+        let mut cancel = std::pin::pin!(cancel);
+        let transfer = next_transfer();
+        let mut offset = 0u64;
+        loop {
+            let mut data = Vec::with_capacity(chunk_size);
+            (&mut snapshot.snapshot)
+                .take(chunk_size as u64)
+                .read_to_end(&mut data)
+                .await
+                // Failing this attempt as a network error makes openraft retry the transfer
+                // later, with the snapshot current then.
+                .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+            let sent = data.len() as u64;
+            let chunk = SnapshotChunk {
+                vote,
+                transfer,
+                meta: snapshot.meta.clone(),
+                offset,
+                done: data.len() < chunk_size,
+                data,
+            };
+            let response: SnapshotResponse<TypeConfig> = tokio::select! {
+                closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+                answer = self.rpc::<_, _, String>(routes::RAFT_SNAPSHOT, &chunk, &option) => answer.map_err(streaming)?,
+            };
+            if chunk.done || response.vote > vote {
+                return Ok(response);
+            }
+            offset += sent;
+        }
+    }
+}
+
+/// A transfer id no other transfer from this process has, nor (by its clock part) one from
+/// this replica before a restart.
+fn next_transfer() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    nanos.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The receiving end of snapshot transfers (one at a time): the file being written, until its
+/// last chunk installs it through `Raft::install_full_snapshot`.
+pub struct SnapshotReceiver {
+    inbox: SnapshotInbox,
+    receiving: tokio::sync::Mutex<Option<Receiving>>,
+}
+
+struct Receiving {
+    transfer: u64,
+    file: SnapshotFile,
+    /// Bytes written so far: where the next chunk must start.
+    written: u64,
+}
+
+impl SnapshotReceiver {
+    pub fn new(inbox: SnapshotInbox) -> Self {
+        Self {
+            inbox,
+            receiving: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Writes one chunk; installs the snapshot with the last one. A chunk that does not follow
+    /// the one before (another snapshot, a gap) is refused: the leader starts over at offset 0,
+    /// which drops the transfer given up (its file is deleted by the next `begin`).
+    async fn chunk(
+        &self,
+        raft: &Raft,
+        chunk: SnapshotChunk,
+    ) -> Result<SnapshotResponse<TypeConfig>, String> {
+        let mut receiving = self.receiving.lock().await;
+        if chunk.offset == 0 {
+            let file = self.inbox.begin().await.map_err(|e| e.to_string())?;
+            *receiving = Some(Receiving {
+                transfer: chunk.transfer,
+                file,
+                written: 0,
+            });
+        }
+        let Some(current) = receiving
+            .as_mut()
+            .filter(|r| r.transfer == chunk.transfer && r.written == chunk.offset)
+        else {
+            return Err(format!(
+                "snapshot {} chunk at {} does not follow the one received before",
+                chunk.meta, chunk.offset
+            ));
+        };
+        current
+            .file
+            .write_all(&chunk.data)
+            .await
+            .map_err(|e| e.to_string())?;
+        current.written += chunk.data.len() as u64;
+        if !chunk.done {
+            let vote = raft.metrics().borrow_watched().vote;
+            return Ok(SnapshotResponse::new(vote));
+        }
+        let Some(done) = receiving.take() else {
+            return Err("no snapshot is being received".into());
+        };
+        // `install_snapshot` syncs the file before it installs it.
+        let snapshot = Snapshot {
+            meta: chunk.meta,
+            snapshot: done.file,
+        };
+        raft.install_full_snapshot(chunk.vote, snapshot)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -203,19 +368,22 @@ async fn append(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
 }
 
 async fn vote(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
-    match decode::<VoteRequest<NodeId>>(&body) {
+    match decode::<VoteRequest<TypeConfig>>(&body) {
         Ok(request) => reply(&node.raft.vote(request).await),
         Err(err) => bad_rpc(err),
     }
 }
 
 async fn snapshot(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
-    match decode::<InstallSnapshotRequest<TypeConfig>>(&body) {
-        Ok(request) => {
-            let vote = request.vote;
-            let answer = node.raft.install_snapshot(request).await;
+    match decode::<SnapshotChunk>(&body) {
+        Ok(chunk) => {
+            let vote = chunk.vote;
+            let answer = node.snapshots.chunk(&node.raft, chunk).await;
             if matches!(&answer, Ok(response) if response.vote <= vote) {
                 node.heard_from_leader();
+            }
+            if let Err(why) = &answer {
+                tracing::warn!(%why, "refused a snapshot chunk");
             }
             reply(&answer)
         }

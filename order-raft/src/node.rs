@@ -23,20 +23,22 @@ use api::order::{Hop, OrderPlaced, OrderRecord, PlaceOrder, ReplicaClient, Selec
 use api::request_id::{REQUEST_ID_RULE, valid_request_id};
 use api::status::NodeStatus;
 use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::batcher::{OrderBatcher, ProposeError};
 use crate::error::OrderError;
 use crate::faults::Faults;
-use crate::health::{LeaderContact, Readiness};
+use crate::health::{LeaderContact, Readiness, millis_since_quorum_ack};
 use crate::metrics::NodeMetrics;
+use crate::network::SnapshotReceiver;
 use crate::read_index::ReadIndex;
 use crate::reserver::CatalogReserver;
 use crate::settlement::Settler;
 use crate::store::OrderReader;
 use crate::types::{NewOrder, NodeId, OrderOutcome, Raft};
-use routing::{Failed, Route, Step, View};
+use routing::{Failed, MetricsWatch, Route, Step, View};
 
 /// The parts of the leader's order path an [`OrderNode`] drives.
 pub struct OrderPath {
@@ -57,6 +59,8 @@ pub struct Replica {
     pub readiness: Arc<Readiness>,
     /// When this replica last heard from its leader (touched by the Raft RPC handlers).
     pub contact: Arc<LeaderContact>,
+    /// Where snapshots from the leader are received (the snapshot RPC handler).
+    pub snapshots: SnapshotReceiver,
 }
 
 pub struct OrderNode {
@@ -74,6 +78,7 @@ pub struct OrderNode {
     settler: Settler,
     read_index: ReadIndex,
     contact: Arc<LeaderContact>,
+    pub(crate) snapshots: SnapshotReceiver,
     /// The replica the front-end selected (0: none yet); [`crate::leadership`] watches it.
     selection: watch::Sender<NodeId>,
     /// How long a request may take here when its sender did not say (`x-budget-ms`), and at
@@ -109,6 +114,7 @@ impl OrderNode {
             settler: path.settler,
             read_index: path.read_index,
             contact: replica.contact,
+            snapshots: replica.snapshots,
             selection,
             max_budget,
             lease,
@@ -132,7 +138,13 @@ impl OrderNode {
     /// the sender must come back on.
     async fn route_avoiding(&self, failed: Option<Failed>, deadline: Instant) -> View {
         let see = |metrics: &routing::Metrics| View::of(self.id, metrics);
-        routing::wait_for_leader(&mut self.raft.metrics(), see, failed, deadline).await
+        routing::wait_for_leader(
+            &mut MetricsWatch(self.raft.metrics()),
+            see,
+            failed,
+            deadline,
+        )
+        .await
     }
 
     fn leader(&self, leader: NodeId) -> Result<&ReplicaClient, OrderError> {
@@ -225,11 +237,7 @@ impl OrderNode {
     /// Confirms that this replica still leads: a quorum acknowledged it within the lease, or
     /// it asks its followers now (one round for every caller waiting).
     async fn confirm_leadership(&self) -> Result<(), OrderError> {
-        let recent = self
-            .raft
-            .metrics()
-            .borrow()
-            .millis_since_quorum_ack
+        let recent = millis_since_quorum_ack(&self.raft.metrics().borrow_watched())
             .is_some_and(|ms| ms <= self.lease.as_millis() as u64);
         if recent {
             return Ok(());
@@ -245,11 +253,9 @@ impl OrderNode {
         loop {
             let lost = {
                 let metrics = self.raft.metrics();
-                let metrics = metrics.borrow();
+                let metrics = metrics.borrow_watched();
                 metrics.state != ServerState::Leader
-                    || metrics
-                        .millis_since_quorum_ack
-                        .is_none_or(|ms| ms > patience)
+                    || millis_since_quorum_ack(&metrics).is_none_or(|ms| ms > patience)
             };
             if lost {
                 return;
@@ -444,7 +450,8 @@ impl OrderNode {
         }
         tracing::info!(selected = replica_id, "the front-end selected a replica");
         if replica_id == self.id
-            && let Route::Leader(leader) = View::of(self.id, &self.raft.metrics().borrow()).route
+            && let Route::Leader(leader) =
+                View::of(self.id, &self.raft.metrics().borrow_watched()).route
             && let Some(client) = self.peers.get(&leader).cloned()
         {
             tokio::spawn(async move {
@@ -465,7 +472,7 @@ impl OrderNode {
             Err(why) => why.reason(),
         };
         let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
+        let metrics = metrics.borrow_watched();
         let summary = self.reader.summary();
         let role = match metrics.state {
             ServerState::Leader => "leader",

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use api::batch::BatchQueue;
+use openraft::raft::ReadPolicy;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +41,7 @@ impl ReadIndex {
                 let confirmed = tokio::time::timeout(timeout, async {
                     // A handover keeps the leader silent; confirming would break the silence.
                     let _pass = gate.read().await;
-                    raft.ensure_linearizable().await
+                    raft.ensure_linearizable(ReadPolicy::ReadIndex).await
                 })
                 .await;
                 let answer = match confirmed {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use api::batch::BatchQueue;
 use api::catalog::{CatalogClient, Decision, ReservationId, Settlement, SettlementBatch};
 use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::task::JoinHandle;
@@ -107,7 +108,7 @@ impl Sweeper {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            if self.raft.metrics().borrow().state != ServerState::Leader {
+            if self.raft.metrics().borrow_watched().state != ServerState::Leader {
                 continue;
             }
             if let Err(why) = self.sweep().await {

@@ -1,33 +1,40 @@
 //! The Raft type configuration and the commands and results that travel through the log.
 
-// `declare_raft_types!` names `Cursor` in a default it does not use here.
-#[allow(unused_imports)]
-use std::io::Cursor;
-
 use api::catalog::ReservationId;
+use openraft::type_config::alias::{
+    CommittedLeaderIdOf, EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf,
+};
 use serde::{Deserialize, Serialize};
 
+use crate::store::RocksStateMachine;
 use crate::store::snapshot_file::SnapshotFile;
 
 pub type NodeId = u64;
 
 openraft::declare_raft_types!(
     /// The order service's Raft types: a log entry carries a [`Proposal`], applying it yields
-    /// a [`Decided`]; snapshots are files ([`SnapshotFile`]).
+    /// a [`Decided`]. Terms, leader ids and votes are openraft's defaults (`u64` terms, the
+    /// "advanced" leader id of term and node, as in 0.9). Snapshots are files
+    /// ([`SnapshotFile`]): since 0.10 that type belongs to the state machine and the network,
+    /// not to this configuration.
     pub TypeConfig:
         D = Proposal,
         R = Decided,
         NodeId = NodeId,
         Node = openraft::BasicNode,
-        SnapshotData = SnapshotFile,
 );
 
-pub type Raft = openraft::Raft<TypeConfig>;
-pub type Entry = openraft::Entry<TypeConfig>;
-pub type LogId = openraft::LogId<NodeId>;
-pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
-pub type StorageError = openraft::StorageError<NodeId>;
+pub type Raft = openraft::Raft<TypeConfig, RocksStateMachine>;
+pub type Entry = EntryOf<TypeConfig>;
+pub type LogId = LogIdOf<TypeConfig>;
+pub type CommittedLeaderId = CommittedLeaderIdOf<TypeConfig>;
+pub type Vote = VoteOf<TypeConfig>;
+pub type StoredMembership = StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = SnapshotMetaOf<TypeConfig>;
+pub type Snapshot = SnapshotOf<TypeConfig, SnapshotFile>;
+/// What openraft's storage suite reports; the storage traits themselves return `io::Error`
+/// since 0.10.
+pub type StorageError = openraft::StorageError<TypeConfig>;
 
 /// One order as it is proposed to the log: what to number, and the reservation that holds
 /// its stock at the catalog.
@@ -58,6 +65,19 @@ pub struct Proposal {
     pub stamp_ms: u64,
     pub orders: Vec<NewOrder>,
     pub abandons: Vec<ReservationId>,
+}
+
+impl std::fmt::Display for Proposal {
+    /// openraft 0.10 logs entries' payloads with `Display`: a summary, not the orders.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "proposal at {} ms: {} orders, {} abandons",
+            self.stamp_ms,
+            self.orders.len(),
+            self.abandons.len()
+        )
+    }
 }
 
 /// What applying one order did.

@@ -14,11 +14,45 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use openraft::type_config::alias::WatchReceiverOf;
 
-use crate::types::NodeId;
+use crate::types::{NodeId, TypeConfig};
 
 /// Raft's metrics, which a [`View`] is read from.
-pub(crate) type Metrics = openraft::RaftMetrics<NodeId, openraft::BasicNode>;
+pub(crate) type Metrics = openraft::RaftMetrics<TypeConfig>;
+
+/// A watch [`wait_for_leader`] reads: Raft's metrics (openraft 0.10 hands out its own watch
+/// type for them), or in tests a tokio watch of views.
+pub(crate) trait Watched<T> {
+    /// `see` applied to the latest value, without marking it seen.
+    fn see<R>(&self, see: impl FnOnce(&T) -> R) -> R;
+    /// Resolves when a value not yet marked seen arrives; `Err` once the sender is gone.
+    async fn changed(&mut self) -> Result<(), ()>;
+}
+
+impl<T> Watched<T> for watch::Receiver<T> {
+    fn see<R>(&self, see: impl FnOnce(&T) -> R) -> R {
+        see(&self.borrow())
+    }
+
+    async fn changed(&mut self) -> Result<(), ()> {
+        watch::Receiver::changed(self).await.map_err(|_| ())
+    }
+}
+
+/// Raft's metrics as a [`Watched`].
+pub(crate) struct MetricsWatch(pub(crate) WatchReceiverOf<TypeConfig, Metrics>);
+
+impl Watched<Metrics> for MetricsWatch {
+    fn see<R>(&self, see: impl FnOnce(&Metrics) -> R) -> R {
+        see(&self.0.borrow_watched())
+    }
+
+    async fn changed(&mut self) -> Result<(), ()> {
+        self.0.changed().await.map_err(|_| ())
+    }
+}
 
 /// Where a request must be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +163,7 @@ pub(crate) fn retry_elsewhere(
 /// Waits, until `deadline`, for a view (`see` reads it from `watch`'s latest value) that
 /// [`View::serves_after`] `failed`. At the deadline, the answer's route is [`Route::Nowhere`].
 pub(crate) async fn wait_for_leader<T>(
-    watch: &mut watch::Receiver<T>,
+    watch: &mut impl Watched<T>,
     see: impl Fn(&T) -> View,
     failed: Option<Failed>,
     deadline: Instant,
@@ -137,7 +171,7 @@ pub(crate) async fn wait_for_leader<T>(
     loop {
         // `borrow`, not `borrow_and_update`: a change since the receiver was made is one not
         // judged yet, so `changed` below returns at once for it.
-        let view = see(&watch.borrow());
+        let view = watch.see(&see);
         if view.serves_after(failed) {
             return view;
         }

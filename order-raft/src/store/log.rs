@@ -1,17 +1,24 @@
 //! `RocksLogStore`: the Raft log, vote and log pointers in RocksDB.
 //!
 //! Appends are written at once (so replication can read them as soon as `append` returns) but
-//! without fsync; a dedicated [`LogSyncer`] thread then syncs the WAL and only then tells
-//! openraft the entries are flushed. While one sync runs, later appends queue up and the next
+//! without fsync; a dedicated [`LogSyncer`] thread then syncs the WAL and only then reports the
+//! append's `IOFlushed` callback done. While one sync runs, later appends queue up and the next
 //! sync covers them all: Raft never waits on more than one fsync per round, however many
-//! entries arrive in it. The vote is written with a synced write before `save_vote` returns,
-//! as Raft requires (a node must never vote twice in a term, even across a crash).
+//! entries arrive in it. openraft 0.10 replicates an entry to the followers as soon as `append`
+//! returns, while this sync is still running; the leader's own copy counts towards the commit
+//! quorum only once its callback has reported it flushed, and a follower acknowledges an append
+//! only once its own callback has, so a committed (acknowledged) entry is on the disks of a
+//! quorum either way. Callbacks are reported in the order of their appends (openraft ignores a
+//! completion older than one already reported). The vote is written with a synced write before
+//! `save_vote` returns, as Raft requires (a node must never vote twice in a term, even across a
+//! crash).
 //!
 //! A purge never runs ahead of the state machine: openraft may ask to purge up to a snapshot
-//! that the state machine is still installing (0.9 queues the purge right after the install
-//! without waiting for it), so `purge` first waits until the state machine has applied that
-//! far. Since both share one WAL, the purge is then written after the state it depends on,
-//! and can never survive a crash without it.
+//! that the state machine is still installing (0.9 queued the purge right after the install
+//! without waiting for it; the guard is kept for 0.10, whose ordering of the two was not
+//! re-examined), so `purge` first waits until the state machine has applied that far. Since
+//! both share one WAL, the purge is then written after the state it depends on, and can never
+//! survive a crash without it.
 
 use std::fmt::Debug;
 use std::io;
@@ -20,13 +27,13 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
+use openraft::OptionalSend;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use tokio::sync::watch;
 
 use super::{CF_LOG, CF_RAFT, cf, decode, encode, index_key};
-use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
@@ -64,16 +71,13 @@ impl RocksLogStore {
         self
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<T>, StorageError> {
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, io::Error> {
         let bytes = self
             .db
             .get_pinned_cf(cf(&self.db, CF_RAFT), key)
-            .map_err(|e| StorageIOError::read(&e))?;
+            .map_err(io::Error::other)?;
         match bytes {
-            Some(bytes) => Ok(Some(decode(&bytes).map_err(|e| StorageIOError::read(&e))?)),
+            Some(bytes) => Ok(Some(decode(&bytes).map_err(io::Error::other)?)),
             None => Ok(None),
         }
     }
@@ -82,7 +86,7 @@ impl RocksLogStore {
 /// The thread that syncs the WAL for appends that are written but not yet durable, shared by
 /// every clone of the store.
 struct LogSyncer {
-    waiting: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    waiting: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -100,7 +104,7 @@ impl LogSyncer {
         }
     }
 
-    fn submit(&self, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError> {
+    fn submit(&self, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error> {
         let sent = self
             .waiting
             .as_ref()
@@ -108,8 +112,7 @@ impl LogSyncer {
         if sent {
             Ok(())
         } else {
-            let gone = io::Error::other("the log sync thread is gone");
-            Err(StorageIOError::write_logs(&gone).into())
+            Err(io::Error::other("the log sync thread is gone"))
         }
     }
 }
@@ -127,7 +130,7 @@ impl Drop for LogSyncer {
 }
 
 /// The sync thread's loop.
-fn sync_appends(db: &DB, queue: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+fn sync_appends(db: &DB, queue: mpsc::Receiver<IOFlushed<TypeConfig>>) {
     while let Ok(first) = queue.recv() {
         let mut callbacks = vec![first];
         callbacks.extend(queue.try_iter());
@@ -135,7 +138,7 @@ fn sync_appends(db: &DB, queue: mpsc::Receiver<LogFlushed<TypeConfig>>) {
         // that queued up while the previous one ran.
         let synced = db.flush_wal(true).map_err(|e| e.into_string());
         for callback in callbacks {
-            callback.log_io_completed(synced.clone().map_err(io::Error::other));
+            callback.io_completed(synced.clone().map_err(io::Error::other));
         }
     }
 }
@@ -144,7 +147,7 @@ impl RaftLogReader<TypeConfig> for RocksLogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> Result<Vec<Entry>, io::Error> {
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
             Bound::Excluded(i) => i.saturating_add(1),
@@ -156,8 +159,8 @@ impl RaftLogReader<TypeConfig> for RocksLogStore {
             cf(&self.db, CF_LOG),
             IteratorMode::From(&from, Direction::Forward),
         ) {
-            let (_, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-            let entry: Entry = decode(&value).map_err(|e| StorageIOError::read_logs(&e))?;
+            let (_, value) = item.map_err(io::Error::other)?;
+            let entry: Entry = decode(&value).map_err(io::Error::other)?;
             if !range.contains(&entry.log_id.index) {
                 break;
             }
@@ -165,12 +168,16 @@ impl RaftLogReader<TypeConfig> for RocksLogStore {
         }
         Ok(entries)
     }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.get_meta(KEY_VOTE)
+    }
 }
 
 impl RaftLogStorage<TypeConfig> for RocksLogStore {
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let last_purged: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
         let last = match self
             .db
@@ -178,8 +185,8 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
             .next()
         {
             Some(item) => {
-                let (_, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-                let entry: Entry = decode(&value).map_err(|e| StorageIOError::read_logs(&e))?;
+                let (_, value) = item.map_err(io::Error::other)?;
+                let entry: Entry = decode(&value).map_err(io::Error::other)?;
                 Some(entry.log_id)
             }
             None => last_purged,
@@ -194,41 +201,37 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        let bytes = encode(vote).map_err(|e| StorageIOError::write_vote(&e))?;
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let bytes = encode(vote).map_err(io::Error::other)?;
         let mut opts = WriteOptions::default();
         // Raft: a vote must be on disk before it is sent. Synced, this write also makes every
         // earlier write durable (one WAL), keeping vote and log IO in order.
         opts.set_sync(true);
         self.db
             .put_cf_opt(cf(&self.db, CF_RAFT), KEY_VOTE, bytes, &opts)
-            .map_err(|e| StorageIOError::write_vote(&e))?;
+            .map_err(io::Error::other)?;
         Ok(())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        self.get_meta(KEY_VOTE)
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         // Not synced: it is only a hint that lets a restarted node re-apply committed entries
         // before it hears from a leader. Losing it is safe.
-        let bytes = encode(&committed).map_err(|e| StorageIOError::write(&e))?;
+        let bytes = encode(&committed).map_err(io::Error::other)?;
         self.db
             .put_cf(cf(&self.db, CF_RAFT), KEY_COMMITTED, bytes)
-            .map_err(|e| StorageIOError::write(&e))?;
+            .map_err(io::Error::other)?;
         Ok(())
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
         Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
     async fn append<I>(
         &mut self,
         entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -236,32 +239,27 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         let cf_log = cf(&self.db, CF_LOG);
         let mut batch = WriteBatch::default();
         for entry in entries {
-            let bytes =
-                encode(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+            let bytes = encode(&entry).map_err(io::Error::other)?;
             batch.put_cf(cf_log, index_key(entry.log_id.index), bytes);
         }
         // Readable from here on; durable once the syncer has run (it calls `callback`).
-        self.db
-            .write(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db.write(batch).map_err(io::Error::other)?;
         self.syncer.submit(callback)
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        // Conflicting entries from an old term. Not synced on its own: an entry that survives a
-        // crash here is uncommitted and will be truncated again, and the next synced append
-        // (one WAL) makes the deletion durable before anything that depends on it.
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        // Conflicting entries from an old term, after `last_log_id` (all of them for `None`).
+        // Not synced on its own: an entry that survives a crash here is uncommitted and will be
+        // truncated again, and the next synced append (one WAL) makes the deletion durable
+        // before anything that depends on it. One range deletion: no hole in the log.
+        let from = last_log_id.map_or(0, |id| id.index.saturating_add(1));
         self.db
-            .delete_range_cf(
-                cf(&self.db, CF_LOG),
-                index_key(log_id.index),
-                index_key(u64::MAX),
-            )
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+            .delete_range_cf(cf(&self.db, CF_LOG), index_key(from), index_key(u64::MAX))
+            .map_err(io::Error::other)?;
         Ok(())
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         // Wait until the state machine has applied (written) everything to be purged: with
         // one WAL, whenever the purge survives a crash, so do the state-machine writes it
         // depends on. Pointer and deletion go in one atomic batch.
@@ -281,16 +279,14 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        let bytes = encode(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
+        let bytes = encode(&log_id).map_err(io::Error::other)?;
         batch.put_cf(cf(&self.db, CF_RAFT), KEY_LAST_PURGED, bytes);
         batch.delete_range_cf(
             cf(&self.db, CF_LOG),
             index_key(0),
             index_key(log_id.index.saturating_add(1)),
         );
-        self.db
-            .write(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db.write(batch).map_err(io::Error::other)?;
         Ok(())
     }
 }

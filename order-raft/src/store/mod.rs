@@ -10,10 +10,6 @@
 //! holds. The log store makes the "written after" true: it never purges past what the state
 //! machine has applied.
 
-// openraft's storage traits return its `StorageError` (over 200 bytes); the helpers here return
-// it too, so that `?` carries errors to the trait methods unchanged.
-#![allow(clippy::result_large_err)]
-
 mod apply;
 pub mod log;
 mod reader;
@@ -35,7 +31,7 @@ use serde::de::DeserializeOwned;
 pub use log::RocksLogStore;
 pub use reader::{OrderReader, RequestState};
 pub use records::{AbandonRecord, StoredOrder};
-pub use state_machine::RocksStateMachine;
+pub use state_machine::{RocksStateMachine, SnapshotInbox};
 
 /// Log entries by index (big-endian u64 keys sort by index).
 pub(crate) const CF_LOG: &str = "log";
@@ -71,7 +67,7 @@ const FORMAT: u32 = 3;
 const KEY_FORMAT: &[u8] = b"format";
 
 /// What the store's own functions (opening, reading orders outside Raft) fail with. The
-/// storage traits return openraft's `StorageError` instead, as openraft requires.
+/// storage traits return `std::io::Error` instead, as openraft (0.10) requires.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("RocksDB: {0}")]

@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use openraft::storage::Snapshot;
-use openraft::{RaftSnapshotBuilder, StorageIOError};
+use openraft::RaftSnapshotBuilder;
 use parking_lot::Mutex;
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
@@ -31,7 +30,7 @@ use super::{
     CF_ABANDON_LOG, CF_ABANDONED, CF_ORDERS, CF_REQUESTS, CF_SM_META, CF_SNAPSHOT, StoreError, cf,
     decode, encode, index_key,
 };
-use crate::types::{SnapshotMeta, StorageError, TypeConfig};
+use crate::types::{Snapshot, SnapshotMeta, TypeConfig};
 
 pub(super) const KEY_INSTALLING: &[u8] = b"installing";
 const KEY_CURRENT: &[u8] = b"current";
@@ -46,7 +45,7 @@ pub(super) struct CurrentSnapshot {
     pub file: String,
 }
 
-/// An error of any kind as the `io::Error` openraft's `StorageIOError` wraps.
+/// An error of any kind as the `io::Error` openraft's storage traits return (since 0.10).
 pub(super) fn io_error(e: &dyn std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
@@ -276,9 +275,11 @@ pub struct OrderSnapshotBuilder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for OrderSnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, std::io::Error> {
         let (db, dir, lock) = (self.db.clone(), self.dir.clone(), self.lock.clone());
-        let read = |e: &dyn std::fmt::Display| StorageIOError::read_state_machine(&io_error(e));
+        let read = |e: &dyn std::fmt::Display| io_error(&format!("building a snapshot: {e}"));
         let (meta, file, path) = tokio::task::spawn_blocking(move || {
             let _serialized = lock.lock();
             let (meta, path) = build(&db, &dir)?;
@@ -292,7 +293,7 @@ impl RaftSnapshotBuilder<TypeConfig> for OrderSnapshotBuilder {
         .map_err(|e| read(&e))?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(SnapshotFile::from_std(file, path)),
+            snapshot: SnapshotFile::from_std(file, path),
         })
     }
 }
@@ -368,14 +369,11 @@ fn build(db: &DB, dir: &Path) -> Result<(SnapshotMeta, PathBuf), StoreError> {
     let path = dir.join(&name);
     std::fs::rename(&building, &path)?;
     sync_dir(dir)?;
-    let snapshot_id = match summary.last_applied {
-        Some(last) => format!("{}-{}-{}", last.leader_id, last.index, unique()),
-        None => format!("empty-{}", unique()),
-    };
+    // openraft 0.10's metadata has no snapshot id: a snapshot is known by its last log id (and
+    // here by its file name).
     let meta = SnapshotMeta {
         last_log_id: summary.last_applied,
         last_membership: summary.membership,
-        snapshot_id,
     };
     let current = CurrentSnapshot {
         meta: meta.clone(),

@@ -10,14 +10,20 @@
 //!   re-applies nor skips an entry.
 //! - [`super::snapshot`]: building, installing and serving snapshots.
 //! - [`super::reader`]: the [`OrderReader`] request handlers use.
+//!
+//! Since openraft 0.10 the state machine no longer receives a snapshot stream itself: the
+//! network layer receives the file (through a [`SnapshotInbox`]) and hands it to
+//! `Raft::install_full_snapshot`, which calls `install_snapshot` here.
 
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use openraft::StorageIOError;
-use openraft::storage::{RaftStateMachine, Snapshot};
+use futures::{Stream, StreamExt};
+use openraft::OptionalSend;
+use openraft::storage::{ApplyResponder, EntryResponder, RaftStateMachine};
 use parking_lot::{Mutex, RwLock};
 use rocksdb::DB;
 use tokio::sync::watch;
@@ -32,9 +38,7 @@ use super::snapshot::{
 use super::snapshot_file::SnapshotFile;
 use super::summary::{KEY_SUMMARY, Summary};
 use super::{CF_SM_META, StoreError, cf, decode};
-use crate::types::{
-    Decided, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
-};
+use crate::types::{Decided, Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// Orders (and other log items) applied between two yields to the runtime: about a
 /// millisecond of work.
@@ -46,10 +50,8 @@ pub struct RocksStateMachine {
     dir: PathBuf,
     /// Serializes snapshot builds, installs and opening the current snapshot.
     snapshot_lock: Arc<Mutex<()>>,
-    /// The file a snapshot is being received into, until it is installed. openraft 0.9 drops a
-    /// streaming snapshot without telling the state machine (a new snapshot id starts, a vote
-    /// is refused, the snapshot is not newer); the next one deletes the file left behind.
-    receiving: Option<PathBuf>,
+    /// Where the network layer receives snapshots from the leader.
+    inbox: SnapshotInbox,
     /// The last applied log id, for the log store: it purges nothing past it.
     applied: watch::Sender<Option<LogId>>,
     /// Fault injection (tests and chaos runs): abort in the middle of the next install.
@@ -67,7 +69,7 @@ impl RocksStateMachine {
         if let Some(bytes) = db.get_pinned_cf(cf(&db, CF_SM_META), KEY_INSTALLING)? {
             let current: CurrentSnapshot = decode(&bytes)
                 .map_err(|e| StoreError::Corrupt(format!("the install marker: {e}")))?;
-            tracing::warn!(snapshot = %current.meta.snapshot_id, "finishing a snapshot install a crash interrupted");
+            tracing::warn!(snapshot = %current.file, "finishing a snapshot install a crash interrupted");
             apply_snapshot_file(&db, &dir, &current, false)?;
         }
         let summary: Summary = match db.get_pinned_cf(cf(&db, CF_SM_META), KEY_SUMMARY)? {
@@ -85,9 +87,12 @@ impl RocksStateMachine {
                 rules: Rules { retention },
                 snapshots_installed: Arc::new(AtomicU64::new(0)),
             },
-            dir,
+            dir: dir.clone(),
             snapshot_lock: Arc::default(),
-            receiving: None,
+            inbox: SnapshotInbox {
+                dir,
+                receiving: Arc::default(),
+            },
             applied,
             crash_mid_install,
         };
@@ -99,37 +104,40 @@ impl RocksStateMachine {
         self.reader.clone()
     }
 
-    /// Makes `summary` what readers and the log store see.
-    fn publish(&self, summary: Summary) {
-        let last_applied = summary.last_applied;
-        *self.reader.summary.write() = summary;
-        self.applied.send_replace(last_applied);
-    }
-}
-
-/// openraft's storage errors, made once, here at the trait.
-fn write_error(e: &dyn std::fmt::Display) -> StorageError {
-    StorageIOError::write_state_machine(&io_error(e)).into()
-}
-
-impl RaftStateMachine<TypeConfig> for RocksStateMachine {
-    type SnapshotBuilder = OrderSnapshotBuilder;
-
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        let summary = self.reader.summary();
-        Ok((summary.last_applied, summary.membership))
+    /// Where the network layer receives snapshots for this state machine (see
+    /// [`SnapshotInbox`]); taken before the state machine is handed to Raft.
+    pub fn inbox(&self) -> SnapshotInbox {
+        self.inbox.clone()
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Decided>, StorageError>
+    /// Starts receiving a snapshot into a new file (see [`SnapshotInbox::begin`]).
+    pub async fn begin_receiving_snapshot(&self) -> io::Result<SnapshotFile> {
+        self.inbox.begin().await
+    }
+
+    /// Applies `entries` outside Raft (tests, benches) and returns what each decided: the same
+    /// path as [`RaftStateMachine::apply`], without responders.
+    pub async fn apply_entries(&mut self, entries: Vec<Entry>) -> io::Result<Vec<Decided>> {
+        let entries = futures::stream::iter(entries.into_iter().map(|entry| Ok((entry, None))));
+        let applied = self.apply_stream(entries).await?;
+        Ok(applied.into_iter().map(|(_, decided)| decided).collect())
+    }
+
+    /// Applies every entry of `entries`, writes them in one batch, publishes the new summary, and
+    /// returns each entry's responder (if any) with its result, to answer once all is written.
+    async fn apply_stream<S>(
+        &mut self,
+        mut entries: S,
+    ) -> io::Result<Vec<(Option<ApplyResponder<TypeConfig>>, Decided)>>
     where
-        I: IntoIterator<Item = Entry> + openraft::OptionalSend,
-        I::IntoIter: openraft::OptionalSend,
+        S: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
         let mut applying = Applying::new(&self.reader);
         let mut results = Vec::new();
         let mut since_yield = 0;
-        for entry in entries {
-            let decided = applying.entry(&entry).map_err(|e| write_error(&e))?;
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let decided = applying.entry(&entry).map_err(|e| io_error(&e))?;
             // A replica may run on one thread (`api::server::service_runtime`): a long catch-up
             // must let the Raft RPCs and timers in between, or the replica would look dead
             // while it applies.
@@ -138,11 +146,43 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
                 since_yield = 0;
                 tokio::task::yield_now().await;
             }
-            results.push(decided);
+            results.push((responder, decided));
         }
-        let summary = applying.finish().map_err(|e| write_error(&e))?;
+        let summary = applying.finish().map_err(|e| io_error(&e))?;
         self.publish(summary);
         Ok(results)
+    }
+
+    /// Makes `summary` what readers and the log store see.
+    fn publish(&self, summary: Summary) {
+        let last_applied = summary.last_applied;
+        *self.reader.summary.write() = summary;
+        self.applied.send_replace(last_applied);
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for RocksStateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = OrderSnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let summary = self.reader.summary();
+        Ok((summary.last_applied, summary.membership))
+    }
+
+    async fn apply<S>(&mut self, entries: S) -> Result<(), io::Error>
+    where
+        S: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        // Answered only once the whole batch is written and published, as in 0.9 (where the
+        // results were returned at the end): a client never hears of an order a read on this
+        // replica cannot see yet.
+        for (responder, decided) in self.apply_stream(entries).await? {
+            if let Some(responder) = responder {
+                responder.send(decided);
+            }
+        }
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -153,28 +193,13 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
-        // openraft calls this and `install_snapshot` one at a time, from its state-machine
-        // task: a file still recorded here belongs to a stream it has given up.
-        if let Some(abandoned) = self.receiving.take() {
-            let _ = std::fs::remove_file(abandoned);
-        }
-        let path = self.dir.join(format!("receiving-{}.snap", unique()));
-        let file = SnapshotFile::create(path.clone())
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        self.receiving = Some(path);
-        Ok(Box::new(file))
-    }
-
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        mut snapshot: Box<SnapshotFile>,
-    ) -> Result<(), StorageError> {
-        let signature = Some(meta.signature());
+        mut snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
         let err = |e: &dyn std::fmt::Display| {
-            StorageIOError::write_snapshot(signature.clone(), &io_error(e))
+            io::Error::other(format!("installing the snapshot {meta}: {e}"))
         };
         snapshot.sync().await.map_err(|e| err(&e))?;
         let (db, dir, lock) = (
@@ -184,9 +209,7 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         );
         let (meta, received) = (meta.clone(), snapshot.path().to_path_buf());
         drop(snapshot);
-        if self.receiving.as_ref() == Some(&received) {
-            self.receiving = None;
-        }
+        self.inbox.received(&received);
         let crash = self.crash_mid_install;
         let summary = tokio::task::spawn_blocking(move || {
             let _serialized = lock.lock();
@@ -207,8 +230,8 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let read = |e: &dyn std::fmt::Display| StorageIOError::read_snapshot(None, &io_error(e));
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let read = |e: &dyn std::fmt::Display| io_error(&format!("the current snapshot: {e}"));
         let (db, dir, lock) = (
             self.reader.db.clone(),
             self.dir.clone(),
@@ -220,8 +243,42 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
             .map_err(|e| read(&e))?;
         Ok(current.map(|(meta, file)| Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: file,
         }))
+    }
+}
+
+/// Where snapshots from the leader are received: a file in the snapshot directory, until
+/// `install_snapshot` takes it. openraft (0.9's chunked install, and the network layer's own
+/// stream since 0.10) may give up a stream without telling the state machine (a new snapshot id
+/// starts, a vote is refused, the snapshot is not newer, the leader stops sending); the next
+/// stream deletes the file left behind. Shared by the state machine and the network layer.
+#[derive(Clone)]
+pub struct SnapshotInbox {
+    dir: PathBuf,
+    /// The file being received into, if any.
+    receiving: Arc<Mutex<Option<PathBuf>>>,
+}
+
+impl SnapshotInbox {
+    /// A new file to receive a snapshot into; deletes the file of a stream given up before.
+    pub async fn begin(&self) -> io::Result<SnapshotFile> {
+        let abandoned = self.receiving.lock().take();
+        if let Some(abandoned) = abandoned {
+            let _ = tokio::fs::remove_file(abandoned).await;
+        }
+        let path = self.dir.join(format!("receiving-{}.snap", unique()));
+        let file = SnapshotFile::create(path.clone()).await?;
+        *self.receiving.lock() = Some(path);
+        Ok(file)
+    }
+
+    /// The file at `path` is being installed: it is no longer the inbox's to delete.
+    fn received(&self, path: &std::path::Path) {
+        let mut receiving = self.receiving.lock();
+        if receiving.as_deref() == Some(path) {
+            *receiving = None;
+        }
     }
 }
 
