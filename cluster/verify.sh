@@ -266,6 +266,10 @@ TIMELINE="$RUN/timeline.html"
 CHECK_TXT="$RUN/check.txt"
 CLIENT_LOG="$RUN/client.log"
 NEMESIS_LOG="$RUN/nemesis.log"
+# One line per round: ROUND FAULT TERM_BEFORE TERM_AFTER (the Raft term before the fault and
+# once the store settled after the heal): how many elections each fault cost.
+TERMS="$RUN/terms.txt"
+: >"$TERMS"
 rm -f -- "$HISTORY" "$NEMESIS" "$ALL" "$STATE" "$REPORT" "$TIMELINE" "$CHECK_TXT" "$CLIENT_LOG" "$NEMESIS_LOG"
 : >"$NEMESIS"
 
@@ -444,6 +448,7 @@ for ((round = 1; round <= rounds; round++)); do
     fi
     leader_line=$("$HOSTS" leader 2>>"$NEMESIS_LOG") || fail "round $round: no Raft leader before the fault"
     leader=${leader_line%% *}
+    term_before=${leader_line##* }
     followers=()
     for node in node1 node2 node3; do [[ $node == "$leader" ]] || followers+=("$node"); done
     follower=${followers[pick % ${#followers[@]}]}
@@ -494,7 +499,9 @@ for ((round = 1; round <= rounds; round++)); do
     fi
     settle_ms=$((($(date +%s%N) - settle_start) / 1000000))
     settled=$(grep '^settled:' "$NEMESIS_LOG" | tail -n1)
-    vf_say "  healed (${heal[*]}) in $(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.2f", (b - a) / 1000 }')s; settled after ${settle_ms} ms: ${settled#settled: }"
+    term_after=${settled##* at term }
+    printf '%s %s %s %s\n' "$round" "$fault" "$term_before" "$term_after" >>"$TERMS"
+    vf_say "  healed (${heal[*]}) in $(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.2f", (b - a) / 1000 }')s; settled after ${settle_ms} ms: ${settled#settled: } (term $term_before before the fault)"
     sleep "$quiet_secs"
 done
 if ((${#late_rounds[@]} > 0)); then
@@ -575,6 +582,12 @@ if expected:
 EOF
 ) || summary="(could not summarise $REPORT)"
 printf '%s\n' "$summary"
+# Term changes per fault kind, one figure per round: a fault that costs no election shows 0s
+# (with pre-vote, a healed partition of a follower is one).
+if [[ -s $TERMS ]]; then
+    printf 'term changes:    %s\n' "$(awk '{ d[$2] = d[$2] (d[$2] == "" ? "" : ",") ($4 - $3) }
+        END { for (f in d) print f " " d[f] }' "$TERMS" | sort | paste -sd ';' | sed 's/;/; /g')"
+fi
 faults_arg=""
 if [[ -n $fault_list ]]; then faults_arg=" --faults $fault_list"; fi
 cache_arg=""
@@ -582,7 +595,7 @@ if [[ $order_cache != mixed ]]; then cache_arg=" --order-cache $order_cache"; fi
 printf 'seed:            %s (repeat with: cluster/verify.sh --rounds %s --seed %s --fault-secs %s --iterations %s%s%s%s%s)\n' \
     "$seed" "$rounds" "$seed" "$fault_secs" "$iterations" "${retention:+ --retention $retention}" \
     "$faults_arg" "$cache_arg" "${break_kind:+ --break $break_kind}"
-printf 'files:           %s/{history.jsonl,nemesis.jsonl,all.jsonl,state.json,report.json,timeline.html,check.txt,client.log,nemesis.log}\n' "$RUN"
+printf 'files:           %s/{history.jsonl,nemesis.jsonl,all.jsonl,state.json,report.json,timeline.html,check.txt,client.log,nemesis.log,terms.txt}\n' "$RUN"
 printf 'service logs:    %s/logs\n' "${TOYSTORE_HOSTS_HOME:-$TS_REPO/run/hosts}"
 if ((check_rc == 0)); then
     vf_say "verdict: OK (no violation)"

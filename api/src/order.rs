@@ -30,6 +30,8 @@ pub mod routes {
     pub const RAFT_APPEND: &str = "/raft/append";
     /// `POST` (internal): Raft RequestVote, bincode body.
     pub const RAFT_VOTE: &str = "/raft/vote";
+    /// `POST` (internal): Raft Pre-Vote (would you vote for me?), bincode body.
+    pub const RAFT_PRE_VOTE: &str = "/raft/pre-vote";
     /// `POST` (internal): Raft InstallSnapshot, bincode body.
     pub const RAFT_SNAPSHOT: &str = "/raft/snapshot";
 }

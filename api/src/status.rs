@@ -17,6 +17,9 @@ pub struct NodeStatus {
     pub health: String,
     pub last_log_index: Option<u64>,
     pub applied_index: Option<u64>,
+    /// The log is purged up to this index (those entries live on in a snapshot): a replica
+    /// further behind catches up from a snapshot.
+    pub purged_index: Option<u64>,
     /// The replica the front-end selected (`POST /selection`), if any told this node.
     pub selected_replica: Option<u64>,
     /// Number of orders in the state machine.

@@ -223,6 +223,7 @@ mod tests {
                 health: "ok".into(),
                 last_log_index: None,
                 applied_index: None,
+                purged_index: None,
                 selected_replica: None,
                 orders: 0,
                 digest: String::new(),

@@ -220,10 +220,12 @@ impl Config {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_logs,
             replication_lag_threshold: self.snapshot_every.saturating_mul(2),
-            // openraft 0.10 has pre-vote (`enable_pre_vote`); off, as `None` is today, until it
-            // is wired up: this network does not serve the pre-vote RPC yet (see
-            // `leadership::REJOIN_GRACE` for what stands in for it).
-            enable_pre_vote: Some(false),
+            // A replica whose election timer fires first asks the others whether they would
+            // vote for it, without raising its term; they say no while they still hear a
+            // leader. So a replica that was cut off (a partition, a pause) or restarted rejoins
+            // without deposing the leader with a term it raised alone. Explicit, as openraft's
+            // default (`None`) is off and may change.
+            enable_pre_vote: Some(true),
             ..Default::default()
         };
         // The catalog lets a reservation be released or reused only while it is younger than

@@ -65,31 +65,6 @@ const RECAMPAIGN_AFTER: Duration = Duration::from_secs(1);
 /// How long a replica about to campaign waits for each peer to say how long its log is.
 const PEER_LOG_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// How long a restarted replica keeps its own election timer off while it waits to hear from
-/// the leader. A leader retries a follower it could not reach every 500 ms (openraft's default
-/// backoff), so a replica that comes back may hear nothing for that long. Were it to campaign
-/// meanwhile (its timer fires after one lease plus an election timeout), it would lose, since
-/// the others still hear their leader, but its higher term would reach the leader in the answer
-/// to the next append and depose it: a needless election, and a stall for every order in
-/// flight. openraft 0.10's pre-vote (`Config::enable_pre_vote`) would prevent this, but it is
-/// off here (see `Config::raft_config`); the grace does it.
-const REJOIN_GRACE: Duration = Duration::from_secs(1);
-
-/// Turns off this replica's own elections until it has heard from a leader, or for
-/// [`REJOIN_GRACE`]. Call it right after a restarted replica's Raft starts, before its first
-/// election timeout. A campaign for the front-end's selection ([`Leadership`]) still runs:
-/// that one is wanted.
-pub fn rejoin_quietly(raft: Raft, contact: Arc<LeaderContact>) -> impl Future<Output = ()> {
-    raft.runtime_config().elect(false);
-    let until = Instant::now() + REJOIN_GRACE;
-    async move {
-        while contact.last().is_none() && Instant::now() < until {
-            tokio::time::sleep(TICK).await;
-        }
-        raft.runtime_config().elect(true);
-    }
-}
-
 /// The timings leadership moves with.
 #[derive(Debug, Clone, Copy)]
 pub struct Timings {

@@ -37,7 +37,6 @@ use api::server::{self, Failure, ServerHandle};
 use openraft::BasicNode;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{InitializeError, RaftError};
-use openraft::storage::RaftLogReader;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -66,7 +65,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     let secret = token.as_ref().map(ClusterToken::expose);
     let listen = config.listen_addr()?;
     let timings = config.leadership_timings();
-    let (replica, rejoin) = start_raft(&config, secret.clone(), timings.lease).await?;
+    let replica = start_raft(&config, secret.clone(), timings.lease).await?;
     let mut registry = Registry::with_prefix("order");
     let metrics = NodeMetrics::register(&mut registry);
     let shutdown = CancellationToken::new();
@@ -117,9 +116,6 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
         peers,
     );
     handle.attach(tokio::spawn(leadership.run(shutdown.clone())));
-    if let Some(rejoin) = rejoin {
-        handle.attach(tokio::spawn(rejoin));
-    }
     handle.attach(tokio::spawn(watch_raft_core(
         raft.clone(),
         readiness,
@@ -152,14 +148,14 @@ pub async fn serve(config: Config) -> Result<ServerHandle, StartError> {
     Ok(handle)
 }
 
-/// Opens the store and starts Raft, bootstrapping the group with `--bootstrap`. Returns this
-/// replica's state, and for a replica that has voted before (it is coming back), the task that
-/// keeps it from disturbing the leader it has not heard from yet.
+/// Opens the store and starts Raft, bootstrapping the group with `--bootstrap`. A replica coming
+/// back needs no care here: pre-vote (`Config::raft_config`) keeps it from deposing a leader it
+/// has not heard from yet.
 async fn start_raft(
     config: &Config,
     token: Option<Arc<str>>,
     lease: std::time::Duration,
-) -> Result<(Replica, Option<impl Future<Output = ()> + use<>>), StartError> {
+) -> Result<Replica, StartError> {
     let raft_config = Arc::new(config.raft_config()?);
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(|err| {
@@ -177,21 +173,10 @@ async fn start_raft(
     let snapshots = network::SnapshotReceiver::new(state_machine.inbox());
 
     let network = HttpNetwork::new(Arc::new(config.peers.nodes.clone()), token);
-    let has_voted = {
-        let mut log_store = log_store.clone();
-        log_store
-            .read_vote()
-            .await
-            .map_err(|err| StartError::Raft(err.to_string()))?
-            .is_some()
-    };
     let raft = Raft::new(config.id, raft_config, network, log_store, state_machine)
         .await
         .map_err(|err| StartError::Raft(err.to_string()))?;
     let contact = Arc::new(LeaderContact::default());
-    // A replica that has voted before is coming back, and must not disturb the leader it has
-    // not heard from yet.
-    let rejoin = has_voted.then(|| leadership::rejoin_quietly(raft.clone(), contact.clone()));
     if config.bootstrap {
         bootstrap(&raft, &config.peers.nodes).await?;
     }
@@ -204,7 +189,7 @@ async fn start_raft(
         contact,
         snapshots,
     };
-    Ok((replica, rejoin))
+    Ok(replica)
 }
 
 /// Starts the leader's order path (read index, batcher, reserver, settler) and the sweeper.

@@ -213,6 +213,18 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             .await
     }
 
+    /// Asks whether the peer would vote, changing nothing on either side. An unreachable peer
+    /// is an error, never a grant: a replica cut off from the others must not count itself
+    /// a quorum of pre-votes and raise its term (openraft's default grants unconditionally).
+    async fn pre_vote(
+        &mut self,
+        request: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.rpc::<_, _, RaftError<TypeConfig>>(routes::RAFT_PRE_VOTE, &request, &option)
+            .await
+    }
+
     /// Sends the snapshot file in chunks, one RPC each, until the last one is installed or the
     /// follower answers with a higher vote (openraft then steps down).
     async fn full_snapshot(
@@ -347,6 +359,7 @@ pub fn router(node: Arc<OrderNode>) -> Router {
     Router::new()
         .route(routes::RAFT_APPEND, post(append))
         .route(routes::RAFT_VOTE, post(vote))
+        .route(routes::RAFT_PRE_VOTE, post(pre_vote))
         .route(routes::RAFT_SNAPSHOT, post(snapshot))
         .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
         .with_state(node)
@@ -370,6 +383,13 @@ async fn append(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
 async fn vote(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
     match decode::<VoteRequest<TypeConfig>>(&body) {
         Ok(request) => reply(&node.raft.vote(request).await),
+        Err(err) => bad_rpc(err),
+    }
+}
+
+async fn pre_vote(State(node): State<Arc<OrderNode>>, body: Bytes) -> Response {
+    match decode::<VoteRequest<TypeConfig>>(&body) {
+        Ok(request) => reply(&node.raft.pre_vote(request).await),
         Err(err) => bad_rpc(err),
     }
 }

@@ -490,6 +490,7 @@ impl OrderNode {
             health: health.to_string(),
             last_log_index: metrics.last_log_index,
             applied_index: summary.last_applied.map(|id| id.index),
+            purged_index: metrics.purged.as_ref().map(|id| id.index),
             selected_replica: (selected != 0).then_some(selected),
             orders: summary.counters.next_number,
             digest: hex::encode(summary.counters.digest),

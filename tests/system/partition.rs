@@ -97,3 +97,56 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
     }
     store.shutdown().await;
 }
+
+/// Pre-vote: a follower cut off from both peers for many election timeouts asks them whether
+/// they would vote for it, hears nothing, and so never raises its term alone. When the link
+/// heals it follows the leader it had, in the same term: no election. (Without pre-vote it
+/// campaigns every election timeout, each time in a higher term, and the first answer it sends
+/// the leader after the heal carries that term and deposes the leader.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_cut_off_and_healed_rejoins_without_an_election() {
+    let ports = replica_ports();
+    let mesh = ProxyMesh::start(&ports).await;
+    let store = TestStore::start_on(
+        ports,
+        StoreOptions {
+            address_books: Some(mesh.address_books()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let leader = store.leader().await;
+    store.place(leader, "warm-up", "Tux", 1).await.unwrap();
+    store.converged().await;
+    let term = store.status(leader).await.unwrap().term;
+
+    let cut = 1 + leader % 3;
+    mesh.isolate(cut);
+    for i in 0..10 {
+        store
+            .place(leader, &format!("while-cut-{i}"), "Tux", 1)
+            .await
+            .expect("the leader and the other follower are a quorum");
+    }
+    // The test cluster's lease is 1.2 s and its election timeouts 0.6-1.2 s
+    // (`Config::for_test`): 5 s is room for three campaigns or more.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let alone = store.status(cut).await.unwrap();
+    assert_eq!(
+        alone.term, term,
+        "a replica that cannot reach a quorum does not raise its term"
+    );
+
+    mesh.heal();
+    let (_, _, orders) = store.converged().await;
+    assert_eq!(orders, 11);
+    for id in 1..=3 {
+        let status = store.status(id).await.unwrap();
+        assert_eq!(
+            (status.leader, status.term),
+            (Some(leader), term),
+            "replica {id} follows the leader it had, in the same term"
+        );
+    }
+    store.shutdown().await;
+}
