@@ -1,6 +1,6 @@
 //! Raft RPCs over HTTP: the client side ([`HttpNetwork`]) and the server side ([`router`]).
 //!
-//! Each RPC is a `POST /raft/{append,vote,snapshot}` ([`api::order::routes`]) whose body is the bincode-encoded openraft
+//! Each RPC is a `POST /raft/{append,vote,pre-vote,snapshot}` ([`api::order::routes`]) whose body is the bincode-encoded openraft
 //! request and whose answer is the bincode-encoded `Result` of the receiving `Raft`; a
 //! snapshot travels as [`SnapshotChunk`]s (openraft 0.10's network v2 leaves its transport to
 //! the application), answered with a `Result` whose error is a message. Peers are
@@ -282,6 +282,29 @@ fn next_transfer() -> u64 {
     nanos.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// What a receiver does with a snapshot chunk, given the transfer it is writing (its id and the
+/// bytes written so far), if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkPlace {
+    /// Offset 0 starts a transfer, dropping any other one half received: a leader that gave
+    /// up on a transfer (a cut connection, a timeout) starts over from the beginning.
+    Begin,
+    /// The next bytes of the transfer being written.
+    Append,
+    /// Anything else: a gap, a repeat, or a chunk of a transfer no longer being written.
+    Refuse,
+}
+
+impl ChunkPlace {
+    fn of(receiving: Option<(u64, u64)>, transfer: u64, offset: u64) -> Self {
+        match receiving {
+            _ if offset == 0 => Self::Begin,
+            Some(at) if at == (transfer, offset) => Self::Append,
+            _ => Self::Refuse,
+        }
+    }
+}
+
 /// The receiving end of snapshot transfers (one at a time): the file being written, until its
 /// last chunk installs it through `Raft::install_full_snapshot`.
 pub struct SnapshotReceiver {
@@ -313,22 +336,26 @@ impl SnapshotReceiver {
         chunk: SnapshotChunk,
     ) -> Result<SnapshotResponse<TypeConfig>, String> {
         let mut receiving = self.receiving.lock().await;
-        if chunk.offset == 0 {
-            let file = self.inbox.begin().await.map_err(|e| e.to_string())?;
-            *receiving = Some(Receiving {
-                transfer: chunk.transfer,
-                file,
-                written: 0,
-            });
+        let at = receiving.as_ref().map(|r| (r.transfer, r.written));
+        match ChunkPlace::of(at, chunk.transfer, chunk.offset) {
+            ChunkPlace::Begin => {
+                let file = self.inbox.begin().await.map_err(|e| e.to_string())?;
+                *receiving = Some(Receiving {
+                    transfer: chunk.transfer,
+                    file,
+                    written: 0,
+                });
+            }
+            ChunkPlace::Append => {}
+            ChunkPlace::Refuse => {
+                return Err(format!(
+                    "snapshot {} chunk at {} does not follow the one received before",
+                    chunk.meta, chunk.offset
+                ));
+            }
         }
-        let Some(current) = receiving
-            .as_mut()
-            .filter(|r| r.transfer == chunk.transfer && r.written == chunk.offset)
-        else {
-            return Err(format!(
-                "snapshot {} chunk at {} does not follow the one received before",
-                chunk.meta, chunk.offset
-            ));
+        let Some(current) = receiving.as_mut() else {
+            return Err("no snapshot is being received".into());
         };
         current
             .file
@@ -422,4 +449,32 @@ fn reply<T: Serialize>(answer: &T) -> Response {
 
 fn bad_rpc(err: bincode::error::DecodeError) -> Response {
     ApiError::bad_request(format!("not a valid Raft RPC body: {err}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChunkPlace;
+
+    #[test]
+    fn a_transfer_cut_off_mid_stream_is_dropped_when_the_leader_starts_over() {
+        // Transfer 7 got two chunks of 10 bytes, then the connection was cut.
+        let cut = Some((7, 20));
+        assert_eq!(ChunkPlace::of(cut, 7, 20), ChunkPlace::Append);
+        // The leader starts a new transfer from the beginning: the old file goes.
+        assert_eq!(ChunkPlace::of(cut, 8, 0), ChunkPlace::Begin);
+        // A late chunk of the transfer given up is refused, never written into the new one,
+        // even where its offset matches what the new one has written.
+        assert_eq!(ChunkPlace::of(Some((8, 20)), 7, 20), ChunkPlace::Refuse);
+    }
+
+    #[test]
+    fn only_the_next_bytes_of_the_transfer_being_written_are_appended() {
+        let at = Some((7, 20));
+        assert_eq!(ChunkPlace::of(at, 7, 30), ChunkPlace::Refuse, "a gap");
+        assert_eq!(ChunkPlace::of(at, 7, 10), ChunkPlace::Refuse, "a repeat");
+        assert_eq!(ChunkPlace::of(None, 7, 20), ChunkPlace::Refuse, "no start");
+        assert_eq!(ChunkPlace::of(None, 7, 0), ChunkPlace::Begin);
+        // The same transfer restarted from 0 (a retry of the first chunk) starts over.
+        assert_eq!(ChunkPlace::of(at, 7, 0), ChunkPlace::Begin);
+    }
 }

@@ -239,6 +239,8 @@ async fn internal_endpoints_require_the_cluster_token() {
     let forbidden = [
         raw.post(at(&node, routes::RAFT_VOTE, &[]))
             .body(vec![0u8; 4]),
+        raw.post(at(&node, routes::RAFT_PRE_VOTE, &[]))
+            .body(vec![0u8; 4]),
         raw.post(at(&node, routes::ORDERS, &[]))
             .json(&serde_json::json!({"request_id": "x", "name": "Tux", "quantity": 1})),
         raw.get(at(&node, routes::ORDER, &[&number])),
