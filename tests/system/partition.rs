@@ -1,5 +1,5 @@
 //! A real network cut between the replicas: every replica reaches its peers through a
-//! [`ProxyMesh`] of fault proxies, and the test isolates the leader from both followers.
+//! [`ProxyMesh`] of fault proxies, and the tests isolate the leader or a follower.
 
 use std::time::Duration;
 
@@ -7,18 +7,21 @@ use system_tests::proxy::ProxyMesh;
 use system_tests::store::{StoreOptions, TestStore, replica_ports};
 use system_tests::wait_for;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
+/// Three replicas that reach each other only through the proxies of the returned mesh.
+async fn store_behind_proxies() -> (ProxyMesh, TestStore) {
     let ports = replica_ports();
     let mesh = ProxyMesh::start(&ports).await;
-    let store = TestStore::start_on(
-        ports,
-        StoreOptions {
-            address_books: Some(mesh.address_books()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let options = StoreOptions {
+        address_books: Some(mesh.address_books()),
+        ..Default::default()
+    };
+    let store = TestStore::start_on(ports, options).await;
+    (mesh, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
+    let (mesh, store) = store_behind_proxies().await;
 
     let old = store.leader().await;
     let mut acknowledged = Vec::new();
@@ -105,16 +108,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_moves_on() {
 /// the leader after the heal carries that term and deposes the leader.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_cut_off_and_healed_rejoins_without_an_election() {
-    let ports = replica_ports();
-    let mesh = ProxyMesh::start(&ports).await;
-    let store = TestStore::start_on(
-        ports,
-        StoreOptions {
-            address_books: Some(mesh.address_books()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let (mesh, store) = store_behind_proxies().await;
     let leader = store.leader().await;
     store.place(leader, "warm-up", "Tux", 1).await.unwrap();
     store.converged().await;
