@@ -49,10 +49,14 @@ impl Default for LeaderContact {
 }
 
 impl LeaderContact {
-    /// A leader's message was accepted just now.
-    pub fn touch(&self) {
+    /// A leader's message was accepted just now. Returns how long it had been silent before,
+    /// if it had spoken since this process started (millisecond resolution).
+    pub fn touch(&self) -> Option<Duration> {
         let now = self.origin.elapsed().as_millis() as u64 + 1;
-        self.last.fetch_max(now, Ordering::Relaxed);
+        match self.last.fetch_max(now, Ordering::Relaxed) {
+            0 => None,
+            before => Some(Duration::from_millis(now.saturating_sub(before))),
+        }
     }
 
     /// When the last accepted leader message arrived, if one did since this process started.
@@ -141,5 +145,24 @@ impl Readiness {
             ServerState::Shutdown => Err(NotServing::RaftStopped),
             _ => Err(NotServing::NoLeader),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_contact_reports_how_long_the_leader_was_silent_before_it() {
+        let contact = LeaderContact::default();
+        assert_eq!(
+            contact.touch(),
+            None,
+            "the first message follows no earlier one"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        let silence = contact.touch().expect("a leader spoke before");
+        assert!(silence >= Duration::from_millis(20), "{silence:?}");
+        assert!(contact.last().is_some());
     }
 }

@@ -18,6 +18,10 @@ pub struct NodeMetrics {
     pub orders_deduplicated: Counter,
     pub forwarded: Counter,
     pub entries_received: Counter,
+    /// On a follower, the time between two accepted messages of its leader: heartbeats come
+    /// every `--heartbeat-ms`, so a longer gap means the leader (its one thread, its network)
+    /// stalled; at a lease the follower would stop trusting it.
+    pub leader_silence_seconds: Histogram,
     pub write_failures: Counter,
     pub batch_size: Histogram,
     pub reserve_batch_size: Histogram,
@@ -46,6 +50,7 @@ impl NodeMetrics {
             orders_deduplicated: Counter::default(),
             forwarded: Counter::default(),
             entries_received: Counter::default(),
+            leader_silence_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 12)),
             write_failures: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             reserve_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
@@ -96,6 +101,11 @@ impl NodeMetrics {
             "reserve_batch_size",
             "Catalog reservations per POST /reservations call",
             metrics.reserve_batch_size.clone(),
+        );
+        registry.register(
+            "leader_silence_seconds",
+            "On a follower, the time between two accepted messages of its leader",
+            metrics.leader_silence_seconds.clone(),
         );
         registry.register(
             "settle_batch_size",

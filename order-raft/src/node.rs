@@ -125,7 +125,11 @@ impl OrderNode {
     /// A Raft RPC from a leader this replica follows was accepted: see
     /// [`LeaderContact`].
     pub(crate) fn heard_from_leader(&self) {
-        self.contact.touch();
+        if let Some(silence) = self.contact.touch() {
+            self.metrics
+                .leader_silence_seconds
+                .observe(silence.as_secs_f64());
+        }
     }
 
     /// A leader's AppendEntries carried `entries` entries.
