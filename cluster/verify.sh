@@ -163,24 +163,6 @@ ts_need_natural --seed "$seed"
 [[ $(id -u) == 0 ]] || ts_die "cluster/verify.sh needs root (it runs the store in network namespaces); run it with sudo"
 ts_ensure_tools python3 awk:gawk
 
-# The schedule: FAULT PICK per round, from the seed. Each pass over the faults is a fresh
-# shuffle, so every fault is used before any is used twice.
-mapfile -t schedule < <(python3 - "$seed" "$rounds" "${FAULTS[@]}" <<'EOF'
-import random, sys
-rng = random.Random(int(sys.argv[1]) * 7919 + 17)
-rounds, faults = int(sys.argv[2]), sys.argv[3:]
-out = []
-while len(out) < rounds:
-    bag = faults[:]
-    rng.shuffle(bag)
-    if out and bag[0] == out[-1]:
-        bag.append(bag.pop(0))
-    out.extend(bag)
-for fault in out[:rounds]:
-    print(fault, rng.randrange(1 << 30))
-EOF
-)
-((${#schedule[@]} == rounds)) || ts_die "could not compute the fault schedule"
 
 if [[ -z $iterations ]]; then
     # No fixed amount: the client runs until the rounds are over and is then told to stop
@@ -221,7 +203,7 @@ esac
 # Binaries
 
 BIN=$(ts_release_dir)
-need_bins=(catalog order-raft frontend client toystore-check toystore-state)
+need_bins=(catalog order-raft frontend client toystore-check toystore-state toystore-lab)
 missing_bins() {
     local bin
     for bin in "${need_bins[@]}"; do [[ -x $BIN/$bin ]] || printf '%s ' "$bin"; done
@@ -256,6 +238,11 @@ mkdir -p "$RUN/bin"
 for bin in "${need_bins[@]}"; do cp -p -- "$BIN/$bin" "$RUN/bin/$bin"; done
 SOURCE_BIN=$BIN
 BIN="$RUN/bin"
+
+# The schedule: FAULT PICK per round, from the seed (client/src/lab/schedule.rs: every fault
+# once before any twice, none twice in a row).
+mapfile -t schedule < <("$BIN/toystore-lab" schedule --seed "$seed" --rounds "$rounds" "${FAULTS[@]}")
+((${#schedule[@]} == rounds)) || ts_die "could not compute the fault schedule"
 export TOYSTORE_BIN_DIR=$BIN
 HISTORY="$RUN/history.jsonl"
 NEMESIS="$RUN/nemesis.jsonl"

@@ -21,12 +21,14 @@
 //! - [`report`], [`output`]: the printed report and the CSV/JSON files.
 //! - [`progress`]: the progress bar or progress lines.
 //! - [`bench`]: the `toystore-bench` benchmarks (orders/s, failover gap, bare-axum baseline).
+//! - [`lab`]: the `toystore-lab` tooling that replaces the engine in `cluster/*.sh`.
 
 pub mod bench;
 pub mod config;
 pub mod error;
 pub mod final_state;
 pub mod history;
+pub mod lab;
 pub mod output;
 pub mod probe;
 pub mod progress;
