@@ -15,8 +15,10 @@
 //!
 //! A purge never runs ahead of the state machine: openraft may ask to purge up to a snapshot
 //! that the state machine is still installing (0.9 queued the purge right after the install
-//! without waiting for it; the guard is kept for 0.10, whose ordering of the two was not
-//! re-examined), so `purge` first waits until the state machine has applied that far. Since
+//! without waiting for it, and 0.10.0-alpha.37 still does: its follower's
+//! `install_full_snapshot` hands the install to the state machine worker and queues the purge
+//! right after, with no condition between them), so `purge` first waits until the state
+//! machine has applied that far. Since
 //! both share one WAL, the purge is then written after the state it depends on, and can never
 //! survive a crash without it.
 
