@@ -163,7 +163,6 @@ ts_need_natural --seed "$seed"
 [[ $(id -u) == 0 ]] || ts_die "cluster/verify.sh needs root (it runs the store in network namespaces); run it with sudo"
 ts_ensure_tools python3 awk:gawk
 
-
 if [[ -z $iterations ]]; then
     # No fixed amount: the client runs until the rounds are over and is then told to stop
     # (SIGINT ends its sessions after their current iteration; it then verifies and writes

@@ -76,7 +76,7 @@ async fn run(orders: u64) {
 
     let target_dir = tempfile::tempdir().expect("a temporary directory");
     let (_log, mut target) = store::open(target_dir.path(), retention, false).expect("opens");
-    let mut receiving = target.begin_receiving_snapshot().await.expect("receives");
+    let mut receiving = target.inbox().begin().await.expect("receives");
     let mut sent = source
         .get_current_snapshot()
         .await

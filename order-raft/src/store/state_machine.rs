@@ -110,11 +110,6 @@ impl RocksStateMachine {
         self.inbox.clone()
     }
 
-    /// Starts receiving a snapshot into a new file (see [`SnapshotInbox::begin`]).
-    pub async fn begin_receiving_snapshot(&self) -> io::Result<SnapshotFile> {
-        self.inbox.begin().await
-    }
-
     /// Applies `entries` outside Raft (tests, benches) and returns what each decided: the same
     /// path as [`RaftStateMachine::apply`], without responders.
     pub async fn apply_entries(&mut self, entries: Vec<Entry>) -> io::Result<Vec<Decided>> {

@@ -317,7 +317,7 @@ async fn snapshots_carry_orders_request_ids_and_abandonments_to_another_replica(
         .apply_entries(vec![entry(1, vec![order("stale", "Slinky", 5)])])
         .await
         .unwrap();
-    let mut receiving = target.begin_receiving_snapshot().await.unwrap();
+    let mut receiving = target.inbox().begin().await.unwrap();
     let mut sent = source
         .get_current_snapshot()
         .await
@@ -368,7 +368,7 @@ async fn a_snapshot_whose_digest_does_not_match_is_refused_and_changes_nothing()
         .apply_entries(vec![entry(1, vec![order("mine", "Lego", 1)])])
         .await
         .unwrap();
-    let mut receiving = target.begin_receiving_snapshot().await.unwrap();
+    let mut receiving = target.inbox().begin().await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut receiving, &data)
         .await
         .unwrap();
@@ -453,7 +453,7 @@ async fn a_build_racing_an_install_never_moves_the_current_snapshot_backwards() 
             .await
             .unwrap();
         let mut builder = target.get_snapshot_builder().await;
-        let mut receiving = target.begin_receiving_snapshot().await.unwrap();
+        let mut receiving = target.inbox().begin().await.unwrap();
         let mut sent = source
             .get_current_snapshot()
             .await
@@ -537,7 +537,7 @@ proptest! {
                     // Another replica catches up from a snapshot of this one and goes on.
                     let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
                     let (log2, mut follower) = open(second_dir.path(), retention, false).unwrap();
-                    let mut receiving = follower.begin_receiving_snapshot().await.unwrap();
+                    let mut receiving = follower.inbox().begin().await.unwrap();
                     let mut sent = snapshot.snapshot;
                     tokio::io::copy(&mut sent, &mut receiving).await.unwrap();
                     follower.install_snapshot(&snapshot.meta, receiving).await.unwrap();
@@ -578,7 +578,7 @@ async fn a_snapshot_stream_given_up_leaves_no_file_behind() {
             .count()
     };
     for _ in 0..3 {
-        let stream = sm.begin_receiving_snapshot().await.unwrap();
+        let stream = sm.inbox().begin().await.unwrap();
         drop(stream);
     }
     assert_eq!(receiving_files(), 1, "only the latest stream's file");
