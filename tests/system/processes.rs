@@ -259,6 +259,11 @@ async fn a_replica_killed_in_the_middle_of_a_snapshot_install_recovers_and_conve
     .unwrap();
     let leader = store.leader().await;
     let lagging = 1 + leader % 3;
+    let behind = store
+        .status(lagging)
+        .await
+        .expect("the replica answers before it is killed")
+        .last_log_index;
     store.script_ok("kill.sh", &[&lagging.to_string()]);
     let frontend = store.frontend();
     for i in 0..60 {
@@ -267,6 +272,18 @@ async fn a_replica_killed_in_the_middle_of_a_snapshot_install_recovers_and_conve
             .await
             .expect("the majority commits");
     }
+    // openraft 0.10 purges nothing a replication in flight still needs; the leader lets go of
+    // the killed replica's entries when a retry fails, a backoff after the snapshot. Restarted
+    // before that, the replica would catch up from the log and never install a snapshot.
+    wait_for(
+        "the leader to purge the entries the killed replica misses",
+        Duration::from_secs(30),
+        || async {
+            let status = store.status(leader).await?;
+            (status.purged_index > behind).then_some(())
+        },
+    )
+    .await;
 
     // Back with a fault armed: it aborts half-way through installing the snapshot, with its old
     // state deleted and the new one partly written.
