@@ -4,8 +4,9 @@
 # load and checks, joined by a bridge in the root namespace. Services reach each other by host
 # name (catalog.toy, node1.toy … frontend.toy, from /etc/netns/<ns>/hosts) on the same port on
 # every host, as on separate machines; faults are real: kill -9, SIGSTOP, nft packet drops.
-# Needs root (namespaces, nft); installs iproute2, nftables, curl, python3, util-linux with
-# apt-get when missing.
+# Needs root (namespaces, nft); installs iproute2, nftables, curl, util-linux with apt-get when
+# missing. What the services say of themselves (/status) is read by toystore-lab, run in the
+# client namespace (ts_lab), so this script parses no JSON.
 #
 # Usage: cluster/hosts.sh COMMAND [ARGS]
 #   up                   create the namespaces, bridge, veths and host names; start whatever
@@ -49,8 +50,8 @@
 #   RUST_LOG and every exported TOYSTORE_* variable (TOYSTORE_INITIAL_STOCK,
 #   TOYSTORE_RESTOCK_SECS, TOYSTORE_FAULT_INJECTION, …) reach the services unchanged.
 #
-# Length: about 950 lines, the largest script of the lab tooling; issue 24 moves the engine
-# (nemeses, histories, checks) to Rust and leaves the operator's commands here.
+# The engine that drives these hosts through faults is `toystore-lab verify`
+# (client/src/lab/, cluster/verify.sh is its wrapper): its nemeses are commands of this script.
 set -euo pipefail
 
 # shellcheck source=lib.sh
@@ -64,15 +65,18 @@ shift
 # ---------------------------------------------------------------------------------------------
 # Layout
 
-HS_DOMAIN=toy
-HS_HOSTS=(catalog node1 node2 node3 frontend client)
-HS_SERVICES=(catalog node1 node2 node3 frontend)
-HS_REPLICAS=(node1 node2 node3)
-declare -A HS_OCTET=([catalog]=10 [node1]=11 [node2]=12 [node3]=13 [frontend]=20 [client]=30)
-declare -A HS_INDEX=([catalog]=0 [node1]=1 [node2]=2 [node3]=3 [frontend]=4 [client]=5)
-HS_CATALOG_PORT=8100
-HS_NODE_PORT=8201
-HS_FRONTEND_PORT=8000
+# cluster/hosts.layout holds the replicas' ids (1 to 9), the domain and the ports; toystore-lab
+# compiles the same file in. Derived here: host names, addresses (.10 the catalog, .1N replica
+# N, .20 the front-end, .30 the client) and interface indexes.
+# shellcheck source=hosts.layout
+source "$TS_CLUSTER_DIR/hosts.layout"
+IFS=, read -r -a HS_REPLICA_ID_LIST <<<"$HS_REPLICA_IDS"
+HS_REPLICAS=("${HS_REPLICA_ID_LIST[@]/#/node}")
+HS_SERVICES=(catalog "${HS_REPLICAS[@]}" frontend)
+HS_HOSTS=("${HS_SERVICES[@]}" client)
+declare -A HS_OCTET=([catalog]=10 [frontend]=20 [client]=30) HS_INDEX=()
+for id in "${HS_REPLICA_ID_LIST[@]}"; do HS_OCTET[node$id]=$((10 + id)); done
+for i in "${!HS_HOSTS[@]}"; do HS_INDEX[${HS_HOSTS[$i]}]=$i; done
 HS_NFT_TABLE=toy_nemesis
 
 HS_HOME=${TOYSTORE_HOSTS_HOME:-$TS_REPO/run/hosts}
@@ -89,19 +93,26 @@ HS_PARTITION_FILE="$HS_HOME/partition"
 
 HS_CATALOG_URL="http://catalog.$HS_DOMAIN:$HS_CATALOG_PORT"
 HS_FRONTEND_URL="http://frontend.$HS_DOMAIN:$HS_FRONTEND_PORT"
-HS_NODES="1=http://node1.$HS_DOMAIN:$HS_NODE_PORT,2=http://node2.$HS_DOMAIN:$HS_NODE_PORT,3=http://node3.$HS_DOMAIN:$HS_NODE_PORT"
+HS_NODES=""
+for id in "${HS_REPLICA_ID_LIST[@]}"; do HS_NODES+="${HS_NODES:+,}$id=http://node$id.$HS_DOMAIN:$HS_NODE_PORT"; done
 
 # What lib.sh's health and leader helpers (ts_healthy, ts_leader, ts_settled_leader,
 # ts_wait_healthy) read; their services are named catalog, node-N, frontend.
 TS_CATALOG_URL=$HS_CATALOG_URL
 TS_FRONTEND_URL=$HS_FRONTEND_URL
-TS_NODE_IDS=(1 2 3)
+TS_NODE_IDS=("${HS_REPLICA_ID_LIST[@]}")
 declare -A TS_NODE_URL=()
 for id in "${TS_NODE_IDS[@]}"; do TS_NODE_URL[$id]="http://node$id.$HS_DOMAIN:$HS_NODE_PORT"; done
 
 # Every HTTP request goes from inside the client namespace (the root namespace has no route to
-# the hosts). This replaces lib.sh's ts_get for this script only.
-ts_get() { ip netns exec "$HS_CLIENT_NS" curl -s --max-time 1 "$1"; }
+# the hosts). These replace lib.sh's ts_get and ts_lab for this script only.
+ts_get() { ip netns exec "$HS_CLIENT_NS" curl -sf --max-time 1 "$1"; }
+ts_lab() {
+    local bin
+    bin="$(hs_bin_dir)/toystore-lab"
+    [[ -x $bin ]] || ts_die "$bin is missing (build it: cargo build --release -p client)"
+    ip netns exec "$HS_CLIENT_NS" "$bin" "$@"
+}
 
 hs_key() {
     case $1 in
@@ -186,7 +197,7 @@ hs_need_root() {
     [[ $(id -u) == 0 ]] || ts_die "cluster/hosts.sh $command needs root (network namespaces, nft); run it with sudo"
 }
 
-hs_tools() { ts_ensure_tools ip:iproute2 nft:nftables curl python3 setsid:util-linux flock:util-linux; }
+hs_tools() { ts_ensure_tools ip:iproute2 nft:nftables curl setsid:util-linux flock:util-linux; }
 
 hs_need_network() {
     hs_ns_exists "$HS_CLIENT_NS" ||
@@ -195,10 +206,16 @@ hs_need_network() {
 
 # hs_svc_arg WORD: checks a service name (node1..node3, catalog, frontend).
 hs_svc_arg() {
-    case $1 in
-    catalog | frontend | node1 | node2 | node3) printf '%s' "$1" ;;
-    *) ts_die "unknown service '$1' (catalog, frontend, node1, node2, node3, leader, replicas)" ;;
-    esac
+    hs_is_one_of "$1" "${HS_SERVICES[@]}" || ts_die "unknown service '$1' (${HS_SERVICES[*]}, leader, replicas)"
+    printf '%s' "$1"
+}
+
+# hs_is_one_of WORD NAME…: WORD is one of the NAMEs.
+hs_is_one_of() {
+    local word=$1 name
+    shift
+    for name in "$@"; do [[ $name == "$word" ]] && return 0; done
+    return 1
 }
 
 # hs_leader_node: prints nodeN of the live replica that says it leads (highest term), or fails.
@@ -403,12 +420,9 @@ hs_ready_or_die() {
     fi
 }
 
-# hs_selected_leads LEADER_ID: the front-end's selected replica is LEADER_ID.
-hs_selected_leads() {
-    local body sel
-    body=$(ts_get "$HS_FRONTEND_URL/status") || return 1
-    sel=$(ts_json "$body" data.selected_replica)
-    [[ $sel == "$1" ]]
+# hs_selected_leader: prints "ID TERM" of the settled leader when the front-end selected it.
+hs_selected_leader() {
+    ts_lab leader --settled --selected --frontend "$HS_FRONTEND_URL" --nodes "$(ts_live_nodes)"
 }
 
 # hs_wait_settled DEADLINE: every service healthy, one leader every replica names. Prints
@@ -445,12 +459,12 @@ cmd_up() {
     local bin_dir timeout_secs deadline token svc pid leader id term
     bin_dir=$(hs_bin_dir)
     local need_build=0 bin
-    for bin in catalog order-raft frontend; do [[ -x $bin_dir/$bin ]] || need_build=1; done
+    for bin in catalog order-raft frontend toystore-lab; do [[ -x $bin_dir/$bin ]] || need_build=1; done
     if ((need_build)); then
         [[ -z ${TOYSTORE_BIN_DIR:-} ]] ||
-            ts_die "TOYSTORE_BIN_DIR=$TOYSTORE_BIN_DIR lacks catalog, order-raft or frontend"
+            ts_die "TOYSTORE_BIN_DIR=$TOYSTORE_BIN_DIR lacks catalog, order-raft, frontend or toystore-lab"
         ts_cargo_build
-        for bin in catalog order-raft frontend; do
+        for bin in catalog order-raft frontend toystore-lab; do
             [[ -x $bin_dir/$bin ]] || ts_die "$bin_dir/$bin is missing after the build"
         done
     fi
@@ -497,9 +511,9 @@ cmd_up() {
     ts_wait_healthy frontend "$deadline"
     # Leadership follows the front-end's selection: wait until the selected replica leads.
     while :; do
-        if leader=$(ts_settled_leader); then
+        if leader=$(hs_selected_leader); then
             read -r id term <<<"$leader"
-            hs_selected_leads "$id" && break
+            break
         fi
         hs_ready_or_die "$deadline" "the front-end's selected replica did not become the Raft leader within ${timeout_secs}s"
         sleep 0.2
@@ -590,100 +604,33 @@ cmd_status() {
     hs_need_root
     hs_config use
     hs_need_network
-    local svc key id pid state body digest selected="" label alive=0
-    local -a f
-    local -A digests=() applied=() roles=() terms=()
+    local svc pid state alive=0
     ts_say "toy store on network namespaces ${HS_PREFIX}* ($HS_SUBNET), run dir $HS_HOME"
     ts_say ""
-    if body=$(ts_get "$HS_FRONTEND_URL/status"); then selected=$(ts_json "$body" data.selected_replica); fi
-    local fmt='%-8s %-11s %-8s %-8s %-10s %-5s %-7s %-13s %-8s %-7s %-12s\n'
+    local fmt='%-9s %-11s %-8s %s\n'
     # shellcheck disable=SC2059
-    printf "$fmt" node ip pid process role term leader health applied orders digest
-    for svc in "${HS_REPLICAS[@]}"; do
-        id=${svc#node}
-        key=$(hs_key "$svc")
-        label=$svc
-        [[ $id == "$selected" ]] && label="$svc *"
-        if pid=$(ts_alive "$key"); then
+    printf "$fmt" host ip pid process
+    for svc in "${HS_SERVICES[@]}"; do
+        if pid=$(ts_alive "$(hs_key "$svc")"); then
             alive=$((alive + 1))
             state=running
             [[ $(hs_proc_state "$pid") == T ]] && state=stopped
-            if [[ $state == running ]] && body=$(ts_get "${TS_NODE_URL[$id]}/status"); then
-                mapfile -t f < <(ts_json "$body" data.role data.term data.leader data.health data.applied_index data.orders data.digest)
-                digest=${f[6]:0:12}
-                digests[$id]=${f[6]}
-                applied[$id]=${f[4]}
-                roles[$id]=${f[0]}
-                terms[$id]=${f[1]}
-            else
-                f=("no-answer" - - - - - -)
-                digest=-
-            fi
             # shellcheck disable=SC2059
-            printf "$fmt" "$label" "$(hs_ip "$svc")" "$pid" "$state" "${f[0]}" "${f[1]}" "${f[2]}" "${f[3]:0:13}" "${f[4]}" "${f[5]}" "$digest"
+            printf "$fmt" "$svc" "$(hs_ip "$svc")" "$pid" "$state"
         else
             # shellcheck disable=SC2059
-            printf "$fmt" "$label" "$(hs_ip "$svc")" - dead - - - - - - -
+            printf "$fmt" "$svc" "$(hs_ip "$svc")" - dead
         fi
     done
-    if ((${#digests[@]} > 1)); then
-        local -a distinct distinct_applied
-        mapfile -t distinct < <(printf '%s\n' "${digests[@]}" | sort -u)
-        mapfile -t distinct_applied < <(printf '%s\n' "${applied[@]}" | sort -u)
-        if ((${#distinct[@]} == 1 && ${#distinct_applied[@]} == 1)); then
-            ts_say "replicas: the ${#digests[@]} answering replicas agree (same applied index and digest)"
-        else
-            ts_say "replicas: the answering replicas differ (one may still be catching up)"
-        fi
-    fi
-    if [[ -n $selected && $selected != - ]]; then
-        local max_term=-1 t
-        for t in "${terms[@]}"; do
-            [[ $t =~ ^[0-9]+$ ]] && ((t > max_term)) && max_term=$t
-        done
-        if [[ -z ${roles[$selected]:-} ]]; then
-            ts_say "selection: the front-end's replica node$selected (*) does not answer"
-        elif [[ ${roles[$selected]} == leader && ${terms[$selected]} == "$max_term" ]]; then
-            ts_say "selection: the front-end's replica node$selected (*) is the Raft leader"
-        elif [[ ${roles[$selected]} == leader ]]; then
-            ts_say "selection: the front-end's replica node$selected (*) claims leadership at an old term (${terms[$selected]} < $max_term)"
-        else
-            ts_say "selection: the front-end's replica node$selected (*) is not the Raft leader: it forwards orders"
-        fi
-    fi
+    ((alive > 0)) || ts_die "no service is running in $HS_HOME (start them with cluster/hosts.sh up)"
     if [[ -s $HS_PARTITION_FILE ]]; then
         ts_say "partition: $(head -n1 "$HS_PARTITION_FILE") (cluster/hosts.sh heal removes it)"
     else
         ts_say "partition: none"
     fi
-
     ts_say ""
-    local fmt2='%-9s %-11s %-8s %-8s %s\n'
-    # shellcheck disable=SC2059
-    printf "$fmt2" service ip pid process details
-    local details
-    for svc in catalog frontend; do
-        if pid=$(ts_alive "$svc"); then
-            alive=$((alive + 1))
-            state=running
-            [[ $(hs_proc_state "$pid") == T ]] && state=stopped
-            if [[ $svc == catalog ]]; then
-                if ts_healthy "$HS_CATALOG_URL"; then details="$HS_CATALOG_URL (healthy)"; else details="$HS_CATALOG_URL (not answering /health)"; fi
-            elif body=$(ts_get "$HS_FRONTEND_URL/status"); then
-                mapfile -t f < <(ts_json "$body" data.selected_replica data.reselections data.cache.hits \
-                    data.cache.misses data.cache.entries data.cache.capacity data.cache.lease_valid)
-                details="$HS_FRONTEND_URL: selected replica ${f[0]}, reselections ${f[1]}, cache hits ${f[2]} / misses ${f[3]}, cache ${f[4]}/${f[5]} entries, lease ${f[6]}"
-            else
-                details="$HS_FRONTEND_URL/status does not answer"
-            fi
-            # shellcheck disable=SC2059
-            printf "$fmt2" "$svc" "$(hs_ip "$svc")" "$pid" "$state" "$details"
-        else
-            # shellcheck disable=SC2059
-            printf "$fmt2" "$svc" "$(hs_ip "$svc")" - dead -
-        fi
-    done
-    ((alive > 0)) || ts_die "no service is running in $HS_HOME (start them with cluster/hosts.sh up)"
+    # A stopped (SIGSTOP) replica shows as no-answer (after its 1 s timeout).
+    ts_status
 }
 
 # cmd_signal kill|stop|cont SVC…
@@ -769,29 +716,24 @@ cmd_restart() {
     for svc in "${targets[@]}"; do
         ts_wait_healthy "$(hs_key "$svc")" "$deadline"
     done
-    local -a f
+    local nodes=""
     for svc in "${targets[@]}"; do
-        case $svc in
-        node*)
-            mapfile -t f < <(ts_json "$(ts_get "${TS_NODE_URL[${svc#node}]}/status" || true)" data.role data.term data.leader data.applied_index data.orders)
-            ts_say "restarted $svc (pid ${pids[$svc]}): ${f[0]}, term ${f[1]}, leader ${f[2]}, applied index ${f[3]}, ${f[4]} orders"
-            ;;
-        *) ts_say "restarted $svc (pid ${pids[$svc]}) at $(ts_url "$svc")" ;;
-        esac
+        ts_say "restarted $svc (pid ${pids[$svc]}) at $(ts_url "$(hs_key "$svc")")"
+        case $svc in node*) nodes+="${nodes:+,}${svc#node}=${TS_NODE_URL[${svc#node}]}" ;; esac
     done
+    if [[ -n $nodes ]]; then ts_lab status --nodes "$nodes"; fi
 }
 
 # hs_node_arg WORD: node1..node3, or the leader's name.
 hs_node_arg() {
     local node
-    case $1 in
-    node1 | node2 | node3) printf '%s' "$1" ;;
-    leader)
+    if [[ $1 == leader ]]; then
         node=$(hs_leader_node) || ts_die "no live replica reports itself Raft leader right now"
         printf '%s' "$node"
-        ;;
-    *) ts_die "'$1' is not a replica (node1, node2, node3, leader)" ;;
-    esac
+    else
+        hs_is_one_of "$1" "${HS_REPLICAS[@]}" || ts_die "'$1' is not a replica (${HS_REPLICAS[*]}, leader)"
+        printf '%s' "$1"
+    fi
 }
 
 # hs_nft_apply NS RULE…: replaces NS's nemesis table with one holding RULEs ("input ip saddr X"
@@ -897,7 +839,7 @@ cmd_exec() {
     hs_config use
     local host=$1 ns
     shift
-    case $host in catalog | frontend | node1 | node2 | node3 | client) ;; *) ts_die "unknown host '$host' (catalog, frontend, node1, node2, node3, client)" ;; esac
+    hs_is_one_of "$host" "${HS_HOSTS[@]}" || ts_die "unknown host '$host' (${HS_HOSTS[*]})"
     ns=$(hs_ns "$host")
     hs_ns_exists "$ns" || ts_die "no namespace $ns; start the hosts with cluster/hosts.sh up"
     if [[ -z ${TOYSTORE_CLUSTER_TOKEN:-} && -r $TS_TOKEN_FILE ]]; then
@@ -910,7 +852,7 @@ cmd_exec() {
 cmd_ip() {
     (($# == 1)) || ts_die "usage: cluster/hosts.sh ip SVC"
     hs_config use
-    case $1 in catalog | frontend | node1 | node2 | node3 | client) ;; *) ts_die "unknown host '$1' (catalog, frontend, node1, node2, node3, client)" ;; esac
+    hs_is_one_of "$1" "${HS_HOSTS[@]}" || ts_die "unknown host '$1' (${HS_HOSTS[*]})"
     hs_ip "$1"
     printf '\n'
 }

@@ -19,7 +19,7 @@ ts_args 1 1 "$usage" "$@"
 target=$1
 
 ts_init use
-ts_need_tools curl python3
+ts_need_tools curl
 ts_need_cluster
 
 extra=""

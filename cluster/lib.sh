@@ -55,24 +55,6 @@ ts_args() {
     (($# >= min && $# <= max)) || ts_die "$usage"
 }
 
-# ts_option USAGE "OPTIONS" "$@": reads one option with a value from the front of "$@", written
-# `--opt VALUE` or `--opt=VALUE`, where --opt is one of the space-separated OPTIONS. Sets TS_OPT
-# (the option), TS_VALUE and TS_SHIFT (how many arguments it took); dies with USAGE otherwise.
-ts_option() {
-    local usage=$1 known=" $2 " arg=$3
-    shift 3
-    TS_OPT=${arg%%=*}
-    [[ $known == *" $TS_OPT "* ]] || ts_die "unexpected argument '$arg' ($usage)"
-    if [[ $arg == *=* ]]; then
-        TS_VALUE=${arg#*=}
-        TS_SHIFT=1
-    else
-        (($# >= 1)) || ts_die "$arg needs a value ($usage)"
-        TS_VALUE=$1
-        TS_SHIFT=2
-    fi
-}
-
 # ts_need_positive OPTION VALUE / ts_need_natural OPTION VALUE: die unless VALUE is a positive
 # (resp. non-negative) integer.
 ts_need_positive() { [[ $2 =~ ^[1-9][0-9]*$ ]] || ts_die "$1 must be a positive integer, not '$2'"; }
@@ -434,76 +416,53 @@ ts_start() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# HTTP and JSON
+# HTTP and the services' state
 
-# ts_get URL: the body of a GET, or failure (1 s deadline).
-ts_get() { curl -s --max-time 1 "$1"; }
+# ts_get URL: the body of a GET, or failure (no answer, an HTTP error, 1 s deadline).
+ts_get() { curl -sf --max-time 1 "$1"; }
 
-ts_healthy() {
-    local body
-    body=$(ts_get "$1/health") || return 1
-    [[ $body =~ \"data\"[[:space:]]*:[[:space:]]*\"ok\" ]]
+# ts_healthy URL: the service answers GET /health with 200 (it answers 503 with the reason
+# when it cannot serve).
+ts_healthy() { ts_get "$1/health" >/dev/null; }
+
+# ts_lab ARGS…: toystore-lab (client/src/bin/toystore-lab.rs) from the binaries in use. It reads
+# the services' /status with the api crate's types and takes the decisions on them (who leads,
+# settled or not): no script parses JSON. hosts.sh runs it inside its client namespace instead.
+ts_lab() {
+    local bin
+    bin="$(ts_bin_dir_for_restart)/toystore-lab"
+    [[ -x $bin ]] || ts_die "$bin is missing (build it: cargo build --release -p client)"
+    "$bin" "$@"
 }
 
-# ts_json JSON PATH…: prints one line per dotted PATH ("data.cache.hits"); "-" if absent/null or
-# if JSON does not parse.
-ts_json() {
-    python3 -c '
-import json, sys
-try:
-    doc = json.loads(sys.argv[1])
-except Exception:
-    doc = None
-for path in sys.argv[2:]:
-    v = doc
-    for key in path.split("."):
-        v = v.get(key) if isinstance(v, dict) else None
-    if v is None:
-        print("-")
-    elif isinstance(v, bool):
-        print("true" if v else "false")
-    else:
-        print(v)
-' "$@"
-}
-
-# ts_leader: prints "ID TERM" of the live node that says it is the Raft leader (the highest term
-# if more than one does, e.g. an isolated old leader), or fails.
-ts_leader() {
-    local id body best="" best_term=-1 fields
+# ts_live_nodes: "ID=URL,…" of the replicas whose process runs (a dead one would only add a
+# timeout).
+ts_live_nodes() {
+    local id list=""
     for id in "${TS_NODE_IDS[@]}"; do
         ts_alive "node-$id" >/dev/null || continue
-        body=$(ts_get "${TS_NODE_URL[$id]}/status") || continue
-        mapfile -t fields < <(ts_json "$body" data.role data.term)
-        if [[ ${fields[0]} == leader && ${fields[1]} =~ ^[0-9]+$ ]] && ((fields[1] > best_term)); then
-            best=$id
-            best_term=${fields[1]}
-        fi
+        list+="${list:+,}$id=${TS_NODE_URL[$id]}"
     done
-    [[ -n $best ]] && printf '%s %s' "$best" "$best_term"
+    printf '%s' "$list"
 }
 
-# ts_settled_leader: like ts_leader, but succeeds only when every live node answers /status and
-# names the same leader at the same term (right after a bootstrap, a late candidate can still
-# depose the first leader; this waits that out).
-ts_settled_leader() {
-    local id body lead="" term="" fields
-    local -a leaders=()
-    for id in "${TS_NODE_IDS[@]}"; do
-        ts_alive "node-$id" >/dev/null || continue
-        body=$(ts_get "${TS_NODE_URL[$id]}/status") || return 1
-        mapfile -t fields < <(ts_json "$body" data.role data.term data.leader)
-        [[ ${fields[2]} =~ ^[0-9]+$ ]] || return 1
-        if [[ -z $lead ]]; then
-            lead=${fields[2]}
-            term=${fields[1]}
-        elif [[ ${fields[2]} != "$lead" || ${fields[1]} != "$term" ]]; then
-            return 1
-        fi
-        [[ ${fields[0]} == leader ]] && leaders+=("$id")
-    done
-    [[ ${#leaders[@]} -eq 1 && ${leaders[0]} == "$lead" ]] || return 1
-    printf '%s %s' "$lead" "$term"
+# ts_leader: prints "ID TERM" of the live replica that says it is the Raft leader (the highest
+# term if more than one does, e.g. an isolated old leader), or fails.
+ts_leader() { ts_lab leader --nodes "$(ts_live_nodes)"; }
+
+# ts_settled_leader: like ts_leader, but succeeds only when every live replica answers /status
+# and names the same leader at the same term (right after a bootstrap, a late candidate can
+# still depose the first leader; this waits that out).
+ts_settled_leader() { ts_lab leader --settled --nodes "$(ts_live_nodes)"; }
+
+# ts_status: every live replica's /status as a table (role, term, leader, health,
+# applied index, orders, digest), whether they agree and whether the front-end's selection
+# leads, the catalog's health and the front-end's cache.
+ts_status() {
+    local -a args=(--nodes "$(ts_live_nodes)")
+    if ts_alive frontend >/dev/null; then args+=(--frontend "$TS_FRONTEND_URL"); fi
+    if ts_alive catalog >/dev/null; then args+=(--catalog "$TS_CATALOG_URL"); fi
+    ts_lab status "${args[@]}"
 }
 
 # ts_wait_healthy SERVICE DEADLINE(epoch seconds): waits for GET /health; on death or timeout,
@@ -556,7 +515,7 @@ ts_bin_dir_for_restart() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Prerequisites and release binaries (hosts.sh, verify.sh)
+# Prerequisites and release binaries (hosts.sh, the engines' wrappers)
 
 # ts_ensure_tools TOOL[:PACKAGE]…: makes sure every TOOL is on PATH. Run as root on a machine
 # with apt-get, installs the Debian packages of the missing ones (PACKAGE, default TOOL);
@@ -624,61 +583,26 @@ or point TOYSTORE_BIN_DIR at a directory holding the release binaries."
         ts_die "cargo build failed"
 }
 
-# ts_run_from_copy: prepares a long run (chaos.sh, experiment.sh) in $TOYSTORE_HOME: takes the
-# binaries from $TOYSTORE_BIN_DIR, or builds them once here (not once per up.sh), stops
-# whatever an earlier run left in this home, and copies the binaries into $TOYSTORE_HOME/bin,
-# so a rebuild of the source directory during the run cannot mix two versions. Exports
-# TOYSTORE_BIN_DIR as the copy and sets TS_BINS_FROM to where the binaries came from.
-ts_run_from_copy() {
-    if [[ -z ${TOYSTORE_BIN_DIR:-} ]]; then
-        ts_cargo_build
-        TOYSTORE_BIN_DIR=$(ts_release_dir)
-    fi
-    [[ $TOYSTORE_BIN_DIR == /* ]] || TOYSTORE_BIN_DIR="$PWD/$TOYSTORE_BIN_DIR"
-    TS_BINS_FROM=$TOYSTORE_BIN_DIR
-    "$TS_CLUSTER_DIR/down.sh" >/dev/null 2>&1 || true
-    ts_copy_bins "$TS_BINS_FROM" "$TOYSTORE_HOME/bin" catalog order-raft frontend client
-    export TOYSTORE_BIN_DIR="$TOYSTORE_HOME/bin"
-}
-
-# ts_clean_up_run_on_exit LOG: for a long run (chaos.sh, experiment.sh), on exit, SIGINT or
-# SIGTERM: kills the run's load client (TS_RUN_CLIENT_PID, while set; SIGKILL) and, once the
-# run has started its cluster (TS_RUN_STARTED=1), stops it with down.sh, whose output goes to
-# LOG. The exit status is kept (130 after SIGINT, 143 after SIGTERM).
-ts_clean_up_run_on_exit() {
-    TS_RUN_LOG=$1
-    TS_RUN_STARTED=0
-    TS_RUN_CLIENT_PID=""
-    trap ts_clean_up_run EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-}
-ts_clean_up_run() {
+# ts_run_engine SUBCOMMAND ARGS…: the body of the wrappers of toystore-lab's engines (verify.sh,
+# chaos.sh): builds the release binaries when one is missing, then replaces the shell with
+# `toystore-lab SUBCOMMAND ARGS…`, which finds the cluster scripts through TOYSTORE_CLUSTER_DIR.
+# A failure before that (ts_die exits 1) exits 2, "could not run", not 1, the engines' "failed".
+ts_exit_could_not_run() {
     local rc=$?
-    trap - EXIT INT TERM
-    # A client still running here is abandoned with the run: SIGKILL, since on SIGTERM it would
-    # finish its iteration and verify every order against the cluster stopped just below,
-    # retrying each lookup until its timeout.
-    if [[ -n $TS_RUN_CLIENT_PID ]]; then kill -KILL "$TS_RUN_CLIENT_PID" 2>/dev/null || true; fi
-    if ((TS_RUN_STARTED)); then
-        "$TS_CLUSTER_DIR/down.sh" >>"$TS_RUN_LOG" 2>&1 ||
-            ts_warn "cluster/down.sh failed; see $TS_RUN_LOG"
-    fi
+    if ((rc == 1)); then exit 2; fi
     exit "$rc"
 }
-
-# ts_copy_bins SRC DEST BIN…: copies the release binaries BIN… from SRC into DEST (each through a
-# temporary file and a rename, so a binary that still runs is never overwritten in place), so
-# that a long run keeps one consistent set even if SRC is rebuilt meanwhile. Dies if one is
-# missing.
-ts_copy_bins() {
-    local src=$1 dest=$2 bin
-    shift 2
-    mkdir -p "$dest" || ts_die "cannot create $dest"
-    for bin in "$@"; do
-        [[ -x $src/$bin ]] || ts_die "$src/$bin is missing or not executable (set TOYSTORE_BIN_DIR to the release binaries)"
-        if ! cp -f "$src/$bin" "$dest/.$bin.tmp.$$" || ! mv -f "$dest/.$bin.tmp.$$" "$dest/$bin"; then
-            ts_die "cannot copy $src/$bin to $dest"
+ts_run_engine() {
+    local sub=$1 dir bin
+    shift
+    trap ts_exit_could_not_run EXIT
+    dir=$(ts_release_dir)
+    for bin in catalog order-raft frontend client toystore-state toystore-lab; do
+        if [[ ! -x $dir/$bin ]]; then
+            [[ -z ${TOYSTORE_BIN_DIR:-} ]] || ts_die "TOYSTORE_BIN_DIR=$TOYSTORE_BIN_DIR lacks $bin"
+            ts_cargo_build
+            break
         fi
     done
+    TOYSTORE_CLUSTER_DIR=$TS_CLUSTER_DIR exec "$dir/toystore-lab" "$sub" --bin-dir "$dir" "$@"
 }

@@ -18,7 +18,7 @@ ts_args 1 1 "$usage" "$@"
 target=$1
 
 ts_init use
-ts_need_tools curl python3 setsid
+ts_need_tools curl setsid
 [[ -f $TS_PORTS_FILE ]] ||
     ts_die "no cluster was started in $TOYSTORE_HOME ($TS_PORTS_FILE is missing); use cluster/up.sh"
 ts_lock
@@ -48,8 +48,8 @@ ts_wait_healthy "$svc" $(($(date +%s) + timeout_secs))
 url=$(ts_url "$svc")
 case $svc in
 node-*)
-    mapfile -t f < <(ts_json "$(ts_get "$url/status" || true)" data.role data.term data.leader data.applied_index data.orders)
-    ts_say "restarted node $target (pid $pid) at $url: ${f[0]}, term ${f[1]}, leader ${f[2]}, applied index ${f[3]}, ${f[4]} orders (it catches up through Raft; see cluster/status.sh)"
+    ts_say "restarted node $target (pid $pid) at $url; it catches up through Raft (see cluster/status.sh):"
+    ts_lab status --nodes "$target=$url"
     ;;
 *)
     ts_say "restarted $svc (pid $pid) at $url"

@@ -51,7 +51,7 @@ have_libclang() {
 
 # Tools the scripts themselves use.
 missing=()
-for tool in curl python3 setsid; do
+for tool in curl setsid; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]} > 0)); then
@@ -110,12 +110,14 @@ if ((build)); then
     (cd "$TS_REPO" && cargo build --release --bins -p catalog -p frontend -p order-raft -p client) ||
         ts_die "cargo build failed"
 fi
-for bin in catalog order-raft frontend; do
+for bin in catalog order-raft frontend toystore-lab; do
     [[ -x $bin_dir/$bin ]] || ts_die "$bin_dir/$bin is missing or not executable"
 done
 
 token=$(ts_token)
 ts_write_ports "$bin_dir"
+# What ts_lab runs (an older run of this home may have recorded other binaries).
+TS_RECORDED_BIN_DIR=$bin_dir
 
 timeout_secs=${TOYSTORE_UP_TIMEOUT:-60}
 [[ $timeout_secs =~ ^[0-9]+$ ]] || ts_die "TOYSTORE_UP_TIMEOUT=$timeout_secs is not a number of seconds"
@@ -167,12 +169,7 @@ ts_wait_healthy frontend "$deadline"
 # The front-end selects the highest healthy replica, and leadership follows the selection:
 # wait (briefly) for the selected replica to lead, so orders take no forwarding hop.
 selected_leads() {
-    local body sel
-    body=$(ts_get "$TS_FRONTEND_URL/status") || return 1
-    sel=$(ts_json "$body" data.selected_replica)
-    [[ $sel =~ ^[0-9]+$ && -n ${TS_NODE_URL[$sel]:-} ]] || return 1
-    body=$(ts_get "${TS_NODE_URL[$sel]}/status") || return 1
-    [[ $(ts_json "$body" data.role) == leader ]]
+    ts_lab leader --selected --frontend "$TS_FRONTEND_URL" --nodes "$(ts_live_nodes)" >/dev/null
 }
 handover_deadline=$(($(date +%s) + 10))
 until selected_leads; do

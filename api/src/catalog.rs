@@ -250,6 +250,13 @@ impl CatalogClient {
         &self.base
     }
 
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<serde_json::Value, CallError> {
+        self.http
+            .get_json(&route_url(&self.base, crate::server::routes::HEALTH, &[]))
+            .await
+    }
+
     /// `GET /products`.
     pub async fn products(&self) -> Result<Vec<VersionedProduct>, CallError> {
         self.http

@@ -96,7 +96,7 @@ pub struct CheckResult {
 }
 
 /// Everything the checker found; serialized as is by `--json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// op (`query`, `order`, `read`) → outcome (`ok`, `fail`, `unknown`) → count.
     pub operations: BTreeMap<String, BTreeMap<String, usize>>,

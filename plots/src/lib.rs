@@ -21,12 +21,21 @@ use crate::render::{Figure, write_figure};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "plots", about)]
 pub struct Config {
-    /// Directory holding latency.csv and failover.csv.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data"))]
+    /// Directory holding latency.csv and failover.csv (default: this crate's data/).
+    #[arg(long, default_value_os_t = crate_dir().join("data"))]
     pub data: PathBuf,
-    /// Directory the PNG and SVG files are written to.
-    #[arg(long, default_value = env!("CARGO_MANIFEST_DIR"))]
+    /// Directory the PNG and SVG files are written to (default: this crate's directory).
+    #[arg(long, default_value_os_t = crate_dir())]
     pub out: PathBuf,
+}
+
+/// This crate's directory: the one cargo names when it runs the program (`cargo run -p
+/// plots`), else the one it was built in. A build reused from another checkout of the same
+/// workspace (cargo's fingerprints do not hold absolute paths) would otherwise write into that
+/// checkout.
+fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// What [`render_all`] did: the files written and what went wrong.

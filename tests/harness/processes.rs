@@ -19,9 +19,12 @@ use tempfile::TempDir;
 
 use crate::{free_port_block, wait_for};
 
-/// The workspace root (this crate lives in `tests/`).
+/// The workspace root (this crate lives in `tests/`): from the `CARGO_MANIFEST_DIR` cargo sets
+/// when it runs the tests, so that a test binary reused from another checkout of the workspace
+/// (cargo's fingerprints do not hold absolute paths) still tests this one.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()

@@ -1,30 +1,28 @@
-//! The verification can fail: `cluster/verify.sh --break KIND` runs a store that breaks one
+//! The verification can fail: `toystore-lab verify --break KIND` runs a store that breaks one
 //! promise on purpose (the services started with `--fault-injection` and `--break KIND`), and
 //! the checker must report the check that promise belongs to as failed, with exit status 1. A
 //! checker that passes every run proves nothing; these runs show each of these bugs would be
 //! caught. Short runs (1 s faults) on hosts of their own, so they can go in parallel with each
 //! other and with the nemesis test; root is needed, as there.
 
+use client::lab::summary::failed_checks;
+
 use crate::nemesis::verify;
 
-/// Runs `cluster/verify.sh --break KIND ARGS` and asserts that the checker failed `check`.
+/// Runs `toystore-lab verify --break KIND ARGS` and asserts that the checker failed `check`.
 fn caught(kind: &str, check: &str, net: u8, tag: char, args: &[&str]) {
     let mut all = vec!["--break", kind, "--fault-secs", "1", "--quiet-secs", "1"];
     all.extend_from_slice(args);
-    let run = verify(net, tag, &all);
+    let outcome = verify(net, tag, &all);
+    let failed = failed_checks(&outcome.report);
     assert_eq!(
-        run.status.code(),
-        Some(1),
-        "verify.sh --break {kind} should end with status 1 (violations), not {}; failed checks: {:?}\n{}",
-        run.status,
-        run.failed_checks(),
-        run.output
+        outcome.exit_code(),
+        1,
+        "verify --break {kind} should end with status 1 (violations); failed checks: {failed:?}"
     );
     assert!(
-        run.failed_checks().contains(&check),
-        "with --break {kind} the checker should fail {check}; it failed {:?}\n{}",
-        run.failed_checks(),
-        run.output
+        failed.contains(&check),
+        "with --break {kind} the checker should fail {check}; it failed {failed:?}"
     );
 }
 

@@ -11,32 +11,22 @@
 //! The short version of `cluster/verify.sh --rounds 20 --retention 20`; it needs root
 //! (network namespaces, nft), as CI and developers have.
 //!
-//! [`verify`] runs `cluster/verify.sh` on hosts of its own, so that several runs (this one and
-//! the deliberately broken ones in `broken.rs`) can go in parallel.
+//! [`verify`] runs the engine of `toystore-lab verify` (`client::lab`) as a library, on hosts
+//! of its own, so that several runs (this one and the deliberately broken ones in `broken.rs`)
+//! can go in parallel, and the test judges the checker's typed report, not printed text.
 
-use std::path::Path;
-use std::process::{Command, ExitStatus};
+use std::collections::BTreeSet;
 
-use serde_json::Value;
+use client::lab::nemesis;
+use client::lab::options::VerifyOptions;
+use client::lab::say::Say;
+use client::lab::summary::failed_checks;
+use client::lab::verify::Outcome;
 use system_tests::processes::{binaries, repo_root};
-
-/// Every fault `cluster/verify.sh` knows.
-const FAULTS: [&str; 10] = [
-    "kill-leader",
-    "kill-follower",
-    "kill-all-replicas",
-    "pause-leader",
-    "partition-leader",
-    "partition-follower",
-    "oneway-leader",
-    "kill-catalog",
-    "kill-frontend",
-    "bounce-frontend",
-];
 
 #[test]
 fn every_nemesis_once_and_the_history_checks_out() {
-    let run = verify(
+    let outcome = verify(
         3,
         'n',
         &[
@@ -54,128 +44,74 @@ fn every_nemesis_once_and_the_history_checks_out() {
             "20",
         ],
     );
+    let report = &outcome.report;
     assert_eq!(
-        run.status.code(),
-        Some(0),
-        "verification failed ({}); failed checks: {:?}\n{}",
-        run.status,
-        run.failed_checks(),
-        run.output
+        (outcome.exit_code(), failed_checks(report)),
+        (0, vec![]),
+        "the checker found violations: {:#?}",
+        report.violations
     );
-    assert!(
-        run.failed_checks().is_empty()
-            && run.report["violations"]
-                .as_array()
-                .is_some_and(Vec::is_empty),
-        "the checker's report lists violations:\n{}",
-        run.output
-    );
-    for fault in FAULTS {
+    for fault in nemesis::names() {
         assert!(
-            run.report["nemesis"][fault]["started"].as_u64() > Some(0),
-            "{fault} was not injected:\n{}",
-            run.output
+            report.nemesis.get(fault).is_some_and(|n| n.started > 0),
+            "{fault} was not injected: {:?}",
+            report.nemesis
         );
     }
     // The re-sends reached both sides of the window (the checker counts them by where they
     // fell and how they were answered).
     for window in ["within", "after"] {
-        let answers = run.report["reuses"][window].as_object();
         assert!(
-            answers.is_some_and(|answers| answers.values().any(|n| n.as_u64() > Some(0))),
-            "no key was re-sent {window} the dedup window:\n{}",
-            run.output
+            report
+                .reuses
+                .get(window)
+                .is_some_and(|answers| answers.values().any(|n| *n > 0)),
+            "no key was re-sent {window} the dedup window: {:?}",
+            report.reuses
         );
     }
     // The sessions read orders back while every kind of fault was on (the checker counts the
     // reads that overlapped each fault: found, not found, or no answer).
-    for fault in FAULTS {
-        let reads = &run.report["reads_during_faults"][fault];
-        let taken: u64 = ["found", "absent", "unanswered"]
-            .iter()
-            .filter_map(|outcome| reads[outcome].as_u64())
-            .sum();
-        assert!(
-            taken > 0,
-            "no order was read during {fault}:\n{}",
-            run.output
-        );
+    for fault in nemesis::names() {
+        let taken = report
+            .reads_during_faults
+            .get(fault)
+            .map_or(0, |r| r.found + r.absent + r.unanswered);
+        assert!(taken > 0, "no order was read during {fault}");
     }
     // Both ways of answering an order read were exercised.
-    assert!(
-        run.output.contains("order cache on") && run.output.contains("order cache off"),
-        "the rounds did not alternate the front-end's order cache:\n{}",
-        run.output
+    let caches: BTreeSet<bool> = outcome.rounds.iter().map(|r| r.order_cache).collect();
+    assert_eq!(
+        caches.len(),
+        2,
+        "the rounds did not alternate the front-end's order cache"
     );
 }
 
-/// What one run of `cluster/verify.sh` left.
-pub struct VerifyRun {
-    pub status: ExitStatus,
-    /// Its standard output and error.
-    pub output: String,
-    /// The checker's `report.json` (`Value::Null` if it wrote none).
-    pub report: Value,
-}
-
-impl VerifyRun {
-    /// The checks the report says failed.
-    pub fn failed_checks(&self) -> Vec<&str> {
-        self.report["checks"]
-            .as_array()
-            .map(|checks| {
-                checks
-                    .iter()
-                    .filter(|check| check["violations"].as_u64() > Some(0))
-                    .filter_map(|check| check["name"].as_str())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-/// Runs `cluster/verify.sh ARGS` on hosts of its own: the namespace prefix `tt<pid><tag>-`,
-/// the subnet `10.79.<net>.0/24` and a temporary run directory (each caller passes its own
-/// `net` and `tag`), the binaries of this build.
-pub fn verify(net: u8, tag: char, args: &[&str]) -> VerifyRun {
+/// Runs `toystore-lab verify ARGS` (the engine, as a library) on hosts of its own: the
+/// namespace prefix `tt<pid><tag>-`, the subnet `10.79.<net>.0/24` and a temporary run
+/// directory (each caller passes its own `net` and `tag`), the binaries of this build. Its
+/// lines go to the test's output; a run that could not be completed fails the test.
+pub fn verify(net: u8, tag: char, args: &[&str]) -> Outcome {
     assert!(
         is_root(),
         "this test makes network namespaces and nft rules: run the tests as root"
     );
     let home = tempfile::TempDir::new().expect("a temporary run directory");
-    let output = Command::new(repo_root().join("cluster/verify.sh"))
-        .args(args)
-        .env("TOYSTORE_HOSTS_HOME", home.path().join("hosts"))
-        .env("TOYSTORE_VERIFY_HOME", home.path().join("verify"))
-        .env(
-            "TOYSTORE_HOSTS_PREFIX",
-            format!("tt{}{tag}-", std::process::id() % 10_000),
-        )
-        .env("TOYSTORE_HOSTS_SUBNET", format!("10.79.{net}.0/24"))
-        .env("TOYSTORE_BIN_DIR", binaries())
-        .output()
-        .expect("cluster/verify.sh runs");
-    VerifyRun {
-        status: output.status,
-        output: format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        report: read_report(&home.path().join("verify/report.json")),
+    let mut options = VerifyOptions::from_args(args.iter().copied()).expect("valid options");
+    options.hosts_home = Some(home.path().join("hosts"));
+    options.out = Some(home.path().join("verify"));
+    options.hosts_prefix = Some(format!("tt{}{tag}-", std::process::id() % 10_000));
+    options.hosts_subnet = Some(format!("10.79.{net}.0/24"));
+    options.tree.bin_dir = Some(binaries().to_path_buf());
+    options.tree.cluster_dir = Some(repo_root().join("cluster"));
+    match client::lab::verify::run(&options, &Say::default()) {
+        Ok(outcome) => outcome,
+        Err(error) => panic!("the verification could not be completed: {error:#}"),
     }
 }
 
-fn read_report(path: &Path) -> Value {
-    std::fs::read(path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or(Value::Null)
-}
-
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

@@ -1,9 +1,20 @@
-//! `toystore-lab`: the lab's verification engine as one binary, growing out of `cluster/*.sh`
-//! ([`client::lab`]). For now: the nemesis schedule `cluster/verify.sh` runs.
+//! `toystore-lab`: the lab's verification engine as one binary ([`client::lab`]).
+//!
+//! `toystore-lab verify --rounds R …` runs a Jepsen-style verification (exit 0: no violation,
+//! 1: violations, 2: the run could not be completed, 130: interrupted); `toystore-lab status`
+//! and `toystore-lab leader` read the services' `/status` for `cluster/*.sh` (typed, so no
+//! script parses JSON); `toystore-lab schedule` prints the fault schedule a seed gives.
 
 use std::collections::BTreeSet;
+use std::process::ExitCode;
 
+use api::cluster::NodeAddrs;
 use clap::{Parser, Subcommand};
+use client::lab::chaos::ChaosOptions;
+use client::lab::experiment::ExperimentOptions;
+use client::lab::options::VerifyOptions;
+use client::lab::say::{Interrupted, Say, interrupted, watch_signals};
+use client::lab::status::{self, Snapshot};
 
 #[derive(Debug, Parser)]
 #[command(name = "toystore-lab", about = "The toy store's lab tooling")]
@@ -14,6 +25,46 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Verifies the store under faults: every service on its own network namespace, the load
+    /// client recording its history, one fault per round (kill-leader, kill-follower,
+    /// kill-all-replicas, pause-leader, partition-leader, partition-follower, oneway-leader,
+    /// kill-catalog, kill-frontend, bounce-frontend), then the checker over the history and
+    /// the final state. Needs root. Files in --out: history.jsonl, nemesis.jsonl, all.jsonl,
+    /// state.json, report.json, timeline.html, check.txt, client.log, nemesis.log, terms.txt.
+    Verify(Box<VerifyOptions>),
+    /// The lab's crash experiment: five client sessions order while, each round, one replica
+    /// of a local cluster is killed with kill -9 and restarted on its data (round 1: the
+    /// leader). Writes DATA/failover.csv (drawn by `cargo run -p plots`) and DATA/raw/; exits
+    /// 1 unless the client saw no error, its sessions outlasted the rounds and every replica
+    /// ends with the same applied index and digest.
+    Chaos(Box<ChaosOptions>),
+    /// The lab's evaluation: latency per request type for order probabilities 0 to 0.8, with
+    /// the front-end's cache on and off, each setting on a fresh local cluster. Writes
+    /// DATA/latency.csv (drawn by `cargo run -p plots`) and DATA/raw/; exits 1 if a setting
+    /// failed.
+    Experiment(Box<ExperimentOptions>),
+    /// Prints every replica's /status (role, term, leader, health, applied index, orders,
+    /// digest), whether they agree, whether the front-end's selection leads, the catalog's
+    /// health and the front-end's cache; with --json, the answers as JSON.
+    Status {
+        #[command(flatten)]
+        services: Services,
+        /// Print the answers as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints `ID TERM` of the replica that says it leads (the highest term if several do);
+    /// exits 1, silently, when none does (scripts poll it).
+    Leader {
+        #[command(flatten)]
+        services: Services,
+        /// Only when every replica answers and names that leader at that term.
+        #[arg(long)]
+        settled: bool,
+        /// Only when the front-end (--frontend) has selected that leader.
+        #[arg(long, requires = "frontend")]
+        selected: bool,
+    },
     /// Prints the fault of each round and a number that picks its target, one `FAULT PICK`
     /// line per round: every fault once before any twice, none twice in a row, the same for
     /// the same seed.
@@ -30,22 +81,146 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// The services to ask.
+#[derive(Debug, clap::Args)]
+struct Services {
+    /// The replicas, `ID=URL,…` (the live ones: a dead one only adds a timeout).
+    #[arg(long, default_value = "")]
+    nodes: String,
+    /// The front-end's URL.
+    #[arg(long)]
+    frontend: Option<reqwest::Url>,
+    /// The catalog's URL.
+    #[arg(long)]
+    catalog: Option<reqwest::Url>,
+}
+
+impl Services {
+    fn observe(&self) -> Result<Snapshot, String> {
+        let nodes: NodeAddrs = if self.nodes.is_empty() {
+            NodeAddrs::new([])
+        } else {
+            self.nodes.parse().map_err(|e| format!("--nodes: {e}"))?
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        Ok(runtime.block_on(status::observe(
+            &nodes,
+            self.frontend.as_ref(),
+            self.catalog.as_ref(),
+        )))
+    }
+}
+
+fn main() -> ExitCode {
     match Args::parse().command {
+        Command::Verify(options) => verify(&options),
+        Command::Chaos(options) => engine("chaos", |say| client::lab::chaos::run(&options, say)),
+        Command::Experiment(options) => engine("experiment", |say| {
+            client::lab::experiment::run(&options, say)
+        }),
+        Command::Status { services, json } => match services.observe() {
+            Ok(snapshot) if json => match serde_json::to_string_pretty(&snapshot) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error.to_string()),
+            },
+            Ok(snapshot) => {
+                print!("{}", snapshot.render());
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&error),
+        },
+        Command::Leader {
+            services,
+            settled,
+            selected,
+        } => match services.observe() {
+            Ok(snapshot) => {
+                let leader = if settled {
+                    snapshot.settled_leader()
+                } else {
+                    snapshot.leader()
+                };
+                match leader {
+                    Some((id, term)) if !selected || snapshot.selected() == Some(id) => {
+                        println!("{id} {term}");
+                        ExitCode::SUCCESS
+                    }
+                    // Silent: scripts poll this until it succeeds.
+                    _ => ExitCode::FAILURE,
+                }
+            }
+            Err(error) => fail(&error),
+        },
         Command::Schedule {
             seed,
             rounds,
             faults,
         } => {
             let distinct: BTreeSet<&String> = faults.iter().collect();
-            anyhow::ensure!(
-                distinct.len() == faults.len(),
-                "a fault kind is named twice in {faults:?}"
-            );
+            if distinct.len() != faults.len() {
+                eprintln!("toystore-lab: a fault kind is named twice in {faults:?}");
+                return ExitCode::from(2);
+            }
             for round in client::lab::schedule::schedule(&faults, rounds, seed) {
                 println!("{} {}", round.fault, round.pick);
             }
-            Ok(())
+            ExitCode::SUCCESS
         }
+    }
+}
+
+/// A usage or setup error: exit status 2.
+fn fail(error: &str) -> ExitCode {
+    eprintln!("toystore-lab: {error}");
+    ExitCode::from(2)
+}
+
+fn verify(options: &VerifyOptions) -> ExitCode {
+    if let Err(error) = watch_signals() {
+        eprintln!("toystore-lab: cannot watch for SIGINT: {error}");
+        return ExitCode::from(2);
+    }
+    match client::lab::verify::run(options, &Say::default()) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(error) if error.is::<Interrupted>() || interrupted() => {
+            eprintln!("toystore-lab: interrupted");
+            ExitCode::from(130)
+        }
+        Err(error) => {
+            eprintln!("toystore-lab: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs an engine that ends with a verdict: 0 passed, 1 failed, 2 could not run, 130
+/// interrupted.
+fn engine(name: &str, run: impl FnOnce(&Say) -> anyhow::Result<bool>) -> ExitCode {
+    if let Err(error) = watch_signals() {
+        return fail(&format!("cannot watch for SIGINT: {error}"));
+    }
+    let say = Say::default();
+    match run(&say) {
+        Ok(true) => {
+            say.line(format!(
+                "{name} run passed; render the figures with: cargo run -p plots"
+            ));
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("toystore-lab: {name} run FAILED (see above)");
+            ExitCode::FAILURE
+        }
+        Err(error) if error.is::<Interrupted>() || interrupted() => {
+            eprintln!("toystore-lab: interrupted");
+            ExitCode::from(130)
+        }
+        Err(error) => fail(&format!("error: {error:#}")),
     }
 }

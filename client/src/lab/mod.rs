@@ -1,7 +1,37 @@
-//! The lab's verification engine, moving out of `cluster/*.sh` into Rust (`toystore-lab`).
+//! The lab's verification engine in Rust (`toystore-lab`), out of `cluster/*.sh`: each
+//! decision the scripts made has one home that tests can reach.
 //!
-//! What is here replaces the shell or Python it names, one piece at a time, so that each
-//! decision the scripts made has one home that tests can reach:
-//! - [`schedule`]: which fault each `cluster/verify.sh` round injects (was a Python heredoc).
+//! - [`verify`]: `toystore-lab verify` (`cluster/verify.sh` is its wrapper): a fresh store on
+//!   network namespaces, the load client recording its history, one fault per round, the
+//!   final state and the checker.
+//! - [`chaos`]: `toystore-lab chaos` (`cluster/chaos.sh` is its wrapper): kill -9 and restart
+//!   replicas of a local cluster under the load client, and [`failover`]: what it measured
+//!   (`failover.csv`, the round table); [`local`]: that cluster, through the operator's
+//!   scripts, and the load client run in-process.
+//! - [`experiment`]: `toystore-lab experiment` (`cluster/experiment.sh`): latency per request
+//!   type against the order probability, cache on and off (`latency.csv`).
+//! - [`nemesis`]: the faults, behind one interface (name, available, inject, heal); they
+//!   decide, the engine runs their `cluster/hosts.sh` commands.
+//! - [`schedule`]: which fault each round injects, from the seed.
+//! - [`hosts`]: running `cluster/hosts.sh` and reading its answers; [`script`]: running any
+//!   cluster script with its output logged.
+//! - [`options`]: the command line and what follows from it.
+//! - [`summary`]: the rounds as they happened and the table a run ends with.
+//! - [`say`]: time-stamped lines, the progress bar, interruptible pauses.
+//! - [`status`]: the services' `/status`, typed, and the decisions the cluster scripts take
+//!   on them (who leads, settled or not, agreement, selection): `toystore-lab status` and
+//!   `toystore-lab leader`.
 
+pub mod chaos;
+pub mod experiment;
+pub mod failover;
+pub mod hosts;
+pub mod local;
+pub mod nemesis;
+pub mod options;
+pub mod say;
 pub mod schedule;
+pub mod script;
+pub mod status;
+pub mod summary;
+pub mod verify;

@@ -1,0 +1,692 @@
+//! `toystore-lab verify` (and `cluster/verify.sh`, its wrapper): Jepsen-style verification of
+//! the toy store on separate hosts.
+//!
+//! A fresh store on network namespaces (`cluster/hosts.sh up`), the load client in the client
+//! namespace recording every operation, one fault per round from the seeded [`schedule`]
+//! (every kind once before any repeats), each healed and the store left to settle; then the
+//! final state of every replica and the catalog (`toystore-state`) and the checker over the
+//! whole history ([`checker::run`]). The faults are [`nemesis`] values: they decide, this
+//! module runs their `hosts.sh` commands and records their start and heal through the
+//! checker's own [`Event`] type. A run that cannot go on ends with an error (the
+//! [`Interrupted`](super::say::Interrupted) one when the operator stops it).
+//!
+//! [`schedule`]: super::schedule
+//! [`nemesis`]: super::nemesis
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use checker::Event;
+use checker::history::{Nemesis as NemesisEvent, Phase};
+
+use super::hosts::{Hosts, Layout};
+use super::nemesis::{self, HostFacts, Nemesis};
+use super::options::{Break, VerifyOptions, copy_binaries};
+use super::say::Say;
+use super::schedule::schedule;
+use super::summary::{RoundRecord, failed_checks, fault_table, operations_line};
+use crate::history::unix_ms;
+
+/// Key-reuse sessions in short-retention mode (of the client's 5).
+const REUSE_SESSIONS: usize = 2;
+/// The binaries a run copies and uses (`cluster/hosts.sh` reads `/status` with toystore-lab).
+const BINARIES: [&str; 6] = [
+    "catalog",
+    "order-raft",
+    "frontend",
+    "client",
+    "toystore-state",
+    "toystore-lab",
+];
+/// Between the kills of a fault that hits more than once (bounce-frontend).
+const BETWEEN_HITS: Duration = Duration::from_secs(1);
+
+/// What a finished run found.
+pub struct Outcome {
+    pub report: checker::Report,
+    pub rounds: Vec<RoundRecord>,
+    /// With `--break`: the check the broken store must fail.
+    pub expected_failure: Option<&'static str>,
+}
+
+impl Outcome {
+    /// 0 no violation, 1 violations (the checker's verdict).
+    pub fn exit_code(&self) -> u8 {
+        if self.report.is_ok() { 0 } else { 1 }
+    }
+}
+
+/// The files of a run, in its output directory.
+struct RunFiles {
+    dir: PathBuf,
+    bin: PathBuf,
+    history: PathBuf,
+    nemesis: PathBuf,
+    all: PathBuf,
+    state: PathBuf,
+    report: PathBuf,
+    timeline: PathBuf,
+    check: PathBuf,
+    client_log: PathBuf,
+    nemesis_log: PathBuf,
+    terms: PathBuf,
+}
+
+impl RunFiles {
+    fn new(dir: PathBuf) -> Self {
+        let at = |name: &str| dir.join(name);
+        Self {
+            bin: at("bin"),
+            history: at("history.jsonl"),
+            nemesis: at("nemesis.jsonl"),
+            all: at("all.jsonl"),
+            state: at("state.json"),
+            report: at("report.json"),
+            timeline: at("timeline.html"),
+            check: at("check.txt"),
+            client_log: at("client.log"),
+            nemesis_log: at("nemesis.log"),
+            terms: at("terms.txt"),
+            dir,
+        }
+    }
+
+    /// Empties the run's files (the directory keeps anything else).
+    fn reset(&self) -> anyhow::Result<()> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        for file in [
+            &self.history,
+            &self.nemesis,
+            &self.all,
+            &self.state,
+            &self.report,
+            &self.timeline,
+            &self.check,
+            &self.client_log,
+            &self.nemesis_log,
+            &self.terms,
+        ] {
+            match fs::remove_file(file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot remove {}", file.display()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a verification. Errors are runs that could not be completed (a setup failure, a store
+/// that did not recover, [`Interrupted`]); violations are an [`Outcome`].
+pub fn run(options: &VerifyOptions, say: &Say) -> anyhow::Result<Outcome> {
+    let faults = options.nemeses()?;
+    ensure!(
+        is_root(),
+        "verification needs root (it runs the store in network namespaces); run it with sudo"
+    );
+    let seed = options
+        .seed
+        .unwrap_or_else(|| rand::random::<u64>() % 1_000_000);
+    let files = RunFiles::new(options.out_dir());
+    files.reset()?;
+    copy_binaries(&options.tree.bin_dir()?, &files.bin, &BINARIES)?;
+    let names: Vec<String> = faults.iter().map(|f| f.name().to_owned()).collect();
+    let plan = schedule(&names, options.rounds, seed);
+    let hosts = options.hosts(Layout::of_hosts()?, &files.bin, files.nemesis_log.clone());
+
+    say.line(format!(
+        "verify: seed {seed}, {} rounds, faults of {}s, client 5 sessions {}",
+        options.rounds,
+        options.fault_secs,
+        options.iterations_text()
+    ));
+    say.line(format!(
+        "faults drawn from: {}; the front-end's order cache: {}",
+        names.join(" "),
+        options.order_cache_mode().name()
+    ));
+    if let Some(kind) = options.break_kind {
+        say.line(format!(
+            "BROKEN ON PURPOSE (--break {}): the checker must report {} failing",
+            kind.name(),
+            kind.check()
+        ));
+    }
+    if let Some(retention) = options.retention {
+        say.line(format!(
+            "short retention: request ids forgotten after {retention}s (TOYSTORE_DEDUP_RETENTION_SECS), reservation timeout {} ms; {REUSE_SESSIONS} sessions re-send keys within and after it",
+            options.reservation_timeout_ms()
+        ));
+    }
+    say.line(format!("output in {}", files.dir.display()));
+
+    let mut run = Run {
+        options,
+        say,
+        files: &files,
+        hosts,
+        started: false,
+        client: None,
+        frontend_cache: None,
+    };
+    let result = run.rounds_and_check(&faults, &plan, seed);
+    run.clean_up();
+    result
+}
+
+/// A run in progress: what [`Run::clean_up`] must undo.
+struct Run<'a> {
+    options: &'a VerifyOptions,
+    say: &'a Say,
+    files: &'a RunFiles,
+    hosts: Hosts,
+    started: bool,
+    client: Option<Child>,
+    /// Whether the running front-end has its order cache on.
+    frontend_cache: Option<bool>,
+}
+
+impl Run<'_> {
+    fn rounds_and_check(
+        &mut self,
+        faults: &[Box<dyn Nemesis>],
+        plan: &[super::schedule::Round],
+        seed: u64,
+    ) -> anyhow::Result<Outcome> {
+        let options = self.options;
+        let say = self.say;
+        self.hosts.run_words(&["down", "--wipe"])?;
+        self.started = true;
+        self.use_order_cache(options.order_cache_mode().on_in(1, options.rounds));
+        say.line(format!(
+            "starting the store (initial stock {}, restock every {}s) …",
+            options.initial_stock, options.restock_secs
+        ));
+        let up = self.hosts.run_words(&["up"])?;
+        let table: Vec<String> = service_table(&up)
+            .iter()
+            .map(|l| format!("  {l}"))
+            .collect();
+        say.text(&table.join("\n"));
+        let host = HostFacts {
+            root: true,
+            nft: on_path("nft"),
+        };
+        for nemesis in faults {
+            nemesis.available(host).map_err(anyhow::Error::msg)?;
+        }
+
+        self.start_client(seed)?;
+        let client_started = Instant::now();
+        say.pause(options.quiet())?;
+        ensure!(
+            self.client_running(),
+            "the load client exited at once; see {}",
+            self.files.client_log.display()
+        );
+
+        let mut events = BufWriter::new(File::create(&self.files.nemesis)?);
+        let mut rounds = Vec::with_capacity(plan.len());
+        let mut late = Vec::new();
+        let bar = say.progress(plan.len() as u64);
+        for (index, planned) in plan.iter().enumerate() {
+            let number = index + 1;
+            let nemesis = faults
+                .iter()
+                .find(|n| n.name() == planned.fault)
+                .context("a scheduled fault is unknown")?;
+            let cache = options.order_cache_mode().on_in(number, options.rounds);
+            if Some(cache) != self.frontend_cache {
+                self.restart_frontend(cache)
+                    .with_context(|| format!("round {number}: could not restart the front-end"))?;
+                say.line(format!(
+                    "round {number}/{}: the front-end restarted (SIGTERM) with its order cache {}",
+                    options.rounds,
+                    on_off(cache)
+                ));
+                say.pause(options.quiet())?;
+            }
+            let observed = self
+                .hosts
+                .observe()
+                .with_context(|| format!("round {number}: no Raft leader before the fault"))?;
+            if !self.client_running() {
+                late.push(number);
+            }
+            let injection = nemesis.inject(&observed, planned.pick);
+            let heal = nemesis.heal(&injection);
+            let duration = nemesis.duration(options.fault());
+            let hits = nemesis.hits();
+            let mut healed_at = Instant::now();
+            bar.set_message(format!("{} on {}", nemesis.name(), injection.target));
+            for hit in 1..=hits {
+                if hit > 1 {
+                    say.pause(BETWEEN_HITS)?;
+                }
+                let event = |phase, invoke, complete| {
+                    Event::Nemesis(NemesisEvent {
+                        invoke,
+                        complete,
+                        fault: nemesis.name().to_owned(),
+                        target: Some(injection.target.clone()),
+                        phase,
+                    })
+                };
+                let t0 = unix_ms();
+                self.hosts.run(&injection.command).with_context(|| {
+                    format!("round {number}: could not inject {}", nemesis.name())
+                })?;
+                checker::write_event(&mut events, &event(Phase::Start, t0, unix_ms()))?;
+                let of = if hits > 1 {
+                    format!(", {hit} of {hits}")
+                } else {
+                    String::new()
+                };
+                say.line(format!(
+                    "round {number}/{}: {} on {} ({}){of}, for {}s, order cache {}",
+                    options.rounds,
+                    nemesis.name(),
+                    injection.target,
+                    injection.command,
+                    duration.as_secs_f64(),
+                    on_off(cache)
+                ));
+                say.pause(duration)?;
+                let t2 = unix_ms();
+                self.hosts.run(&heal).with_context(|| {
+                    format!("round {number}: could not heal {} ({heal})", nemesis.name())
+                })?;
+                checker::write_event(&mut events, &event(Phase::Heal, t2, unix_ms()))?;
+                events.flush()?;
+                healed_at = Instant::now();
+            }
+            let term_after = self.hosts.wait_settled(options.settle_timeout).with_context(|| {
+                format!(
+                    "round {number}: the store did not recover within {}s after healing {} on {} (see {} and the service logs)",
+                    options.settle_timeout,
+                    nemesis.name(),
+                    injection.target,
+                    self.files.nemesis_log.display()
+                )
+            })?;
+            let record = RoundRecord {
+                round: number,
+                fault: nemesis.name().to_owned(),
+                target: injection.target.clone(),
+                order_cache: cache,
+                term_before: observed.term,
+                term_after,
+                settle: healed_at.elapsed(),
+            };
+            say.line(format!(
+                "  healed ({heal}); settled {:.2}s after the heal at term {term_after} (term {} before the fault)",
+                record.settle.as_secs_f64(),
+                observed.term
+            ));
+            rounds.push(record);
+            bar.inc(1);
+            say.pause(options.quiet())?;
+        }
+        bar.finish_and_clear();
+        drop(events);
+        let terms: String = rounds.iter().map(|r| r.terms_line() + "\n").collect();
+        fs::write(&self.files.terms, terms)?;
+        if !late.is_empty() {
+            say.line(format!(
+                "warning: the load client had already finished at round(s) {late:?}: those faults met no load (use a larger --iterations)"
+            ));
+        }
+
+        if let Some(retention) = options.retention {
+            // A key adopted early is re-sent after the window about retention + 5 s later,
+            // and its new order's window is probed once more about retention later still.
+            let min_run = Duration::from_secs(2 * retention + 10);
+            let ran = client_started.elapsed();
+            if ran < min_run && self.client_running() {
+                say.line(format!(
+                    "short retention: letting the client run {}s more, so re-sends after the {retention}s window happen",
+                    (min_run - ran).as_secs()
+                ));
+                say.pause(min_run - ran)?;
+            }
+        }
+        say.line(format!(
+            "all {} rounds done; stopping the load client (SIGINT) and waiting for its verification (at most {}s) …",
+            options.rounds, options.client_timeout
+        ));
+        say.pause(options.quiet())?;
+        let status = self.stop_client(Duration::from_secs(options.client_timeout))?;
+        say.line(format!(
+            "load client exited ({status}; non-zero is expected when faults caused request errors); its report:"
+        ));
+        let client_log = fs::read_to_string(&self.files.client_log).unwrap_or_default();
+        let indented: Vec<String> = client_log
+            .lines()
+            .map(|l| {
+                if l.is_empty() {
+                    String::new()
+                } else {
+                    format!("    {l}")
+                }
+            })
+            .collect();
+        say.text(&indented.join("\n"));
+        ensure!(
+            fs::metadata(&self.files.history).is_ok_and(|m| m.len() > 0),
+            "the client wrote no history ({} is missing or empty)",
+            self.files.history.display()
+        );
+
+        say.line("reading the final state of every replica and the catalog (toystore-state) …");
+        let state_bin = self.files.bin.join("toystore-state");
+        let words: Vec<String> = [
+            "exec",
+            "client",
+            "timeout",
+            "300",
+            &state_bin.display().to_string(),
+            "--nodes",
+            &self.hosts.layout.nodes_arg(),
+            "--catalog",
+            &self.hosts.layout.catalog_url(),
+            "--out",
+            &self.files.state.display().to_string(),
+        ]
+        .iter()
+        .map(|w| (*w).to_owned())
+        .collect();
+        self.hosts
+            .run(&super::nemesis::HostsCommand(words))
+            .context("toystore-state failed")?;
+
+        concatenate(&[&self.files.history, &self.files.nemesis], &self.files.all)?;
+        say.line("checking the history against the final state (checker) …");
+        let (report, text) = checker::run(
+            &self.files.all,
+            &self.files.state,
+            Some(&self.files.timeline),
+            Some(&self.files.report),
+        )?;
+        fs::write(&self.files.check, &text)?;
+        say.text(&text);
+
+        let outcome = Outcome {
+            report,
+            rounds,
+            expected_failure: options.break_kind.map(Break::check),
+        };
+        say.text(&self.summary(&outcome, seed));
+        Ok(outcome)
+    }
+
+    fn summary(&self, outcome: &Outcome, seed: u64) -> String {
+        let report = &outcome.report;
+        let mut out = String::new();
+        out.push('\n');
+        out.push_str(&fault_table(&outcome.rounds, report));
+        out.push('\n');
+        out.push_str(&format!("operations:      {}\n", operations_line(report)));
+        out.push_str(&format!("violations:      {}\n", report.violations.len()));
+        if let Some(expected) = outcome.expected_failure {
+            let failed = failed_checks(report);
+            let verdict = if failed.contains(&expected) {
+                "caught"
+            } else {
+                "NOT caught"
+            };
+            out.push_str(&format!(
+                "broken on purpose: {verdict}: expected {expected} to fail; failed: {}\n",
+                if failed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    failed.join(", ")
+                }
+            ));
+        }
+        out.push_str(&format!(
+            "seed:            {seed} (repeat with: cluster/verify.sh {})\n",
+            self.options.repeat_args(seed)
+        ));
+        out.push_str(&format!(
+            "files:           {}/{{history.jsonl,nemesis.jsonl,all.jsonl,state.json,report.json,timeline.html,check.txt,client.log,nemesis.log,terms.txt}}\n",
+            self.files.dir.display()
+        ));
+        out.push_str(&format!(
+            "service logs:    {}/logs\n",
+            self.options.hosts_home().display()
+        ));
+        out.push_str(if report.is_ok() {
+            "verdict: OK (no violation)\n"
+        } else {
+            "verdict: VIOLATIONS (see check.txt and timeline.html)\n"
+        });
+        out
+    }
+
+    fn start_client(&mut self, seed: u64) -> anyhow::Result<()> {
+        let options = self.options;
+        let mut args: Vec<String> = vec![
+            "--frontend".into(),
+            self.hosts.layout.frontend_url(),
+            "--clients".into(),
+            "5".into(),
+            "--prob".into(),
+            "0.8".into(),
+            "--max-quantity".into(),
+            "3".into(),
+            "--iterations".into(),
+            options.iterations.unwrap_or(1_000_000_000).to_string(),
+            "--seed".into(),
+            seed.to_string(),
+            "--history".into(),
+            self.files.history.display().to_string(),
+            "--quiet".into(),
+            "--read-replicas".into(),
+            self.hosts.layout.nodes_arg(),
+        ];
+        if let Some(retention) = options.retention {
+            args.extend([
+                "--reuse-sessions".into(),
+                REUSE_SESSIONS.to_string(),
+                "--retention".into(),
+                retention.to_string(),
+            ]);
+        }
+        let child = self.hosts.spawn_in_client(
+            &self.files.bin.join("client"),
+            &args,
+            &self.files.client_log,
+        )?;
+        self.say.line(format!(
+            "load client started in the client namespace (pid {}, log {})",
+            child.id(),
+            self.files.client_log.display()
+        ));
+        self.client = Some(child);
+        Ok(())
+    }
+
+    fn client_running(&mut self) -> bool {
+        self.client
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// SIGINT (the sessions end after their current iteration, then the client verifies and
+    /// writes its history), SIGKILL after `timeout`.
+    fn stop_client(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self.client.take().context("no load client runs")?;
+        signal(child.id(), "INT");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                self.say.line(format!(
+                    "warning: the client still runs {}s after SIGINT: killing it",
+                    timeout.as_secs()
+                ));
+                let _ = child.kill();
+                return Ok(child.wait()?);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The environment of the front-end started next: its order cache on (the caller's
+    /// capacity, or the front-end's default) or off (capacity 0).
+    fn use_order_cache(&mut self, on: bool) {
+        match (on, &self.options.order_cache_capacity) {
+            (false, _) => self.hosts.set("TOYSTORE_ORDER_CACHE_CAPACITY", "0"),
+            (true, Some(capacity)) => self.hosts.set("TOYSTORE_ORDER_CACHE_CAPACITY", capacity),
+            (true, None) => self.hosts.unset("TOYSTORE_ORDER_CACHE_CAPACITY"),
+        }
+        self.frontend_cache = Some(on);
+    }
+
+    /// Stops the front-end with SIGTERM (it answers the requests it has, so unlike a fault it
+    /// leaves no order with an unknown outcome), kill -9 after 10 s, and starts it again with
+    /// its order cache `on`. Not a fault: no nemesis event.
+    fn restart_frontend(&mut self, on: bool) -> anyhow::Result<()> {
+        let pid_file = self.options.hosts_home().join("pids/frontend.pid");
+        let pid: u32 = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .with_context(|| format!("no front-end pid in {}", pid_file.display()))?;
+        signal(pid, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while process_lives(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if process_lives(pid) {
+            self.hosts.run_words(&["kill", "frontend"])?;
+        }
+        self.use_order_cache(on);
+        self.hosts.run_words(&["restart", "frontend"])?;
+        self.hosts.wait_settled(self.options.settle_timeout)?;
+        Ok(())
+    }
+
+    /// Stops the client and takes the hosts down (unless `--keep`); runs on every exit.
+    fn clean_up(&mut self) {
+        if self.client_running() {
+            self.say.line("stopping the load client …");
+            let _ = self.stop_client(Duration::from_secs(10));
+        }
+        if !self.started {
+            return;
+        }
+        if self.options.keep {
+            self.say.line(
+                "the hosts stay up (--keep): cluster/hosts.sh status; cluster/hosts.sh down when done",
+            );
+        } else if self.hosts.run_words(&["down"]).is_ok() {
+            self.say.line(format!(
+                "the hosts are down (data kept for inspection in {}/data)",
+                self.options.hosts_home().display()
+            ));
+        } else {
+            self.say.line(format!(
+                "warning: cluster/hosts.sh down failed; see {}",
+                self.files.nemesis_log.display()
+            ));
+        }
+    }
+}
+
+/// The lines of `hosts.sh up`'s table of services.
+fn service_table(up: &str) -> Vec<&str> {
+    let mut lines = up
+        .lines()
+        .skip_while(|line| !line.starts_with("  service "));
+    let mut table = Vec::new();
+    for line in lines.by_ref().take(9) {
+        table.push(line);
+    }
+    table
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+fn concatenate(parts: &[&Path], out: &Path) -> anyhow::Result<()> {
+    let mut all = BufWriter::new(File::create(out)?);
+    for part in parts {
+        all.write_all(&fs::read(part).with_context(|| format!("cannot read {}", part.display()))?)?;
+    }
+    all.flush()?;
+    Ok(())
+}
+
+/// Sends SIG`name` to `pid` with kill(1); a process already gone is not an error.
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Whether `pid` exists and has not exited (an exited child stays a zombie until reaped).
+fn process_lives(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| process_state(&status))
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// The one-letter state in a `/proc/PID/status` text.
+fn process_state(status: &str) -> Option<char> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("State:"))
+        .and_then(|rest| rest.trim_start().chars().next())
+}
+
+/// Root: network namespaces, nft and signals to their processes need it. `/proc/self` is
+/// owned by the effective user.
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        || Path::new("/usr/sbin").join(program).is_file()
+}
+
+/// What the nemeses of this module are, for `--help`.
+pub fn fault_names() -> String {
+    nemesis::names().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_letter_comes_from_the_state_line() {
+        let status = "Name:\tfrontend\nUmask:\t0022\nState:\tT (stopped)\nTgid:\t7\n";
+        assert_eq!(process_state(status), Some('T'));
+        assert_eq!(process_state("Name: x\n"), None);
+    }
+
+    #[test]
+    fn the_service_table_is_the_lines_from_its_heading() {
+        let up = "starting …\n  service  ip  pid\n  catalog  10.77.0.10  5\n";
+        assert_eq!(
+            service_table(up),
+            vec!["  service  ip  pid", "  catalog  10.77.0.10  5"]
+        );
+        assert!(service_table("nothing\n").is_empty());
+    }
+}
