@@ -65,19 +65,19 @@ fresh_cluster() {
     export TOYSTORE_CLUSTER_TOKEN TOYSTORE_NODES
 }
 
-# leader_url: the base URL of the replica that reports itself Raft leader.
+# leader_url: the base URL of the replica that reports itself Raft leader (toystore-lab reads
+# the replicas' /status with the api crate's types).
 leader_url() {
-    local entry url
+    local leader entry
+    leader=$("$bin_dir/toystore-lab" leader --nodes "$TOYSTORE_NODES") || die "no replica reports itself leader"
     IFS=',' read -ra entries <<<"$TOYSTORE_NODES"
     for entry in "${entries[@]}"; do
-        url="${entry#*=}"
-        if curl -s --max-time 1 "$url/status" | python3 -c \
-            'import json,sys; sys.exit(0 if json.load(sys.stdin)["data"]["role"] == "leader" else 1)' 2>/dev/null; then
-            printf '%s' "$url"
+        if [[ ${entry%%=*} == "${leader%% *}" ]]; then
+            printf '%s' "${entry#*=}"
             return 0
         fi
     done
-    die "no replica reports itself leader"
+    die "the leader ${leader%% *} is not one of TOYSTORE_NODES ($TOYSTORE_NODES)"
 }
 
 # metric URL NAME: the sum of a Prometheus metric's samples whose line starts with NAME.
@@ -85,19 +85,16 @@ metric() {
     curl -s --max-time 2 "$1/metrics" | awk -v name="$2" 'index($0, name) == 1 { sum += $NF } END { print sum + 0 }'
 }
 
-# raft_facts: one line per replica: its Raft term and role, and how many requests it forwarded
-# to a leader (order_forwarded_total). Printed before and after a load: the term must stay put
-# (no election under load) and, once the selected replica leads, nothing is forwarded.
+# raft_facts: every replica's Raft role and term (toystore-lab status), and how many requests
+# each forwarded to a leader (order_forwarded_total). Printed before and after a load: the term
+# must stay put (no election under load) and, once the selected replica leads, nothing is
+# forwarded.
 raft_facts() {
-    local entry id url term role forwarded
+    local entry
+    "$bin_dir/toystore-lab" status --nodes "$TOYSTORE_NODES" | sed 's/^/  /'
     IFS=',' read -ra entries <<<"$TOYSTORE_NODES"
     for entry in "${entries[@]}"; do
-        id="${entry%%=*}"
-        url="${entry#*=}"
-        read -r term role < <(curl -s --max-time 1 "$url/status" | python3 -c \
-            'import json,sys; d=json.load(sys.stdin)["data"]; print(d["term"], d["role"])' 2>/dev/null || echo "- -")
-        forwarded=$(metric "$url" order_forwarded_total)
-        printf '  replica %s: term %s, %s, forwarded %s\n' "$id" "$term" "$role" "$forwarded"
+        printf '  replica %s forwarded %s\n' "${entry%%=*}" "$(metric "${entry#*=}" order_forwarded_total)"
     done
 }
 
