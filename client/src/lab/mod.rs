@@ -15,7 +15,8 @@
 //! - [`schedule`]: which fault each round injects, from the seed.
 //! - [`hosts`]: running `cluster/hosts.sh` and reading its answers; [`script`]: running any
 //!   cluster script with its output logged.
-//! - [`options`]: the command line and what follows from it.
+//! - [`options`]: the command line and what follows from it; [`process`]: signals and
+//!   `/proc`.
 //! - [`summary`]: the rounds as they happened and the table a run ends with.
 //! - [`say`]: time-stamped lines, the progress bar, interruptible pauses.
 //! - [`status`]: the services' `/status`, typed, and the decisions the cluster scripts take
@@ -29,6 +30,7 @@ pub mod hosts;
 pub mod local;
 pub mod nemesis;
 pub mod options;
+pub mod process;
 pub mod say;
 pub mod schedule;
 pub mod script;

@@ -11,6 +11,9 @@ use clap::{Args, ValueEnum};
 use super::hosts::{Hosts, Layout};
 use super::nemesis::{self, Nemesis};
 
+/// Key-reuse sessions in short-retention mode (of the client's 5).
+pub const REUSE_SESSIONS: usize = 2;
+
 /// The front-end's cache of committed orders during the rounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OrderCache {
@@ -317,6 +320,43 @@ impl VerifyOptions {
         hosts
     }
 
+    /// The load client's arguments: five sessions ordering with probability 0.8 up to 3 units,
+    /// recording their history to `history` and reading orders back from the replicas; in
+    /// short-retention mode two of them re-send keys within and after the window.
+    pub fn client_args(&self, layout: &Layout, seed: u64, history: &Path) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--frontend",
+            &layout.frontend_url(),
+            "--clients",
+            "5",
+            "--prob",
+            "0.8",
+            "--max-quantity",
+            "3",
+            "--iterations",
+            &self.iterations.unwrap_or(1_000_000_000).to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--history",
+            &history.display().to_string(),
+            "--quiet",
+            "--read-replicas",
+            &layout.nodes_arg(),
+        ]
+        .iter()
+        .map(|w| (*w).to_owned())
+        .collect();
+        if let Some(retention) = self.retention {
+            args.extend([
+                "--reuse-sessions".to_owned(),
+                REUSE_SESSIONS.to_string(),
+                "--retention".to_owned(),
+                retention.to_string(),
+            ]);
+        }
+        args
+    }
+
     /// The arguments that repeat this run with `seed`.
     pub fn repeat_args(&self, seed: u64) -> String {
         let mut args = format!(
@@ -457,6 +497,35 @@ mod tests {
             Some("x")
         );
         let _ = std::fs::remove_dir_all(from);
+    }
+
+    #[test]
+    fn the_client_runs_until_stopped_and_reuses_keys_only_with_a_short_retention() {
+        let layout = Layout::of_hosts().expect("the compiled-in layout");
+        let history = Path::new("/h.jsonl");
+        let plain = parse(&["--rounds", "1"])
+            .expect("valid")
+            .client_args(&layout, 9, history);
+        let joined = plain.join(" ");
+        assert!(
+            joined.contains("--iterations 1000000000 --seed 9 --history /h.jsonl"),
+            "{joined}"
+        );
+        assert!(!joined.contains("--reuse-sessions"), "{joined}");
+        let short = parse(&["--rounds", "1", "--retention", "20"]).expect("valid");
+        let joined = short.client_args(&layout, 9, history).join(" ");
+        assert!(
+            joined.ends_with("--reuse-sessions 2 --retention 20"),
+            "{joined}"
+        );
+        let client = <crate::Config as clap::Parser>::try_parse_from(
+            std::iter::once("client".to_owned()).chain(short.client_args(&layout, 9, history)),
+        );
+        assert!(
+            client.is_ok(),
+            "the client accepts them: {:?}",
+            client.err()
+        );
     }
 
     #[test]

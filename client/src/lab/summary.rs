@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::Duration;
 
 use checker::Report;
@@ -83,6 +84,56 @@ fn shorten(text: &str, width: usize) -> String {
         short.push('…');
         short
     }
+}
+
+/// The lines a verification ends with: the per-fault table, the operations, the violations,
+/// whether a store broken on purpose (`expected_failure`) was caught, how to repeat the run
+/// (`repeat`, a command line with `seed`), where its files are, and the verdict.
+pub fn closing(
+    report: &Report,
+    rounds: &[RoundRecord],
+    expected_failure: Option<&str>,
+    seed: u64,
+    repeat: &str,
+    files: &Path,
+    hosts_home: &Path,
+) -> String {
+    let mut out = String::new();
+    out.push('\n');
+    out.push_str(&fault_table(rounds, report));
+    out.push('\n');
+    let _ = writeln!(out, "operations:      {}", operations_line(report));
+    let _ = writeln!(out, "violations:      {}", report.violations.len());
+    if let Some(expected) = expected_failure {
+        let failed = failed_checks(report);
+        let verdict = if failed.contains(&expected) {
+            "caught"
+        } else {
+            "NOT caught"
+        };
+        let failed = if failed.is_empty() {
+            "none".to_owned()
+        } else {
+            failed.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "broken on purpose: {verdict}: expected {expected} to fail; failed: {failed}"
+        );
+    }
+    let _ = writeln!(out, "seed:            {seed} (repeat with: {repeat})");
+    let _ = writeln!(
+        out,
+        "files:           {}/{{history.jsonl,nemesis.jsonl,all.jsonl,state.json,report.json,timeline.html,check.txt,client.log,nemesis.log,terms.txt}}",
+        files.display()
+    );
+    let _ = writeln!(out, "service logs:    {}/logs", hosts_home.display());
+    out.push_str(if report.is_ok() {
+        "verdict: OK (no violation)\n"
+    } else {
+        "verdict: VIOLATIONS (see check.txt and timeline.html)\n"
+    });
+    out
 }
 
 /// The operations line: every operation kind with its outcomes.
@@ -169,6 +220,30 @@ mod tests {
             round(4, "kill-leader", "node2", (5, 7), 0).terms_line(),
             "4 kill-leader 5 7"
         );
+    }
+
+    #[test]
+    fn a_broken_store_is_caught_only_when_its_check_failed() {
+        let mut report = Report::default();
+        report.checks.push(checker::report::CheckResult {
+            name: "stock-conservation".to_owned(),
+            description: String::new(),
+            violations: 2,
+        });
+        let text = |expected| {
+            closing(
+                &report,
+                &[],
+                Some(expected),
+                7,
+                "again",
+                Path::new("/r"),
+                Path::new("/h"),
+            )
+        };
+        assert!(text("stock-conservation").contains("broken on purpose: caught: expected stock-conservation to fail; failed: stock-conservation"));
+        assert!(text("read-your-writes").contains("broken on purpose: NOT caught"));
+        assert!(text("read-your-writes").contains("seed:            7 (repeat with: again)"));
     }
 
     #[test]

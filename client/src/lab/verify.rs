@@ -16,7 +16,7 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
@@ -25,14 +25,13 @@ use checker::history::{Nemesis as NemesisEvent, Phase};
 
 use super::hosts::{Hosts, Layout};
 use super::nemesis::{self, HostFacts, Nemesis};
-use super::options::{Break, VerifyOptions, copy_binaries};
+use super::options::{Break, REUSE_SESSIONS, VerifyOptions, copy_binaries};
+use super::process;
 use super::say::Say;
-use super::schedule::schedule;
-use super::summary::{RoundRecord, failed_checks, fault_table, operations_line};
+use super::schedule::{Round, schedule};
+use super::summary::{RoundRecord, closing};
 use crate::history::unix_ms;
 
-/// Key-reuse sessions in short-retention mode (of the client's 5).
-const REUSE_SESSIONS: usize = 2;
 /// The binaries a run copies and uses (`cluster/hosts.sh` reads `/status` with toystore-lab).
 const BINARIES: [&str; 6] = [
     "catalog",
@@ -127,7 +126,7 @@ impl RunFiles {
 pub fn run(options: &VerifyOptions, say: &Say) -> anyhow::Result<Outcome> {
     let faults = options.nemeses()?;
     ensure!(
-        is_root(),
+        process::is_root(),
         "verification needs root (it runs the store in network namespaces); run it with sudo"
     );
     let seed = options
@@ -193,12 +192,42 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Everything after the setup: the store, the client, the rounds, the final state and the
+    /// check.
     fn rounds_and_check(
         &mut self,
         faults: &[Box<dyn Nemesis>],
-        plan: &[super::schedule::Round],
+        plan: &[Round],
         seed: u64,
     ) -> anyhow::Result<Outcome> {
+        self.start_store(faults)?;
+        self.start_client(seed)?;
+        let client_started = Instant::now();
+        self.say.pause(self.options.quiet())?;
+        ensure!(
+            self.client_running(),
+            "the load client exited at once; see {}",
+            self.files.client_log.display()
+        );
+        let rounds = self.rounds(faults, plan)?;
+        self.let_late_resends_happen(client_started)?;
+        self.finish_client()?;
+        self.read_final_state()?;
+        let outcome = self.check(rounds)?;
+        self.say.text(&closing(
+            &outcome.report,
+            &outcome.rounds,
+            outcome.expected_failure,
+            seed,
+            &format!("cluster/verify.sh {}", self.options.repeat_args(seed)),
+            &self.files.dir,
+            &self.options.hosts_home(),
+        ));
+        Ok(outcome)
+    }
+
+    /// A fresh store on the hosts, and every fault of the run available there.
+    fn start_store(&mut self, faults: &[Box<dyn Nemesis>]) -> anyhow::Result<()> {
         let options = self.options;
         let say = self.say;
         self.hosts.run_words(&["down", "--wipe"])?;
@@ -216,21 +245,23 @@ impl Run<'_> {
         say.text(&table.join("\n"));
         let host = HostFacts {
             root: true,
-            nft: on_path("nft"),
+            nft: process::on_path("nft"),
         };
         for nemesis in faults {
             nemesis.available(host).map_err(anyhow::Error::msg)?;
         }
+        Ok(())
+    }
 
-        self.start_client(seed)?;
-        let client_started = Instant::now();
-        say.pause(options.quiet())?;
-        ensure!(
-            self.client_running(),
-            "the load client exited at once; see {}",
-            self.files.client_log.display()
-        );
-
+    /// The rounds of `plan`, each a fault injected and healed; their start and heal events in
+    /// `nemesis.jsonl`, their terms in `terms.txt`.
+    fn rounds(
+        &mut self,
+        faults: &[Box<dyn Nemesis>],
+        plan: &[Round],
+    ) -> anyhow::Result<Vec<RoundRecord>> {
+        let options = self.options;
+        let say = self.say;
         let mut events = BufWriter::new(File::create(&self.files.nemesis)?);
         let mut rounds = Vec::with_capacity(plan.len());
         let mut late = Vec::new();
@@ -252,19 +283,48 @@ impl Run<'_> {
                 ));
                 say.pause(options.quiet())?;
             }
-            let observed = self
-                .hosts
-                .observe()
-                .with_context(|| format!("round {number}: no Raft leader before the fault"))?;
             if !self.client_running() {
                 late.push(number);
             }
-            let injection = nemesis.inject(&observed, planned.pick);
+            bar.set_message(nemesis.name());
+            rounds.push(self.round(number, nemesis.as_ref(), planned.pick, cache, &mut events)?);
+            bar.inc(1);
+            say.pause(options.quiet())?;
+        }
+        bar.finish_and_clear();
+        drop(events);
+        let terms: String = rounds.iter().map(|r| r.terms_line() + "\n").collect();
+        fs::write(&self.files.terms, terms)?;
+        if !late.is_empty() {
+            say.line(format!(
+                "warning: the load client had already finished at round(s) {late:?}: those faults met no load (use a larger --iterations)"
+            ));
+        }
+        Ok(rounds)
+    }
+
+    /// Round `number`: `nemesis` against the cluster as it is now, healed, and the store
+    /// settled again.
+    fn round(
+        &mut self,
+        number: usize,
+        nemesis: &dyn Nemesis,
+        pick: u32,
+        cache: bool,
+        events: &mut impl Write,
+    ) -> anyhow::Result<RoundRecord> {
+        let options = self.options;
+        let say = self.say;
+        let observed = self
+            .hosts
+            .observe()
+            .with_context(|| format!("round {number}: no Raft leader before the fault"))?;
+        {
+            let injection = nemesis.inject(&observed, pick);
             let heal = nemesis.heal(&injection);
             let duration = nemesis.duration(options.fault());
             let hits = nemesis.hits();
             let mut healed_at = Instant::now();
-            bar.set_message(format!("{} on {}", nemesis.name(), injection.target));
             for hit in 1..=hits {
                 if hit > 1 {
                     say.pause(BETWEEN_HITS)?;
@@ -282,7 +342,7 @@ impl Run<'_> {
                 self.hosts.run(&injection.command).with_context(|| {
                     format!("round {number}: could not inject {}", nemesis.name())
                 })?;
-                checker::write_event(&mut events, &event(Phase::Start, t0, unix_ms()))?;
+                checker::write_event(&mut *events, &event(Phase::Start, t0, unix_ms()))?;
                 let of = if hits > 1 {
                     format!(", {hit} of {hits}")
                 } else {
@@ -302,7 +362,7 @@ impl Run<'_> {
                 self.hosts.run(&heal).with_context(|| {
                     format!("round {number}: could not heal {} ({heal})", nemesis.name())
                 })?;
-                checker::write_event(&mut events, &event(Phase::Heal, t2, unix_ms()))?;
+                checker::write_event(&mut *events, &event(Phase::Heal, t2, unix_ms()))?;
                 events.flush()?;
                 healed_at = Instant::now();
             }
@@ -329,21 +389,14 @@ impl Run<'_> {
                 record.settle.as_secs_f64(),
                 observed.term
             ));
-            rounds.push(record);
-            bar.inc(1);
-            say.pause(options.quiet())?;
+            Ok(record)
         }
-        bar.finish_and_clear();
-        drop(events);
-        let terms: String = rounds.iter().map(|r| r.terms_line() + "\n").collect();
-        fs::write(&self.files.terms, terms)?;
-        if !late.is_empty() {
-            say.line(format!(
-                "warning: the load client had already finished at round(s) {late:?}: those faults met no load (use a larger --iterations)"
-            ));
-        }
+    }
 
-        if let Some(retention) = options.retention {
+    /// In short-retention mode the client runs at least 2 x retention + 10 s.
+    fn let_late_resends_happen(&mut self, client_started: Instant) -> anyhow::Result<()> {
+        let say = self.say;
+        if let Some(retention) = self.options.retention {
             // A key adopted early is re-sent after the window about retention + 5 s later,
             // and its new order's window is probed once more about retention later still.
             let min_run = Duration::from_secs(2 * retention + 10);
@@ -356,6 +409,14 @@ impl Run<'_> {
                 say.pause(min_run - ran)?;
             }
         }
+        Ok(())
+    }
+
+    /// Stops the client (SIGINT: it ends its sessions, verifies and writes its history) and
+    /// shows its report.
+    fn finish_client(&mut self) -> anyhow::Result<()> {
+        let options = self.options;
+        let say = self.say;
         say.line(format!(
             "all {} rounds done; stopping the load client (SIGINT) and waiting for its verification (at most {}s) …",
             options.rounds, options.client_timeout
@@ -382,8 +443,14 @@ impl Run<'_> {
             "the client wrote no history ({} is missing or empty)",
             self.files.history.display()
         );
+        Ok(())
+    }
 
-        say.line("reading the final state of every replica and the catalog (toystore-state) …");
+    /// `toystore-state` in the client namespace: every replica's orders, the catalog's stock
+    /// and reservation records, in `state.json`.
+    fn read_final_state(&self) -> anyhow::Result<()> {
+        self.say
+            .line("reading the final state of every replica and the catalog (toystore-state) …");
         let state_bin = self.files.bin.join("toystore-state");
         let words: Vec<String> = [
             "exec",
@@ -404,9 +471,14 @@ impl Run<'_> {
         self.hosts
             .run(&super::nemesis::HostsCommand(words))
             .context("toystore-state failed")?;
+        Ok(())
+    }
 
+    /// The checker over the history and the nemesis events, against the final state.
+    fn check(&self, rounds: Vec<RoundRecord>) -> anyhow::Result<Outcome> {
         concatenate(&[&self.files.history, &self.files.nemesis], &self.files.all)?;
-        say.line("checking the history against the final state (checker) …");
+        self.say
+            .line("checking the history against the final state (checker) …");
         let (report, text) = checker::run(
             &self.files.all,
             &self.files.state,
@@ -414,90 +486,18 @@ impl Run<'_> {
             Some(&self.files.report),
         )?;
         fs::write(&self.files.check, &text)?;
-        say.text(&text);
-
-        let outcome = Outcome {
+        self.say.text(&text);
+        Ok(Outcome {
             report,
             rounds,
-            expected_failure: options.break_kind.map(Break::check),
-        };
-        say.text(&self.summary(&outcome, seed));
-        Ok(outcome)
-    }
-
-    fn summary(&self, outcome: &Outcome, seed: u64) -> String {
-        let report = &outcome.report;
-        let mut out = String::new();
-        out.push('\n');
-        out.push_str(&fault_table(&outcome.rounds, report));
-        out.push('\n');
-        out.push_str(&format!("operations:      {}\n", operations_line(report)));
-        out.push_str(&format!("violations:      {}\n", report.violations.len()));
-        if let Some(expected) = outcome.expected_failure {
-            let failed = failed_checks(report);
-            let verdict = if failed.contains(&expected) {
-                "caught"
-            } else {
-                "NOT caught"
-            };
-            out.push_str(&format!(
-                "broken on purpose: {verdict}: expected {expected} to fail; failed: {}\n",
-                if failed.is_empty() {
-                    "none".to_owned()
-                } else {
-                    failed.join(", ")
-                }
-            ));
-        }
-        out.push_str(&format!(
-            "seed:            {seed} (repeat with: cluster/verify.sh {})\n",
-            self.options.repeat_args(seed)
-        ));
-        out.push_str(&format!(
-            "files:           {}/{{history.jsonl,nemesis.jsonl,all.jsonl,state.json,report.json,timeline.html,check.txt,client.log,nemesis.log,terms.txt}}\n",
-            self.files.dir.display()
-        ));
-        out.push_str(&format!(
-            "service logs:    {}/logs\n",
-            self.options.hosts_home().display()
-        ));
-        out.push_str(if report.is_ok() {
-            "verdict: OK (no violation)\n"
-        } else {
-            "verdict: VIOLATIONS (see check.txt and timeline.html)\n"
-        });
-        out
+            expected_failure: self.options.break_kind.map(Break::check),
+        })
     }
 
     fn start_client(&mut self, seed: u64) -> anyhow::Result<()> {
-        let options = self.options;
-        let mut args: Vec<String> = vec![
-            "--frontend".into(),
-            self.hosts.layout.frontend_url(),
-            "--clients".into(),
-            "5".into(),
-            "--prob".into(),
-            "0.8".into(),
-            "--max-quantity".into(),
-            "3".into(),
-            "--iterations".into(),
-            options.iterations.unwrap_or(1_000_000_000).to_string(),
-            "--seed".into(),
-            seed.to_string(),
-            "--history".into(),
-            self.files.history.display().to_string(),
-            "--quiet".into(),
-            "--read-replicas".into(),
-            self.hosts.layout.nodes_arg(),
-        ];
-        if let Some(retention) = options.retention {
-            args.extend([
-                "--reuse-sessions".into(),
-                REUSE_SESSIONS.to_string(),
-                "--retention".into(),
-                retention.to_string(),
-            ]);
-        }
+        let args = self
+            .options
+            .client_args(&self.hosts.layout, seed, &self.files.history);
         let child = self.hosts.spawn_in_client(
             &self.files.bin.join("client"),
             &args,
@@ -522,7 +522,7 @@ impl Run<'_> {
     /// writes its history), SIGKILL after `timeout`.
     fn stop_client(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
         let mut child = self.client.take().context("no load client runs")?;
-        signal(child.id(), "INT");
+        process::signal(child.id(), "INT");
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait()? {
@@ -560,12 +560,12 @@ impl Run<'_> {
             .ok()
             .and_then(|text| text.trim().parse().ok())
             .with_context(|| format!("no front-end pid in {}", pid_file.display()))?;
-        signal(pid, "TERM");
+        process::signal(pid, "TERM");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while process_lives(pid) && Instant::now() < deadline {
+        while process::lives(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        if process_lives(pid) {
+        if process::lives(pid) {
             self.hosts.run_words(&["kill", "frontend"])?;
         }
         self.use_order_cache(on);
@@ -626,44 +626,6 @@ fn concatenate(parts: &[&Path], out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends SIG`name` to `pid` with kill(1); a process already gone is not an error.
-fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .stderr(std::process::Stdio::null())
-        .status();
-}
-
-/// Whether `pid` exists and has not exited (an exited child stays a zombie until reaped).
-fn process_lives(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| process_state(&status))
-        .is_some_and(|state| state != 'Z' && state != 'X')
-}
-
-/// The one-letter state in a `/proc/PID/status` text.
-fn process_state(status: &str) -> Option<char> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("State:"))
-        .and_then(|rest| rest.trim_start().chars().next())
-}
-
-/// Root: network namespaces, nft and signals to their processes need it. `/proc/self` is
-/// owned by the effective user.
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        || Path::new("/usr/sbin").join(program).is_file()
-}
-
 /// What the nemeses of this module are, for `--help`.
 pub fn fault_names() -> String {
     nemesis::names().join(", ")
@@ -672,13 +634,6 @@ pub fn fault_names() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_state_letter_comes_from_the_state_line() {
-        let status = "Name:\tfrontend\nUmask:\t0022\nState:\tT (stopped)\nTgid:\t7\n";
-        assert_eq!(process_state(status), Some('T'));
-        assert_eq!(process_state("Name: x\n"), None);
-    }
 
     #[test]
     fn the_service_table_is_the_lines_from_its_heading() {
