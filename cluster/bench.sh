@@ -24,9 +24,9 @@
 #             S seconds per run (default 8), the two systems taking turns to go first; prints
 #             every figure and the ratios (orders c64 / puts c64, order p50 c1 / put p50 c1,
 #             order reads c64 / ranges c64) with their median and range over the rounds
-#             (cluster/bench/wrk_report.py). Not part of `all`. etcd's members listen on
-#             127.0.0.1, clients at $TOYSTORE_ETCD_PORT_BASE+1..3 and peers at +11..13 (default
-#             base 12370), keep their data in a temporary folder, and are stopped and deleted
+#             (`toystore-lab wrk table`, client/src/lab/wrk.rs). Not part of `all`. etcd's
+#             members listen on 127.0.0.1, clients at $TOYSTORE_ETCD_PORT_BASE+1..3 and peers
+#             at +11..13 (default base 12370), keep their data in a temporary folder, and are stopped and deleted
 #             when the benchmark ends or is interrupted. Needs etcd (Debian's etcd-server)
 #             and wrk; run as root, it installs them with apt-get.
 #
@@ -141,28 +141,7 @@ bench_cache() {
             wrk -t2 -c32 -d5s --latency "${target#*|}" >>"$out"
         done
     done
-    python3 - "$out" <<'EOF'
-import re, statistics, sys
-text = open(sys.argv[1]).read()
-runs = re.split(r"^--- ", text, flags=re.M)[1:]
-by_server = {}
-for run in runs:
-    name = run.splitlines()[0]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", run).group(1))
-    def pct(p):
-        m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)" % p, run, flags=re.M)
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-    by_server.setdefault(name, []).append((rps, pct(50), pct(99)))
-print(f"{'server':<20} {'requests/s':>11} {'p50_ms':>8} {'p99_ms':>8}   (medians of {len(runs) // 2} rounds)")
-medians = {}
-for name, rows in by_server.items():
-    rps, p50, p99 = (statistics.median(column) for column in zip(*rows))
-    medians[name] = rps
-    print(f"{name:<20} {rps:>11.0f} {p50:>8.2f} {p99:>8.2f}")
-names = list(medians)
-print(f"front-end / bare: {medians[names[1]] / medians[names[0]]:.0%} of the bare handler's throughput")
-EOF
+    "$bin_dir/toystore-lab" wrk medians "$out"
     # Misses: query every toy in turn, more toys than the cache holds, so every read misses.
     local catalog="http://127.0.0.1:$TOYSTORE_CATALOG_PORT"
     local misses_before catalog_before misses_after catalog_after
@@ -437,7 +416,7 @@ measure() {
     wait "$load_pid" || die "wrk failed ($name): $(tail -n 3 "$out")"
     load_pid=""
     [[ $round == warm-up ]] && return 0
-    printf '  %-16s %s\n' "$name" "$(python3 "$here/bench/wrk_report.py" line "$out")"
+    printf '  %-16s %s\n' "$name" "$("$bin_dir/toystore-lab" wrk line "$out")"
 }
 
 bench_etcd() {
@@ -506,7 +485,7 @@ bench_etcd() {
     raft_facts
     etcd_facts
     echo
-    python3 "$here/bench/wrk_report.py" table "$results/etcd" | tee "$results/etcd/summary.txt"
+    "$bin_dir/toystore-lab" wrk table "$results/etcd" | tee "$results/etcd/summary.txt"
 }
 
 what="${1:-all}"

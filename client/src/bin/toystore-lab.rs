@@ -6,6 +6,7 @@
 //! script parses JSON); `toystore-lab schedule` prints the fault schedule a seed gives.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use api::cluster::NodeAddrs;
@@ -65,6 +66,11 @@ enum Command {
         #[arg(long, requires = "frontend")]
         selected: bool,
     },
+    /// Reads `wrk --latency` output for cluster/bench.sh.
+    Wrk {
+        #[command(subcommand)]
+        report: WrkReport,
+    },
     /// Prints the fault of each round and a number that picks its target, one `FAULT PICK`
     /// line per round: every fault once before any twice, none twice in a row, the same for
     /// the same seed.
@@ -79,6 +85,19 @@ enum Command {
         #[arg(required = true)]
         faults: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum WrkReport {
+    /// One run's line: 2xx answers per second, p50, p99, failures.
+    Line { file: PathBuf },
+    /// The etcd comparison over DIR/round-N/SYSTEM-OP-cC.txt: every measurement's median and
+    /// range, the store/etcd ratios per round; exits 1 when a ratio is missing or a request
+    /// failed.
+    Table { dir: PathBuf },
+    /// The cache benchmark's runs under `--- NAME` headings: medians per server and the
+    /// second's throughput as a share of the first's.
+    Medians { file: PathBuf },
 }
 
 /// The services to ask.
@@ -157,6 +176,7 @@ fn main() -> ExitCode {
             }
             Err(error) => fail(&error),
         },
+        Command::Wrk { report } => wrk(&report),
         Command::Schedule {
             seed,
             rounds,
@@ -172,6 +192,37 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+fn wrk(report: &WrkReport) -> ExitCode {
+    use client::lab::wrk;
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let result = match report {
+        WrkReport::Line { file } => read(file)
+            .and_then(|text| {
+                wrk::WrkRun::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
+            })
+            .map(|run| (run.line() + "\n", true)),
+        WrkReport::Table { dir } => wrk::read_rounds(dir)
+            .map(|rounds| wrk::table(&rounds))
+            .map_err(|e| format!("{e:#}")),
+        WrkReport::Medians { file } => read(file)
+            .and_then(|text| wrk::medians(&text).map_err(|e| format!("{}: {e}", file.display())))
+            .map(|text| (text, true)),
+    };
+    match result {
+        Ok((text, ok)) => {
+            print!("{text}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => fail(&error),
     }
 }
 

@@ -18,6 +18,8 @@
 //! - [`options`]: the command line and what follows from it; [`process`]: signals and
 //!   `/proc`.
 //! - [`summary`]: the rounds as they happened and the table a run ends with.
+//! - [`wrk`]: what `wrk --latency` printed, for `cluster/bench.sh` (a run's line, the etcd
+//!   comparison's table and ratios, the cache benchmark's medians).
 //! - [`say`]: time-stamped lines, the progress bar, interruptible pauses.
 //! - [`status`]: the services' `/status`, typed, and the decisions the cluster scripts take
 //!   on them (who leads, settled or not, agreement, selection): `toystore-lab status` and
@@ -37,3 +39,4 @@ pub mod script;
 pub mod status;
 pub mod summary;
 pub mod verify;
+pub mod wrk;
