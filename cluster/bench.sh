@@ -147,11 +147,10 @@ bench_cache() {
     local misses_before catalog_before misses_after catalog_after
     misses_before=$(metric "$frontend" frontend_cache_misses_total)
     catalog_before=$(metric "$catalog" 'catalog_http_request_duration_seconds_count{method="GET",route="/products/{name}"')
-    local names
-    names=$(curl -s "$frontend/products" | python3 -c \
-        'import json,sys,urllib.parse; print("\n".join(urllib.parse.quote(t["name"]) for t in json.load(sys.stdin)["data"]))')
+    local urls
+    urls=$("$bin_dir/toystore-lab" products --frontend "$frontend" --urls) || die "the front-end lists no toys"
     for _ in 1 2 3; do
-        while read -r name; do curl -s "$frontend/products/$name" >/dev/null; done <<<"$names"
+        while read -r url; do curl -s "$url" >/dev/null; done <<<"$urls"
     done
     misses_after=$(metric "$frontend" frontend_cache_misses_total)
     catalog_after=$(metric "$catalog" 'catalog_http_request_duration_seconds_count{method="GET",route="/products/{name}"')
@@ -443,8 +442,7 @@ bench_etcd() {
     curl -sf -X POST "$frontend/orders" -H 'Content-Type: application/json' \
         -d '{"name":"Tux","quantity":1}' >/dev/null || die "the first order failed"
     local -a toys
-    mapfile -t toys < <(curl -sf "$frontend/products" |
-        python3 -c 'import json,sys; print("\n".join(t["name"] for t in json.load(sys.stdin)["data"]))')
+    mapfile -t toys < <("$bin_dir/toystore-lab" products --frontend "$frontend")
     ((${#toys[@]})) || die "the front-end lists no toys"
 
     local leader etcd_url round

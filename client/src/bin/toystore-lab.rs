@@ -66,6 +66,16 @@ enum Command {
         #[arg(long, requires = "frontend")]
         selected: bool,
     },
+    /// Prints the front-end's toys, one name per line (with --urls, each toy's GET
+    /// /products/{name} URL, the name percent-encoded).
+    Products {
+        /// The front-end's URL.
+        #[arg(long)]
+        frontend: reqwest::Url,
+        /// Print URLs instead of names.
+        #[arg(long)]
+        urls: bool,
+    },
     /// Reads `wrk --latency` output for cluster/bench.sh.
     Wrk {
         #[command(subcommand)]
@@ -177,6 +187,7 @@ fn main() -> ExitCode {
             Err(error) => fail(&error),
         },
         Command::Wrk { report } => wrk(&report),
+        Command::Products { frontend, urls } => products(&frontend, urls),
         Command::Schedule {
             seed,
             rounds,
@@ -192,6 +203,36 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+fn products(frontend: &reqwest::Url, urls: bool) -> ExitCode {
+    use api::client::ServiceClient;
+    use api::frontend::{FrontendClient, routes};
+    use api::url::route_url;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("cannot start a runtime: {error}")),
+    };
+    let client = FrontendClient::new(
+        frontend.clone(),
+        ServiceClient::new(std::time::Duration::from_secs(5), None),
+    );
+    match runtime.block_on(client.products()) {
+        Ok(products) => {
+            for product in products {
+                if urls {
+                    println!("{}", route_url(frontend, routes::PRODUCT, &[&product.name]));
+                } else {
+                    println!("{}", product.name);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&format!("GET /products: {error}")),
     }
 }
 
