@@ -55,25 +55,10 @@ if [[ -z ${TOYSTORE_BIN_DIR:-} ]]; then
     export TOYSTORE_BIN_DIR="$target/debug"
 fi
 
-# A port base whose five ports (BASE, BASE+100, BASE+201..203) are all free.
-free_base() {
-    python3 - <<'EOF'
-import random, socket
-for _ in range(200):
-    base = random.randrange(20000, 30000)
-    try:
-        for port in (base, base + 100, base + 201, base + 202, base + 203):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    print(base)
-    break
-EOF
-}
-
+[[ -x $TOYSTORE_BIN_DIR/toystore-lab ]] ||
+    ts_die "$TOYSTORE_BIN_DIR/toystore-lab is missing (build it: cargo build -p client)"
 TOYSTORE_HOME=$(mktemp -d "${TMPDIR:-/tmp}/toystore-fuzz.XXXXXX")
-TOYSTORE_PORT_BASE=$(free_base)
+TOYSTORE_PORT_BASE=$("$TOYSTORE_BIN_DIR/toystore-lab" free-port-base)
 [[ -n $TOYSTORE_PORT_BASE ]] || ts_die "no free ports for a store between 20000 and 30300"
 export TOYSTORE_HOME TOYSTORE_PORT_BASE
 # Unset what would point the store elsewhere than the port base.
@@ -118,61 +103,6 @@ ts_say "schemathesis finished in $(($(date +%s) - started)) s (exit $status)"
 # ---------------------------------------------------------------------------------------------
 # Afterwards: healthy, and the stock adds up
 
-token=$(<"$TOYSTORE_HOME/cluster.token")
-FRONTEND=$frontend CATALOG=$catalog TOKEN=$token python3 - <<'EOF' || ts_die "the store is not in order after the fuzzing (above)"
-import json, os, sys, time, urllib.error, urllib.request
-
-frontend, catalog = os.environ["FRONTEND"], os.environ["CATALOG"]
-internal = {"X-Cluster-Token": os.environ["TOKEN"]}
-
-def get(url, headers=None):
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as err:
-        return err.code, json.load(err)
-
-status, body = get(frontend + "/products")
-if status != 200 or any(toy["quantity"] < 0 for toy in body["data"]):
-    sys.exit(f"GET /products answered {status}: {body}")
-for service, base in (("front-end", frontend), ("catalog", catalog)):
-    status, body = get(base + "/health")
-    if status != 200:
-        sys.exit(f"the {service}'s /health answered {status}: {body}")
-
-# Reservations settle in the background (confirmed at once, abandoned ones within ~10 s).
-deadline = time.time() + 60
-while True:
-    status, body = get(catalog + "/stock", internal)
-    if status != 200:
-        sys.exit(f"the catalog's /stock answered {status}: {body}")
-    stock = body["data"]
-    if all(toy["pending"] == 0 for toy in stock):
-        break
-    if time.time() > deadline:
-        sys.exit(f"reservations still pending after 60 s: {stock}")
-    time.sleep(0.5)
-
-# Every order, through the public API: numbers are dense from 0.
-bought, number = {}, 0
-while True:
-    status, body = get(f"{frontend}/orders/{number}")
-    if status == 404:
-        break
-    if status != 200:
-        sys.exit(f"GET /orders/{number} answered {status}: {body}")
-    bought[body["data"]["name"]] = bought.get(body["data"]["name"], 0) + body["data"]["quantity"]
-    number += 1
-
-wrong = [
-    f'{toy["name"]}: {toy["initial"]} + {toy["restocked"]} restocked - {toy["quantity"]} left '
-    f'!= {bought.get(toy["name"], 0)} ordered'
-    for toy in stock
-    if toy["initial"] + toy["restocked"] - toy["quantity"] != bought.get(toy["name"], 0)
-]
-if wrong:
-    sys.exit("the stock does not add up:\n  " + "\n  ".join(wrong))
-print(f"store healthy; {number} orders, and every unit sold belongs to one of them")
-EOF
+TOYSTORE_CLUSTER_TOKEN=$(<"$TOYSTORE_HOME/cluster.token") "$TOYSTORE_BIN_DIR/toystore-lab" audit \
+    --frontend "$frontend" --catalog "$catalog" || ts_die "the store is not in order after the fuzzing (above)"
 ts_say "OK: the store answered as its OpenAPI document says, and its stock adds up"

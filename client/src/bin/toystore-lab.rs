@@ -76,6 +76,22 @@ enum Command {
         #[arg(long)]
         urls: bool,
     },
+    /// Checks a store after cluster/fuzz-api.sh: healthy, no reservation left pending, and
+    /// every unit that left the stock bought by an order; exits 1 when it is not so.
+    Audit {
+        /// The front-end's URL.
+        #[arg(long)]
+        frontend: reqwest::Url,
+        /// The catalog's URL.
+        #[arg(long)]
+        catalog: reqwest::Url,
+        /// The cluster token (the catalog's /stock is internal).
+        #[arg(long, env = "TOYSTORE_CLUSTER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Prints a port base BASE (between 20000 and 30000) whose store ports are all free on
+    /// 127.0.0.1: BASE, BASE+100, BASE+201..203 (cluster/lib.sh's layout).
+    FreePortBase,
     /// Reads `wrk --latency` output for cluster/bench.sh.
     Wrk {
         #[command(subcommand)]
@@ -187,6 +203,12 @@ fn main() -> ExitCode {
             Err(error) => fail(&error),
         },
         Command::Wrk { report } => wrk(&report),
+        Command::Audit {
+            frontend,
+            catalog,
+            token,
+        } => audit(&frontend, &catalog, token.as_deref()),
+        Command::FreePortBase => free_port_base(),
         Command::Products { frontend, urls } => products(&frontend, urls),
         Command::Schedule {
             seed,
@@ -204,6 +226,42 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+fn audit(frontend: &reqwest::Url, catalog: &reqwest::Url, token: Option<&str>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("cannot start a runtime: {error}")),
+    };
+    match runtime.block_on(client::lab::audit::audit(frontend, catalog, token)) {
+        Ok(verdict) => {
+            println!("{verdict}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("toystore-lab: the store is not in order: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn free_port_base() -> ExitCode {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        let base: u16 = rng.random_range(20_000..30_000);
+        let free = [0, 100, 201, 202, 203]
+            .iter()
+            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
+        if free {
+            println!("{base}");
+            return ExitCode::SUCCESS;
+        }
+    }
+    fail("no free port base between 20000 and 30000")
 }
 
 fn products(frontend: &reqwest::Url, urls: bool) -> ExitCode {

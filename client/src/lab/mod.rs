@@ -18,6 +18,7 @@
 //! - [`options`]: the command line and what follows from it; [`process`]: signals and
 //!   `/proc`.
 //! - [`summary`]: the rounds as they happened and the table a run ends with.
+//! - [`audit`]: after `cluster/fuzz-api.sh`: is the store healthy, does its stock add up.
 //! - [`wrk`]: what `wrk --latency` printed, for `cluster/bench.sh` (a run's line, the etcd
 //!   comparison's table and ratios, the cache benchmark's medians).
 //! - [`say`]: time-stamped lines, the progress bar, interruptible pauses.
@@ -25,6 +26,7 @@
 //!   on them (who leads, settled or not, agreement, selection): `toystore-lab status` and
 //!   `toystore-lab leader`.
 
+pub mod audit;
 pub mod chaos;
 pub mod experiment;
 pub mod failover;
