@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache_lease::Invalidation;
 use crate::catalog::Product;
 use crate::client::{CallError, ServiceClient};
-use crate::order::{OrderPlaced, OrderRecord};
+use crate::order::{OrderPlaced, OrderRecord, ReplicaClient};
 use crate::status::{FrontendStatus, NodeStatus};
 use crate::url::route_url;
 
@@ -107,6 +107,40 @@ pub struct ReplicaView {
     pub status: Option<NodeStatus>,
     /// Why there is no status: `no answer`, or the status it answered with.
     pub error: Option<String>,
+}
+
+impl ReplicaView {
+    /// Asks `replica` (id `id`) for its `/status`; `describe` says why there is none.
+    pub async fn ask(
+        id: u64,
+        replica: &ReplicaClient,
+        describe: impl Fn(&CallError) -> String,
+    ) -> Self {
+        match replica.status().await {
+            Ok(status) => Self {
+                id,
+                status: Some(status),
+                error: None,
+            },
+            Err(err) => Self {
+                id,
+                status: None,
+                error: Some(describe(&err)),
+            },
+        }
+    }
+}
+
+/// The replica that says it leads in the highest term, and that term. A deposed leader that
+/// has not heard of the new term yet loses to the new one. The dashboard and `toystore-lab`
+/// name the leader by this rule.
+pub fn claimed_leader(replicas: &[ReplicaView]) -> Option<(u64, u64)> {
+    replicas
+        .iter()
+        .filter_map(|replica| replica.status.as_ref())
+        .filter(|status| status.role == "leader")
+        .map(|status: &NodeStatus| (status.id, status.term))
+        .max_by_key(|&(id, term)| (term, id))
 }
 
 /// The catalog on the dashboard.

@@ -17,9 +17,10 @@ use api::client::{CallError, ServiceClient};
 use api::cluster::NodeAddrs;
 use api::frontend::{
     CatalogView, DASHBOARD_WINDOW_SECS, DashboardData, DashboardEvent, EventKind, ReplicaView,
+    claimed_leader,
 };
 use api::order::ReplicaClient;
-use api::status::{FrontendStatus, NodeStatus};
+use api::status::FrontendStatus;
 use api::url::route_url;
 use futures::future::join_all;
 use tokio::time::Instant;
@@ -79,7 +80,7 @@ impl Dashboard {
         }
         let (replicas, catalog) = tokio::join!(self.replicas(), self.catalog());
         let now_ms = unix_ms();
-        let leader = leader(&replicas);
+        let leader = claimed_leader(&replicas);
         seen.notice(now_ms, leader, &replicas, &frontend);
         let data = DashboardData {
             now_ms,
@@ -95,20 +96,11 @@ impl Dashboard {
     }
 
     async fn replicas(&self) -> Vec<ReplicaView> {
-        join_all(self.replicas.iter().map(|(&id, replica)| async move {
-            match replica.status().await {
-                Ok(status) => ReplicaView {
-                    id,
-                    status: Some(status),
-                    error: None,
-                },
-                Err(err) => ReplicaView {
-                    id,
-                    status: None,
-                    error: Some(why(&err)),
-                },
-            }
-        }))
+        join_all(
+            self.replicas
+                .iter()
+                .map(|(&id, replica)| ReplicaView::ask(id, replica, why)),
+        )
         .await
     }
 
@@ -178,17 +170,6 @@ impl Seen {
     }
 }
 
-/// The replica that says it leads in the highest term, and that term. A deposed leader that
-/// has not heard of the new term yet loses to the new one.
-fn leader(replicas: &[ReplicaView]) -> Option<(u64, u64)> {
-    replicas
-        .iter()
-        .filter_map(|replica| replica.status.as_ref())
-        .filter(|status| status.role == "leader")
-        .map(|status: &NodeStatus| (status.id, status.term))
-        .max_by_key(|&(id, term)| (term, id))
-}
-
 fn highest_term(replicas: &[ReplicaView]) -> Option<u64> {
     replicas
         .iter()
@@ -210,7 +191,7 @@ fn why(err: &CallError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use api::status::CacheStatus;
+    use api::status::{CacheStatus, NodeStatus};
 
     fn replica(id: u64, role: &str, term: u64) -> ReplicaView {
         ReplicaView {
@@ -259,22 +240,22 @@ mod tests {
             status: None,
             error: Some("no answer".into()),
         };
-        assert_eq!(leader(&[down, deposed, new]), Some((2, 4)));
-        assert_eq!(leader(&[replica(1, "follower", 4)]), None);
+        assert_eq!(claimed_leader(&[down, deposed, new]), Some((2, 4)));
+        assert_eq!(claimed_leader(&[replica(1, "follower", 4)]), None);
     }
 
     #[test]
     fn changes_between_gatherings_become_events() {
         let mut seen = Seen::default();
         let cluster = [replica(3, "leader", 3), replica(2, "follower", 3)];
-        seen.notice(1_000, leader(&cluster), &cluster, &frontend(3, 0));
+        seen.notice(1_000, claimed_leader(&cluster), &cluster, &frontend(3, 0));
         assert!(seen.events.is_empty(), "the first look is no change");
         // The leader is killed: nobody leads for a moment, then 2 does, and is selected.
         let gap = [replica(2, "follower", 3)];
-        seen.notice(2_000, leader(&gap), &gap, &frontend(3, 0));
+        seen.notice(2_000, claimed_leader(&gap), &gap, &frontend(3, 0));
         let after = [replica(2, "leader", 4)];
-        seen.notice(3_000, leader(&after), &after, &frontend(2, 1));
-        seen.notice(3_500, leader(&after), &after, &frontend(2, 1));
+        seen.notice(3_000, claimed_leader(&after), &after, &frontend(2, 1));
+        seen.notice(3_500, claimed_leader(&after), &after, &frontend(2, 1));
         let events: Vec<_> = seen
             .events
             .iter()
@@ -289,7 +270,7 @@ mod tests {
             ]
         );
         // Two minutes later they have left the window.
-        seen.notice(200_000, leader(&after), &after, &frontend(2, 1));
+        seen.notice(200_000, claimed_leader(&after), &after, &frontend(2, 1));
         assert!(seen.events.is_empty());
     }
 }

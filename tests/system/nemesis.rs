@@ -94,7 +94,7 @@ fn every_nemesis_once_and_the_history_checks_out() {
 /// lines go to the test's output; a run that could not be completed fails the test.
 pub fn verify(net: u8, tag: char, args: &[&str]) -> Outcome {
     assert!(
-        is_root(),
+        client::lab::process::is_root(),
         "this test makes network namespaces and nft rules: run the tests as root"
     );
     let home = tempfile::TempDir::new().expect("a temporary run directory");
@@ -109,9 +109,4 @@ pub fn verify(net: u8, tag: char, args: &[&str]) -> Outcome {
         Ok(outcome) => outcome,
         Err(error) => panic!("the verification could not be completed: {error:#}"),
     }
-}
-
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

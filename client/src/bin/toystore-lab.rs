@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use api::cluster::NodeAddrs;
 use clap::{Parser, Subcommand};
+use client::lab::block_on;
 use client::lab::chaos::ChaosOptions;
 use client::lab::experiment::ExperimentOptions;
 use client::lab::options::VerifyOptions;
@@ -147,15 +148,12 @@ impl Services {
         } else {
             self.nodes.parse().map_err(|e| format!("--nodes: {e}"))?
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start a runtime: {e}"))?;
-        Ok(runtime.block_on(status::observe(
+        block_on(status::observe(
             &nodes,
             self.frontend.as_ref(),
             self.catalog.as_ref(),
-        )))
+        ))
+        .map_err(|e| format!("cannot start a runtime: {e}"))
     }
 }
 
@@ -229,19 +227,13 @@ fn main() -> ExitCode {
 }
 
 fn audit(frontend: &reqwest::Url, catalog: &reqwest::Url, token: Option<&str>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return fail(&format!("cannot start a runtime: {error}")),
-    };
-    match runtime.block_on(client::lab::audit::audit(frontend, catalog, token)) {
-        Ok(verdict) => {
+    match block_on(client::lab::audit::audit(frontend, catalog, token)) {
+        Err(error) => fail(&format!("cannot start a runtime: {error}")),
+        Ok(Ok(verdict)) => {
             println!("{verdict}");
             ExitCode::SUCCESS
         }
-        Err(error) => {
+        Ok(Err(error)) => {
             eprintln!("toystore-lab: the store is not in order: {error:#}");
             ExitCode::FAILURE
         }
@@ -268,19 +260,13 @@ fn products(frontend: &reqwest::Url, urls: bool) -> ExitCode {
     use api::client::ServiceClient;
     use api::frontend::{FrontendClient, routes};
     use api::url::route_url;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return fail(&format!("cannot start a runtime: {error}")),
-    };
     let client = FrontendClient::new(
         frontend.clone(),
         ServiceClient::new(std::time::Duration::from_secs(5), None),
     );
-    match runtime.block_on(client.products()) {
-        Ok(products) => {
+    match block_on(client.products()) {
+        Err(error) => fail(&format!("cannot start a runtime: {error}")),
+        Ok(Ok(products)) => {
             for product in products {
                 if urls {
                     println!("{}", route_url(frontend, routes::PRODUCT, &[&product.name]));
@@ -290,7 +276,7 @@ fn products(frontend: &reqwest::Url, urls: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(error) => fail(&format!("GET /products: {error}")),
+        Ok(Err(error)) => fail(&format!("GET /products: {error}")),
     }
 }
 

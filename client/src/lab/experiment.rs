@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::local::{LocalCluster, client_config, commit, observe_frontend, prepare, run_client};
-use super::options::Tree;
+use super::options::{Tree, on_off};
 use super::say::Say;
 use crate::history::unix_ms;
 use crate::{Report, RequestKind};
@@ -363,10 +363,6 @@ pub fn summary_table(settings: &[Setting]) -> String {
         );
     }
     out
-}
-
-fn on_off(on: bool) -> &'static str {
-    if on { "on" } else { "off" }
 }
 
 fn p50(count: u64, ms: f64) -> String {

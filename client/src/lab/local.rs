@@ -196,16 +196,10 @@ pub fn run_client(config: Config, out: &Path) -> JoinHandle<anyhow::Result<Repor
 
 /// The services' answers now.
 pub fn observe(nodes: &NodeAddrs) -> anyhow::Result<Snapshot> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    Ok(runtime.block_on(status::observe(nodes, None, None)))
+    super::block_on(status::observe(nodes, None, None))
 }
 
 /// The services' answers now, the front-end's included.
 pub fn observe_frontend(frontend: &Url) -> anyhow::Result<Snapshot> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    Ok(runtime.block_on(status::observe(&NodeAddrs::new([]), Some(frontend), None)))
+    super::block_on(status::observe(&NodeAddrs::new([]), Some(frontend), None))
 }

@@ -42,3 +42,12 @@ pub mod status;
 pub mod summary;
 pub mod verify;
 pub mod wrk;
+
+/// Runs `future` to its end on a runtime of its own, for the engine's synchronous steps and
+/// the binary's one-shot subcommands.
+pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
+}

@@ -11,6 +11,11 @@ use clap::{Args, ValueEnum};
 use super::hosts::{Hosts, Layout};
 use super::nemesis::{self, Nemesis};
 
+/// "on" or "off", as the runs print a cache setting.
+pub fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
 /// Key-reuse sessions in short-retention mode (of the client's 5).
 pub const REUSE_SESSIONS: usize = 2;
 

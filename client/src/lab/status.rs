@@ -12,7 +12,7 @@ use std::time::Duration;
 use api::catalog::CatalogClient;
 use api::client::ServiceClient;
 use api::cluster::NodeAddrs;
-use api::frontend::FrontendClient;
+use api::frontend::{FrontendClient, ReplicaView, claimed_leader};
 use api::order::ReplicaClient;
 use api::status::{FrontendStatus, NodeStatus};
 use reqwest::Url;
@@ -20,16 +20,6 @@ use serde::Serialize;
 
 /// How long one status request may take (a stopped process never answers).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// One replica's answer.
-#[derive(Clone, Debug, Serialize)]
-pub struct ReplicaView {
-    pub id: u64,
-    /// What `GET /status` answered, or `None` with `error`.
-    pub status: Option<NodeStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
 
 /// The services' answers at one moment.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -47,20 +37,9 @@ pub struct Snapshot {
 pub async fn observe(nodes: &NodeAddrs, frontend: Option<&Url>, catalog: Option<&Url>) -> Snapshot {
     let http = ServiceClient::new(REQUEST_TIMEOUT, None);
     let replicas = ReplicaClient::all(nodes, &http);
-    let asks = replicas.into_iter().map(|(id, client)| async move {
-        match client.status().await {
-            Ok(status) => ReplicaView {
-                id,
-                status: Some(status),
-                error: None,
-            },
-            Err(error) => ReplicaView {
-                id,
-                status: None,
-                error: Some(error.to_string()),
-            },
-        }
-    });
+    let asks = replicas
+        .iter()
+        .map(|(&id, client)| ReplicaView::ask(id, client, |error| error.to_string()));
     let frontend_ask = async {
         match frontend {
             Some(url) => Some(
@@ -100,12 +79,9 @@ impl Snapshot {
     }
 
     /// The replica that says it leads, the highest term if more than one does (an isolated
-    /// old leader still says so): `(id, term)`.
+    /// old leader still says so): `(id, term)`, by the dashboard's rule.
     pub fn leader(&self) -> Option<(u64, u64)> {
-        self.answering()
-            .filter(|(_, s)| s.role == "leader")
-            .map(|(id, s)| (id, s.term))
-            .max_by_key(|(_, term)| *term)
+        claimed_leader(&self.replicas)
     }
 
     /// Like [`Snapshot::leader`], but only when every replica asked answered and names the

@@ -25,7 +25,7 @@ use checker::history::{Nemesis as NemesisEvent, Phase};
 
 use super::hosts::{Hosts, Layout};
 use super::nemesis::{self, HostFacts, Nemesis};
-use super::options::{Break, REUSE_SESSIONS, VerifyOptions, copy_binaries};
+use super::options::{Break, REUSE_SESSIONS, VerifyOptions, copy_binaries, on_off};
 use super::process;
 use super::say::Say;
 use super::schedule::{Round, schedule};
@@ -621,10 +621,6 @@ fn service_table(up: &str) -> Vec<&str> {
         table.push(line);
     }
     table
-}
-
-fn on_off(on: bool) -> &'static str {
-    if on { "on" } else { "off" }
 }
 
 fn concatenate(parts: &[&Path], out: &Path) -> anyhow::Result<()> {
