@@ -584,8 +584,9 @@ or point TOYSTORE_BIN_DIR at a directory holding the release binaries."
 }
 
 # ts_run_engine SUBCOMMAND ARGS…: the body of the wrappers of toystore-lab's engines (verify.sh,
-# chaos.sh): builds the release binaries when one is missing, then replaces the shell with
-# `toystore-lab SUBCOMMAND ARGS…`, which finds the cluster scripts through TOYSTORE_CLUSTER_DIR.
+# chaos.sh, experiment.sh, bench.sh): builds the release binaries when one is missing, then
+# replaces the shell with `toystore-lab SUBCOMMAND ARGS…`, which finds the cluster scripts
+# through TOYSTORE_CLUSTER_DIR.
 # A failure before that (ts_die exits 1) exits 2, "could not run", not 1, the engines' "failed".
 ts_exit_could_not_run() {
     local rc=$?

@@ -84,7 +84,7 @@ impl CallError {
         self.status() == Some(StatusCode::NOT_FOUND)
     }
 
-    fn from_reqwest(url: &str, err: reqwest::Error) -> Self {
+    pub(crate) fn from_reqwest(url: &str, err: reqwest::Error) -> Self {
         let err = err.without_url();
         if err.is_timeout() {
             Self::Timeout(format!("{url} did not answer in time"))

@@ -19,6 +19,7 @@
 //!   round trip, commit or log entry.
 //! - [`server`]: the inbound plumbing every service shares (request ids, tracing spans,
 //!   `/health`, `/metrics`, the envelope for unknown routes and bad bodies, graceful shutdown).
+//! - [`metrics`]: a service's `/metrics` read back (one series, a metric's sum).
 //! - [`connections`]: the accept loop under [`server`]: hyper with timeouts on every
 //!   connection and a cap on their number.
 //! - `rocks` (feature `rocks`): how the services that store data open RocksDB.
@@ -35,6 +36,7 @@ pub mod connections;
 pub mod defaults;
 pub mod envelope;
 pub mod frontend;
+pub mod metrics;
 pub mod order;
 pub mod request_id;
 #[cfg(feature = "rocks")]

@@ -20,10 +20,9 @@
 //! - [`tally`]: what each worker counts, merged at the end.
 //! - [`report`], [`output`]: the printed report and the CSV/JSON files.
 //! - [`progress`]: the progress bar or progress lines.
-//! - [`bench`]: the `toystore-bench` benchmarks (orders/s, failover gap, bare-axum baseline).
-//! - [`lab`]: the `toystore-lab` tooling that replaces the engine in `cluster/*.sh`.
+//! - [`lab`]: the `toystore-lab` tooling that replaces the engine in `cluster/*.sh`: verify,
+//!   chaos, experiment and the benchmarks.
 
-pub mod bench;
 pub mod config;
 pub mod error;
 pub mod final_state;

@@ -84,22 +84,19 @@ where
 
 /// The Prometheus text a service serves on `/metrics` at `base`.
 pub async fn metrics_text(base: &reqwest::Url) -> String {
-    let url = api::url::route_url(base, api::server::routes::METRICS, &[]);
-    reqwest::get(url)
+    let http = ServiceClient::new(HTTP_TIMEOUT, None);
+    api::metrics::Scrape::fetch(&http, base)
         .await
-        .and_then(|answer| answer.error_for_status())
         .expect("/metrics answers")
-        .text()
-        .await
-        .expect("/metrics is text")
+        .text
 }
 
 /// The value of an unlabelled series in Prometheus text, if exported.
 pub fn metric(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
-        value.trim().parse::<f64>().ok().map(|v| v as u64)
-    })
+    let scrape = api::metrics::Scrape {
+        text: text.to_owned(),
+    };
+    scrape.value(name).map(|value| value as u64)
 }
 
 /// Logs from the services under test, shown when `RUST_LOG` is set.

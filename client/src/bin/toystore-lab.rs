@@ -6,11 +6,11 @@
 //! script parses JSON); `toystore-lab schedule` prints the fault schedule a seed gives.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use api::cluster::NodeAddrs;
 use clap::{Parser, Subcommand};
+use client::lab::bench::BenchOptions;
 use client::lab::block_on;
 use client::lab::chaos::ChaosOptions;
 use client::lab::experiment::ExperimentOptions;
@@ -45,6 +45,13 @@ enum Command {
     /// DATA/latency.csv (drawn by `cargo run -p plots`) and DATA/raw/; exits 1 if a setting
     /// failed.
     Experiment(Box<ExperimentOptions>),
+    /// The benchmarks, each on a local cluster of its own (HOME, default <repo>/run/bench;
+    /// results in HOME/results): cache, orders, e2e, failover, catalog, retention, all (the
+    /// first five) or etcd (the store against a 3-member etcd started here). Needs wrk (and
+    /// etcd for `etcd`; installed with apt-get when run as root). Exits 1 when a benchmark's
+    /// check failed (a cache miss that is not one catalog read, a failed request in the etcd
+    /// comparison, records that grow with the orders).
+    Bench(Box<BenchOptions>),
     /// Prints every replica's /status (role, term, leader, health, applied index, orders,
     /// digest), whether they agree, whether the front-end's selection leads, the catalog's
     /// health and the front-end's cache; with --json, the answers as JSON.
@@ -67,16 +74,6 @@ enum Command {
         #[arg(long, requires = "frontend")]
         selected: bool,
     },
-    /// Prints the front-end's toys, one name per line (with --urls, each toy's GET
-    /// /products/{name} URL, the name percent-encoded).
-    Products {
-        /// The front-end's URL.
-        #[arg(long)]
-        frontend: reqwest::Url,
-        /// Print URLs instead of names.
-        #[arg(long)]
-        urls: bool,
-    },
     /// Checks a store after cluster/fuzz-api.sh: healthy, no reservation left pending, and
     /// every unit that left the stock bought by an order; exits 1 when it is not so.
     Audit {
@@ -93,11 +90,6 @@ enum Command {
     /// Prints a port base BASE (between 20000 and 30000) whose store ports are all free on
     /// 127.0.0.1: BASE, BASE+100, BASE+201..203 (cluster/lib.sh's layout).
     FreePortBase,
-    /// Reads `wrk --latency` output for cluster/bench.sh.
-    Wrk {
-        #[command(subcommand)]
-        report: WrkReport,
-    },
     /// Prints the fault of each round and a number that picks its target, one `FAULT PICK`
     /// line per round: every fault once before any twice, none twice in a row, the same for
     /// the same seed.
@@ -112,19 +104,6 @@ enum Command {
         #[arg(required = true)]
         faults: Vec<String>,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum WrkReport {
-    /// One run's line: 2xx answers per second, p50, p99, failures.
-    Line { file: PathBuf },
-    /// The etcd comparison over DIR/round-N/SYSTEM-OP-cC.txt: every measurement's median and
-    /// range, the store/etcd ratios per round; exits 1 when a ratio is missing or a request
-    /// failed.
-    Table { dir: PathBuf },
-    /// The cache benchmark's runs under `--- NAME` headings: medians per server and the
-    /// second's throughput as a share of the first's.
-    Medians { file: PathBuf },
 }
 
 /// The services to ask.
@@ -160,10 +139,13 @@ impl Services {
 fn main() -> ExitCode {
     match Args::parse().command {
         Command::Verify(options) => verify(&options),
-        Command::Chaos(options) => engine("chaos", |say| client::lab::chaos::run(&options, say)),
-        Command::Experiment(options) => engine("experiment", |say| {
+        Command::Chaos(options) => engine("chaos", Some(PLOTS), |say| {
+            client::lab::chaos::run(&options, say)
+        }),
+        Command::Experiment(options) => engine("experiment", Some(PLOTS), |say| {
             client::lab::experiment::run(&options, say)
         }),
+        Command::Bench(options) => engine("bench", None, |_| client::lab::bench::run(&options)),
         Command::Status { services, json } => match services.observe() {
             Ok(snapshot) if json => match serde_json::to_string_pretty(&snapshot) {
                 Ok(text) => {
@@ -200,14 +182,12 @@ fn main() -> ExitCode {
             }
             Err(error) => fail(&error),
         },
-        Command::Wrk { report } => wrk(&report),
         Command::Audit {
             frontend,
             catalog,
             token,
         } => audit(&frontend, &catalog, token.as_deref()),
         Command::FreePortBase => free_port_base(),
-        Command::Products { frontend, urls } => products(&frontend, urls),
         Command::Schedule {
             seed,
             rounds,
@@ -256,61 +236,6 @@ fn free_port_base() -> ExitCode {
     fail("no free port base between 20000 and 30000")
 }
 
-fn products(frontend: &reqwest::Url, urls: bool) -> ExitCode {
-    use api::client::ServiceClient;
-    use api::frontend::{FrontendClient, routes};
-    use api::url::route_url;
-    let client = FrontendClient::new(
-        frontend.clone(),
-        ServiceClient::new(std::time::Duration::from_secs(5), None),
-    );
-    match block_on(client.products()) {
-        Err(error) => fail(&format!("cannot start a runtime: {error}")),
-        Ok(Ok(products)) => {
-            for product in products {
-                if urls {
-                    println!("{}", route_url(frontend, routes::PRODUCT, &[&product.name]));
-                } else {
-                    println!("{}", product.name);
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(Err(error)) => fail(&format!("GET /products: {error}")),
-    }
-}
-
-fn wrk(report: &WrkReport) -> ExitCode {
-    use client::lab::wrk;
-    let read = |path: &PathBuf| {
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
-    let result = match report {
-        WrkReport::Line { file } => read(file)
-            .and_then(|text| {
-                wrk::WrkRun::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
-            })
-            .map(|run| (run.line() + "\n", true)),
-        WrkReport::Table { dir } => wrk::read_rounds(dir)
-            .map(|rounds| wrk::table(&rounds))
-            .map_err(|e| format!("{e:#}")),
-        WrkReport::Medians { file } => read(file)
-            .and_then(|text| wrk::medians(&text).map_err(|e| format!("{}: {e}", file.display())))
-            .map(|text| (text, true)),
-    };
-    match result {
-        Ok((text, ok)) => {
-            print!("{text}");
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(error) => fail(&error),
-    }
-}
-
 /// A usage or setup error: exit status 2.
 fn fail(error: &str) -> ExitCode {
     eprintln!("toystore-lab: {error}");
@@ -335,18 +260,26 @@ fn verify(options: &VerifyOptions) -> ExitCode {
     }
 }
 
+/// What to do after a run whose results `plots` draws.
+const PLOTS: &str = "render the figures with: cargo run -p plots";
+
 /// Runs an engine that ends with a verdict: 0 passed, 1 failed, 2 could not run, 130
-/// interrupted.
-fn engine(name: &str, run: impl FnOnce(&Say) -> anyhow::Result<bool>) -> ExitCode {
+/// interrupted; `next` is said after a pass.
+fn engine(
+    name: &str,
+    next: Option<&str>,
+    run: impl FnOnce(&Say) -> anyhow::Result<bool>,
+) -> ExitCode {
     if let Err(error) = watch_signals() {
         return fail(&format!("cannot watch for SIGINT: {error}"));
     }
     let say = Say::default();
     match run(&say) {
         Ok(true) => {
-            say.line(format!(
-                "{name} run passed; render the figures with: cargo run -p plots"
-            ));
+            match next {
+                Some(next) => say.line(format!("{name} run passed; {next}")),
+                None => say.line(format!("{name} run passed")),
+            }
             ExitCode::SUCCESS
         }
         Ok(false) => {

@@ -159,7 +159,9 @@ fn experiment(
 ) -> anyhow::Result<bool> {
     let up_started = Instant::now();
     cluster.script("up.sh", &[])?;
-    let (frontend, nodes) = cluster.addresses()?;
+    let super::local::Addresses {
+        frontend, nodes, ..
+    } = cluster.addresses()?;
     ensure!(
         nodes.len() >= 3,
         "chaos needs at least 3 replicas, the cluster has {}",

@@ -219,7 +219,7 @@ fn setting(
     let no_cache = if cache { None } else { Some("1") };
     cluster.script("down.sh", &["--wipe"])?;
     cluster.script_with("up.sh", &[], &[("TOYSTORE_NO_CACHE", no_cache)])?;
-    let (frontend, _) = cluster.addresses()?;
+    let frontend = cluster.addresses()?.frontend;
     let capacity = observe_frontend(&frontend)?
         .frontend
         .and_then(Result::ok)

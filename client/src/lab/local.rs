@@ -56,12 +56,8 @@ pub fn prepare(
 ) -> anyhow::Result<(LocalCluster, RunDirs)> {
     let repo = tree.repo();
     let home = absolute(home.map_or_else(|| repo.join("run").join(name), Path::to_path_buf));
-    if home == repo.join("run") {
-        bail!(
-            "TOYSTORE_HOME={} is the default cluster's home, whose data this run would wipe; choose another",
-            home.display()
-        );
-    }
+    // Before anything is removed.
+    refuse_default_home(tree, &home)?;
     let data = absolute(data.map_or_else(|| repo.join("plots/data"), Path::to_path_buf));
     let raw = data.join("raw");
     fs::create_dir_all(&raw).with_context(|| format!("cannot create {}", raw.display()))?;
@@ -75,21 +71,7 @@ pub fn prepare(
             fs::remove_file(&path)?;
         }
     }
-    let bin = home.join("bin");
-    let bins_from = tree.bin_dir()?;
-    let cluster = LocalCluster {
-        tree: tree.clone(),
-        env: vec![
-            ("TOYSTORE_HOME".into(), home.display().to_string()),
-            ("TOYSTORE_PORT_BASE".into(), port_base.to_string()),
-            ("TOYSTORE_BIN_DIR".into(), bin.display().to_string()),
-        ],
-        home,
-        log: raw.join(log),
-    };
-    fs::write(&cluster.log, "")?;
-    let _ = cluster.script("down.sh", &[]);
-    copy_binaries(&bins_from, &bin, &BINARIES)?;
+    let (cluster, bins_from) = LocalCluster::new(tree, home, port_base, raw.join(log))?;
     Ok((
         cluster,
         RunDirs {
@@ -101,6 +83,7 @@ pub fn prepare(
 }
 
 /// The cluster `cluster/up.sh` runs in `home`, through its scripts.
+#[derive(Clone)]
 pub struct LocalCluster {
     pub tree: Tree,
     /// Set for every script (and so for the services they start).
@@ -111,6 +94,38 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
+    /// The cluster in `home` (never the default cluster's `<repo>/run`, whose data a run
+    /// wipes) on `port_base`, its scripts logging to `log`. Whatever an earlier run left in the
+    /// home is stopped, then the binaries are copied into it, so that a cargo build during the
+    /// run cannot swap one between a kill and its restart. Returns where they came from too.
+    pub fn new(
+        tree: &Tree,
+        home: PathBuf,
+        port_base: u16,
+        log: PathBuf,
+    ) -> anyhow::Result<(Self, PathBuf)> {
+        refuse_default_home(tree, &home)?;
+        let bin = home.join("bin");
+        let bins_from = tree.bin_dir()?;
+        let cluster = Self {
+            tree: tree.clone(),
+            env: vec![
+                ("TOYSTORE_HOME".into(), home.display().to_string()),
+                ("TOYSTORE_PORT_BASE".into(), port_base.to_string()),
+                ("TOYSTORE_BIN_DIR".into(), bin.display().to_string()),
+            ],
+            home,
+            log,
+        };
+        if let Some(dir) = cluster.log.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        fs::write(&cluster.log, "")?;
+        let _ = cluster.script("down.sh", &[]);
+        copy_binaries(&bins_from, &bin, &BINARIES)?;
+        Ok((cluster, bins_from))
+    }
+
     /// Runs `cluster/NAME ARGS…`.
     pub fn script(&self, name: &str, args: &[&str]) -> anyhow::Result<String> {
         self.script_with(name, args, &[])
@@ -140,8 +155,8 @@ impl LocalCluster {
         )
     }
 
-    /// The front-end's and the replicas' addresses, from the `ports.env` up.sh wrote.
-    pub fn addresses(&self) -> anyhow::Result<(Url, NodeAddrs)> {
+    /// The services' addresses, from the `ports.env` up.sh wrote.
+    pub fn addresses(&self) -> anyhow::Result<Addresses> {
         let path = self.home.join("ports.env");
         let text =
             fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -152,13 +167,44 @@ impl LocalCluster {
                 .copied()
                 .with_context(|| format!("{} has no {key}", path.display()))
         };
-        let frontend: Url =
-            format!("http://127.0.0.1:{}", get("TOYSTORE_FRONTEND_PORT")?).parse()?;
-        let nodes: NodeAddrs = get("TOYSTORE_NODES")?
-            .parse()
-            .map_err(|e| anyhow::anyhow!("TOYSTORE_NODES in {}: {e}", path.display()))?;
-        Ok((frontend, nodes))
+        let local = |key: &str| -> anyhow::Result<Url> {
+            Ok(format!("http://127.0.0.1:{}", get(key)?).parse()?)
+        };
+        Ok(Addresses {
+            frontend: local("TOYSTORE_FRONTEND_PORT")?,
+            catalog: local("TOYSTORE_CATALOG_PORT")?,
+            nodes: get("TOYSTORE_NODES")?
+                .parse()
+                .map_err(|e| anyhow::anyhow!("TOYSTORE_NODES in {}: {e}", path.display()))?,
+        })
     }
+
+    /// The cluster token up.sh made (`cluster.token`), for the services' internal routes.
+    pub fn token(&self) -> anyhow::Result<String> {
+        let path = self.home.join("cluster.token");
+        let token =
+            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(token.trim().to_owned())
+    }
+}
+
+/// A lab run wipes its cluster's data: never in the default cluster's home, `<repo>/run`.
+fn refuse_default_home(tree: &Tree, home: &Path) -> anyhow::Result<()> {
+    if home == tree.repo().join("run") {
+        bail!(
+            "TOYSTORE_HOME={} is the default cluster's home, whose data this run would wipe; choose another",
+            home.display()
+        );
+    }
+    Ok(())
+}
+
+/// Where a local cluster's services listen.
+#[derive(Clone, Debug)]
+pub struct Addresses {
+    pub frontend: Url,
+    pub catalog: Url,
+    pub nodes: NodeAddrs,
 }
 
 /// The repository's commit, for the record (`unknown` without git).

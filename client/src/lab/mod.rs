@@ -19,14 +19,16 @@
 //!   `/proc`.
 //! - [`summary`]: the rounds as they happened and the table a run ends with.
 //! - [`audit`]: after `cluster/fuzz-api.sh`: is the store healthy, does its stock add up.
-//! - [`wrk`]: what `wrk --latency` printed, for `cluster/bench.sh` (a run's line, the etcd
-//!   comparison's table and ratios, the cache benchmark's medians).
+//! - [`bench`]: `toystore-lab bench` (`cluster/bench.sh`): the benchmarks, each on a cluster
+//!   of its own, and the etcd comparison; [`wrk`]: what `wrk --latency` printed (a run's line,
+//!   the etcd comparison's table and ratios, the cache benchmark's medians).
 //! - [`say`]: time-stamped lines, the progress bar, interruptible pauses.
 //! - [`status`]: the services' `/status`, typed, and the decisions the cluster scripts take
 //!   on them (who leads, settled or not, agreement, selection): `toystore-lab status` and
 //!   `toystore-lab leader`.
 
 pub mod audit;
+pub mod bench;
 pub mod chaos;
 pub mod experiment;
 pub mod failover;

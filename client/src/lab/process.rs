@@ -14,6 +14,15 @@ pub fn signal(pid: u32, name: &str) {
         .status();
 }
 
+/// The pid a service's pid file (`HOME/pids/NAME.pid`) holds.
+pub fn read_pid(pid_file: &Path) -> anyhow::Result<u32> {
+    use anyhow::Context;
+    fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .with_context(|| format!("no pid in {}", pid_file.display()))
+}
+
 /// Whether `pid` exists and has not exited (an exited child stays a zombie until reaped).
 pub fn lives(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/status"))

@@ -566,10 +566,7 @@ impl Run<'_> {
     /// its order cache `on`. Not a fault: no nemesis event.
     fn restart_frontend(&mut self, on: bool) -> anyhow::Result<()> {
         let pid_file = self.options.hosts_home().join("pids/frontend.pid");
-        let pid: u32 = fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
-            .with_context(|| format!("no front-end pid in {}", pid_file.display()))?;
+        let pid = process::read_pid(&pid_file)?;
         process::signal(pid, "TERM");
         let deadline = Instant::now() + Duration::from_secs(10);
         while process::lives(pid) && Instant::now() < deadline {

@@ -8,59 +8,73 @@
 //! the end, once no reservation is pending, it checks that the catalog's accounts add up and
 //! that the units sold are exactly what the replicas' orders hold.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::catalog::CatalogClient;
 use api::client::ServiceClient;
+use api::cluster::NodeAddrs;
 use api::frontend::FrontendClient;
 use api::order::ReplicaClient;
 use reqwest::Url;
 use tokio::time::Instant;
 
-use crate::bench::{Acks, ClusterArgs, ms, order_stream};
+use super::orders::ENDLESS_STOCK;
+use super::{Acks, Bench, Out, longest, ms, order_stream, run_load, spread};
+use crate::lab::local::LocalCluster;
+use crate::lab::process::{read_pid, signal};
 
-#[derive(Debug, clap::Args)]
+/// `bench catalog`: five catalog kills under eight clients, each down 1.5 s.
+pub fn run(bench: &Bench) -> anyhow::Result<bool> {
+    bench
+        .out
+        .heading("catalog: kill -9 of the catalog 5 times under load, restarted 1.5 s later");
+    let at = bench.fresh_cluster(&[("TOYSTORE_INITIAL_STOCK", ENDLESS_STOCK)])?;
+    let restarts = CatalogRestartBench {
+        frontend: at.frontend,
+        catalog: at.catalog,
+        nodes: at.nodes,
+        http: bench.http(Duration::from_secs(10))?,
+        cluster: bench.cluster.clone(),
+        kills: 5,
+        down: Duration::from_millis(1500),
+        clients: 8,
+    };
+    run_load(restarts.run(&bench.out))??;
+    Ok(true)
+}
+
 pub struct CatalogRestartBench {
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-
+    /// The front-end orders go through.
+    pub frontend: Url,
     /// The catalog (its `/health` and, with the cluster token, its accounts).
-    #[arg(
-        long,
-        env = "TOYSTORE_CATALOG",
-        default_value = "http://127.0.0.1:8100"
-    )]
     pub catalog: Url,
-
+    pub nodes: NodeAddrs,
+    /// A client carrying the cluster token.
+    pub http: ServiceClient,
+    /// Its pid file and restart.sh.
+    pub cluster: LocalCluster,
     /// How many times to kill the catalog.
-    #[arg(long, default_value_t = 5)]
     pub kills: usize,
-
-    /// How long the catalog stays down, in milliseconds.
-    #[arg(long, default_value_t = 1500)]
-    pub down_ms: u64,
-
+    /// How long the catalog stays down.
+    pub down: Duration,
     /// Concurrent clients placing orders.
-    #[arg(long, default_value_t = 8)]
     pub clients: usize,
 }
 
 impl CatalogRestartBench {
-    pub async fn run(&self) -> anyhow::Result<()> {
-        let token = std::fs::read_to_string(self.cluster.home.join("cluster.token"))
-            .ok()
-            .map(|t| Arc::from(t.trim()));
-        let http = ServiceClient::new(Duration::from_secs(10), token);
-        let probe = ServiceClient::new(Duration::from_millis(200), None);
-        let frontend = FrontendClient::new(self.cluster.frontend.clone(), http.clone());
-        let health = self.catalog.join("health")?;
+    pub async fn run(&self, out: &Out) -> anyhow::Result<()> {
+        let http = &self.http;
+        let probe = CatalogClient::new(
+            self.catalog.clone(),
+            ServiceClient::new(Duration::from_millis(200), None),
+        );
+        let frontend = FrontendClient::new(self.frontend.clone(), http.clone());
         let mut resumes = Vec::new();
-        println!(
+        out.line(format!(
             "{:>5} {:>10} {:>22} {:>17}",
             "round", "health_ms", "resume_after_health_ms", "longest_order_ms"
-        );
+        ));
         for round in 1..=self.kills {
             let acks: Acks = Arc::default();
             let streams: Vec<_> = (0..self.clients)
@@ -68,19 +82,18 @@ impl CatalogRestartBench {
                 .collect();
             tokio::time::sleep(Duration::from_secs(1)).await;
 
-            let pid = std::fs::read_to_string(self.cluster.home.join("pids").join("catalog.pid"))?;
+            let pid = read_pid(&self.cluster.home.join("pids/catalog.pid"))?;
             let killed_at = Instant::now();
-            let status = Command::new("kill").args(["-9", pid.trim()]).status()?;
-            anyhow::ensure!(status.success(), "kill -9 {} failed", pid.trim());
-            tokio::time::sleep(Duration::from_millis(self.down_ms)).await;
+            signal(pid, "KILL");
+            tokio::time::sleep(self.down).await;
 
-            let mut restart = tokio::process::Command::new(self.cluster.scripts.join("restart.sh"))
-                .arg("catalog")
-                .stdout(std::process::Stdio::null())
-                .spawn()?;
+            // On a thread of its own: the orders keep flowing while it waits for the catalog.
+            let cluster = self.cluster.clone();
+            let restart =
+                tokio::task::spawn_blocking(move || cluster.script("restart.sh", &["catalog"]));
             let deadline = Instant::now() + Duration::from_secs(60);
             let healthy_at = loop {
-                if probe.get_json::<serde_json::Value>(&health).await.is_ok() {
+                if probe.health().await.is_ok() {
                     break Instant::now();
                 }
                 anyhow::ensure!(
@@ -105,41 +118,33 @@ impl CatalogRestartBench {
                 );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             };
-            anyhow::ensure!(restart.wait().await?.success(), "restart.sh catalog failed");
+            restart.await??;
             tokio::time::sleep(Duration::from_millis(500)).await;
             for stream in &streams {
                 stream.abort();
             }
-            let longest = acks
-                .lock()
-                .iter()
-                .map(|(sent, acked)| *acked - *sent)
-                .max()
-                .unwrap_or_default();
+            let longest = longest(&acks);
             let resume = resumed_at - healthy_at;
-            println!(
+            out.line(format!(
                 "{round:>5} {:>10} {:>22} {:>17}",
                 ms(healthy_at - killed_at),
                 ms(resume),
                 ms(longest)
-            );
+            ));
             resumes.push(resume);
         }
-        resumes.sort();
-        if let Some(max) = resumes.last() {
-            println!(
-                "orders resumed after the catalog's /health over {} restarts: median {} ms, max {} ms",
-                resumes.len(),
-                ms(resumes[resumes.len() / 2]),
-                ms(*max)
-            );
+        if let Some(spread) = spread(&mut resumes) {
+            out.line(format!(
+                "orders resumed after the catalog's /health over {} restarts: {spread}",
+                resumes.len()
+            ));
         }
-        self.check_accounts(&http).await
+        self.check_accounts(http, out).await
     }
 
     /// Once nothing is pending: every toy's accounts add up, and the units sold are what the
     /// replicas' orders hold.
-    async fn check_accounts(&self, http: &ServiceClient) -> anyhow::Result<()> {
+    async fn check_accounts(&self, http: &ServiceClient, out: &Out) -> anyhow::Result<()> {
         let catalog = CatalogClient::new(self.catalog.clone(), http.clone());
         let deadline = Instant::now() + Duration::from_secs(60);
         let stock = loop {
@@ -155,7 +160,7 @@ impl CatalogRestartBench {
         };
         // The longest history among the replicas: one that lags holds a prefix of it.
         let mut orders = Vec::new();
-        for replica in ReplicaClient::all(&self.cluster.nodes, http).values() {
+        for replica in ReplicaClient::all(&self.nodes, http).values() {
             if let Ok(held) = replica.all_local_orders().await
                 && held.len() > orders.len()
             {
@@ -175,10 +180,10 @@ impl CatalogRestartBench {
                 toy.name
             );
         }
-        println!(
+        out.line(format!(
             "accounts add up: {} orders, every unit sold belongs to one",
             orders.len()
-        );
+        ));
         Ok(())
     }
 }

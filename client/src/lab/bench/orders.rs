@@ -1,26 +1,91 @@
 //! Closed-loop order load: `C` workers each place orders back to back for a fixed time; the
 //! result is orders/s and the latency distribution at each concurrency level.
 //!
-//! Against an order replica (`--target node`) this measures the Raft path: dedup check,
-//! catalog buy, batched Raft commit on three RocksDB replicas with fsync. Against the
-//! front-end (`--target frontend`) it measures what a client sees end to end.
+//! Against an order replica ([`Target::Node`], `bench orders`) this measures the Raft path:
+//! dedup check, catalog buy, batched Raft commit on three RocksDB replicas with fsync, with
+//! batching on and off. Against the front-end ([`Target::Frontend`], `bench e2e`) it measures
+//! what a client sees end to end.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use api::client::ServiceClient;
 use api::frontend::FrontendClient;
 use api::order::{Hop, PlaceOrder, ReplicaClient};
 use reqwest::Url;
 use tokio::time::Instant;
 
+use super::{Bench, Out, ms, run_load};
 use crate::LatencyStats;
-use crate::bench::ms;
-use crate::config::parse_frontend_url;
+use crate::lab::status;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Stock per toy for the order benchmarks: no order may run out.
+pub const ENDLESS_STOCK: &str = "1000000000";
+
+/// `bench orders`: straight to the Raft leader, batching on (256 orders per entry) and off.
+pub fn run_leader(bench: &Bench) -> anyhow::Result<bool> {
+    bench
+        .out
+        .heading("orders: straight to the Raft leader, fsync on (3 replicas, RocksDB WAL synced)");
+    let csv = bench.results.join("orders.csv");
+    let _ = std::fs::remove_file(&csv);
+    for (label, batch_max) in [("batching on", "256"), ("batching off", "1")] {
+        let at = bench.fresh_cluster(&[
+            ("TOYSTORE_INITIAL_STOCK", ENDLESS_STOCK),
+            ("TOYSTORE_BATCH_MAX", batch_max),
+        ])?;
+        bench.raft_facts(&at, "before")?;
+        let snapshot = super::super::block_on(status::observe(&at.nodes, None, None))?;
+        let (leader, _) = snapshot
+            .leader()
+            .context("no replica reports itself leader")?;
+        let url = at
+            .nodes
+            .get(leader)
+            .context("the leader is not one of the replicas")?
+            .clone();
+        let load = OrdersBench {
+            url,
+            target: Target::Node,
+            concurrency: vec![1, 16, 64],
+            seconds: 10.0,
+            toy: "Tux".into(),
+            token: Some(bench.cluster.token()?),
+            label: label.into(),
+            csv: Some(csv.clone()),
+        };
+        run_load(load.run(&bench.out))??;
+        bench.raft_facts(&at, "after")?;
+    }
+    Ok(true)
+}
+
+/// `bench e2e`: `POST /orders` through the front-end, which batches and retries.
+pub fn run_frontend(bench: &Bench) -> anyhow::Result<bool> {
+    bench.out.heading("e2e: POST /orders through the front-end");
+    let csv = bench.results.join("e2e.csv");
+    let _ = std::fs::remove_file(&csv);
+    let at = bench.fresh_cluster(&[("TOYSTORE_INITIAL_STOCK", ENDLESS_STOCK)])?;
+    bench.raft_facts(&at, "before")?;
+    let load = OrdersBench {
+        url: at.frontend.clone(),
+        target: Target::Frontend,
+        concurrency: vec![1, 32],
+        seconds: 10.0,
+        toy: "Tux".into(),
+        token: None,
+        label: "front-end".into(),
+        csv: Some(csv),
+    };
+    run_load(load.run(&bench.out))??;
+    bench.raft_facts(&at, "after")?;
+    Ok(true)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// `POST /orders` on an order replica (internal API: request id in the body).
     Node,
@@ -28,37 +93,32 @@ pub enum Target {
     Frontend,
 }
 
-#[derive(Debug, clap::Args)]
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Node => "node",
+            Self::Frontend => "frontend",
+        }
+    }
+}
+
+/// One closed-loop load.
+#[derive(Debug)]
 pub struct OrdersBench {
     /// Base URL orders are sent to.
-    #[arg(long, value_parser = parse_frontend_url)]
     pub url: Url,
-
-    #[arg(long, value_enum, default_value = "node")]
     pub target: Target,
-
-    /// Concurrency levels, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    /// Concurrency levels.
     pub concurrency: Vec<usize>,
-
     /// Seconds measured at each level, after one second of warm-up.
-    #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
-
     /// The toy every order buys (give the catalog enough stock).
-    #[arg(long, default_value = "Tux")]
     pub toy: String,
-
-    /// Cluster token, needed for `--target node`.
-    #[arg(long, env = "TOYSTORE_CLUSTER_TOKEN", hide_env_values = true)]
+    /// Cluster token, needed for [`Target::Node`].
     pub token: Option<String>,
-
     /// Label of this run in the table and the CSV (e.g. "batching on").
-    #[arg(long, default_value = "")]
     pub label: String,
-
     /// Append one row per level to this CSV file.
-    #[arg(long)]
     pub csv: Option<PathBuf>,
 }
 
@@ -70,7 +130,7 @@ pub struct LevelResult {
 }
 
 impl OrdersBench {
-    pub async fn run(&self) -> anyhow::Result<()> {
+    pub async fn run(&self, out: &Out) -> anyhow::Result<()> {
         const COLUMNS: [&str; 8] = [
             "label",
             "target",
@@ -81,7 +141,7 @@ impl OrdersBench {
             "p99_ms",
             "errors",
         ];
-        println!(
+        out.line(format!(
             "{:<16} {:>9} {:>11} {:>14} {:>8} {:>8} {:>8} {:>7}",
             COLUMNS[0],
             COLUMNS[1],
@@ -91,14 +151,14 @@ impl OrdersBench {
             COLUMNS[5],
             COLUMNS[6],
             COLUMNS[7]
-        );
+        ));
         let mut csv = String::new();
         for &concurrency in &self.concurrency {
             let result = self.level(concurrency.max(1)).await;
             let s = &result.stats;
             let row = [
                 self.label.clone(),
-                format!("{:?}", self.target).to_lowercase(),
+                self.target.name().to_owned(),
                 concurrency.to_string(),
                 format!("{:.0}", result.orders_per_sec),
                 ms(s.quantile(0.5)),
@@ -106,10 +166,10 @@ impl OrdersBench {
                 ms(s.quantile(0.99)),
                 s.errors().to_string(),
             ];
-            println!(
+            out.line(format!(
                 "{:<16} {:>9} {:>11} {:>14} {:>8} {:>8} {:>8} {:>7}",
                 row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7]
-            );
+            ));
             writeln!(csv, "{}", row.join(","))?;
         }
         if let Some(path) = &self.csv {

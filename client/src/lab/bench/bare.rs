@@ -3,25 +3,29 @@
 
 use std::net::SocketAddr;
 
+use anyhow::Context;
 use axum::Router;
 use axum::extract::Path;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-#[derive(Debug, clap::Args)]
+/// The bare server, on a multi-threaded runtime of its own (the front-end's kind), until
+/// dropped.
 pub struct BareServer {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8050")]
-    pub listen: SocketAddr,
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl BareServer {
-    pub async fn run(&self) -> std::io::Result<()> {
+    /// Listens on `listen` and serves from now on.
+    pub fn start(listen: SocketAddr) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(listen))
+            .with_context(|| format!("the bare server cannot listen on {listen}"))?;
         let router = Router::new().route(api::frontend::routes::PRODUCT, get(product));
-        let listener = tokio::net::TcpListener::bind(self.listen).await?;
-        println!("bare axum server on http://{}", self.listen);
-        axum::serve(listener, router).await
+        runtime.spawn(async move { axum::serve(listener, router).await });
+        Ok(Self { _runtime: runtime })
     }
 }
 

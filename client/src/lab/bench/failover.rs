@@ -7,60 +7,75 @@
 //! before the next round.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use api::client::ServiceClient;
+use api::cluster::NodeAddrs;
 use api::frontend::FrontendClient;
-use api::order::ReplicaClient;
-use api::status::NodeStatus;
 use tokio::time::Instant;
 
-use crate::bench::{Acks, ClusterArgs, ms, order_stream};
+use super::orders::ENDLESS_STOCK;
+use super::{Acks, Bench, Out, longest, ms, order_stream, run_load, spread};
+use crate::lab::local::LocalCluster;
+use crate::lab::process::{read_pid, signal};
+use crate::lab::status;
 
-#[derive(Debug, clap::Args)]
+/// `bench failover`: ten leader kills on a fresh cluster.
+pub fn run(bench: &Bench) -> anyhow::Result<bool> {
+    bench
+        .out
+        .heading("failover: kill -9 of the Raft leader, 10 times");
+    let at = bench.fresh_cluster(&[("TOYSTORE_INITIAL_STOCK", ENDLESS_STOCK)])?;
+    let failover = FailoverBench {
+        frontend: at.frontend,
+        nodes: at.nodes,
+        cluster: bench.cluster.clone(),
+        kills: 10,
+        csv: Some(bench.results.join("failover.csv")),
+    };
+    run_load(failover.run(&bench.out))??;
+    Ok(true)
+}
+
 pub struct FailoverBench {
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-
+    /// The front-end orders go through.
+    pub frontend: reqwest::Url,
+    pub nodes: NodeAddrs,
+    /// Its pid files and restart.sh.
+    pub cluster: LocalCluster,
     /// How many times to kill the leader.
-    #[arg(long, default_value_t = 10)]
     pub kills: usize,
-
-    /// Append one row per kill to this CSV file.
-    #[arg(long)]
+    /// One row per kill.
     pub csv: Option<PathBuf>,
 }
 
 impl FailoverBench {
-    pub async fn run(&self) -> anyhow::Result<()> {
+    pub async fn run(&self, out: &Out) -> anyhow::Result<()> {
         let http = ServiceClient::new(Duration::from_secs(10), None);
-        let frontend = FrontendClient::new(self.cluster.frontend.clone(), http.clone());
+        let frontend = FrontendClient::new(self.frontend.clone(), http.clone());
         let mut gaps = Vec::new();
         let mut rows = String::from("round,killed,selected_before,gap_ms,longest_order_ms\n");
-        println!(
+        out.line(format!(
             "{:>5} {:>7} {:>9} {:>8} {:>17}",
             "round", "killed", "selected", "gap_ms", "longest_order_ms"
-        );
+        ));
         for round in 1..=self.kills {
-            self.wait_steady(&http).await?;
+            self.wait_steady().await?;
             let selected = frontend.status().await?.selected_replica;
             let acks: Acks = Arc::default();
             let stream = tokio::spawn(order_stream(frontend.clone(), acks.clone()));
             // Let the stream reach a steady pace before the kill.
             tokio::time::sleep(Duration::from_secs(1)).await;
 
-            let leader = self.leader(&http).await?;
-            let pid = std::fs::read_to_string(
-                self.cluster
-                    .home
-                    .join("pids")
-                    .join(format!("node-{leader}.pid")),
-            )?;
+            let (leader, _) = status::observe(&self.nodes, None, None)
+                .await
+                .leader()
+                .context("no replica reports itself leader")?;
+            let pid = read_pid(&self.cluster.home.join(format!("pids/node-{leader}.pid")))?;
             let killed_at = Instant::now();
-            let status = Command::new("kill").args(["-9", pid.trim()]).status()?;
-            anyhow::ensure!(status.success(), "kill -9 {} failed", pid.trim());
+            signal(pid, "KILL");
 
             let deadline = killed_at + Duration::from_secs(30);
             let gap = loop {
@@ -81,18 +96,13 @@ impl FailoverBench {
             // Keep the stream going a little to see every order the kill delayed.
             tokio::time::sleep(Duration::from_millis(500)).await;
             stream.abort();
-            let longest = acks
-                .lock()
-                .iter()
-                .map(|(sent, acked)| *acked - *sent)
-                .max()
-                .unwrap_or_default();
+            let longest = longest(&acks);
             let selected = selected.map_or("-".to_string(), |s| s.to_string());
-            println!(
+            out.line(format!(
                 "{round:>5} {leader:>7} {selected:>9} {:>8} {:>17}",
                 ms(gap),
                 ms(longest)
-            );
+            ));
             rows.push_str(&format!(
                 "{round},{leader},{selected},{},{}\n",
                 ms(gap),
@@ -100,23 +110,14 @@ impl FailoverBench {
             ));
             gaps.push(gap);
 
-            let restart = Command::new(self.cluster.scripts.join("restart.sh"))
-                .arg(leader.to_string())
-                .output()?;
-            anyhow::ensure!(
-                restart.status.success(),
-                "restart.sh {leader} failed: {}",
-                String::from_utf8_lossy(&restart.stderr)
-            );
+            let cluster = self.cluster.clone();
+            tokio::task::spawn_blocking(move || {
+                cluster.script("restart.sh", &[&leader.to_string()])
+            })
+            .await??;
         }
-        gaps.sort();
-        if let Some(max) = gaps.last() {
-            println!(
-                "failover gap over {} kills: median {} ms, max {} ms",
-                gaps.len(),
-                ms(gaps[gaps.len() / 2]),
-                ms(*max)
-            );
+        if let Some(spread) = spread(&mut gaps) {
+            out.line(format!("failover gap over {} kills: {spread}", gaps.len()));
         }
         if let Some(path) = &self.csv {
             std::fs::write(path, rows)?;
@@ -124,37 +125,13 @@ impl FailoverBench {
         Ok(())
     }
 
-    async fn status(&self, http: &ServiceClient, id: u64) -> Option<NodeStatus> {
-        let replica = ReplicaClient::new(self.cluster.nodes.get(id)?.clone(), http.clone());
-        replica.status().await.ok()
-    }
-
-    async fn leader(&self, http: &ServiceClient) -> anyhow::Result<u64> {
-        for id in self.cluster.nodes.ids() {
-            if let Some(status) = self.status(http, id).await
-                && status.role == "leader"
-            {
-                return Ok(id);
-            }
-        }
-        anyhow::bail!("no replica reports itself leader")
-    }
-
-    /// Every replica answers, agrees on the leader and has applied the same entries.
-    async fn wait_steady(&self, http: &ServiceClient) -> anyhow::Result<()> {
+    /// Every replica answers and names the one leader, and all have applied the same
+    /// entries.
+    async fn wait_steady(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let mut all = Vec::new();
-            for id in self.cluster.nodes.ids() {
-                all.extend(self.status(http, id).await);
-            }
-            let steady = all.len() == self.cluster.nodes.len()
-                && all.iter().all(|s| {
-                    s.leader.is_some()
-                        && s.leader == all[0].leader
-                        && s.applied_index == all[0].applied_index
-                });
-            if steady {
+            let snapshot = status::observe(&self.nodes, None, None).await;
+            if snapshot.settled_leader().is_some() && snapshot.replicas_agree() == Some(true) {
                 return Ok(());
             }
             anyhow::ensure!(
