@@ -1,9 +1,11 @@
-//! `toystore-lab`: the lab's verification engine as one binary ([`client::lab`]).
+//! `toystore-lab`: the lab's engine as one binary ([`client::lab`]).
 //!
 //! `toystore-lab verify --rounds R …` runs a Jepsen-style verification (exit 0: no violation,
-//! 1: violations, 2: the run could not be completed, 130: interrupted); `toystore-lab status`
-//! and `toystore-lab leader` read the services' `/status` for `cluster/*.sh` (typed, so no
-//! script parses JSON); `toystore-lab schedule` prints the fault schedule a seed gives.
+//! 1: violations, 2: the run could not be completed, 130: interrupted); `chaos`, `experiment`
+//! and `bench` run the crash experiment, the evaluation and the benchmarks on local clusters
+//! (the same exit statuses); `status` and `leader` read the services' `/status` for
+//! `cluster/*.sh` (typed, so no script parses JSON); `schedule` prints the fault schedule a
+//! seed gives; `audit` and `free-port-base` serve `cluster/fuzz-api.sh`.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;

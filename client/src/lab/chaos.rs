@@ -26,9 +26,9 @@ use reqwest::Url;
 
 use super::failover::{self, EVENTS_HEADER, Event, EventKind};
 use super::local::{LocalCluster, client_config, commit, observe, prepare, run_client};
-use super::options::Tree;
 use super::say::Say;
 use super::status::Snapshot;
+use super::tree::Tree;
 use crate::Config;
 use crate::history::unix_ms;
 

@@ -19,8 +19,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::local::{LocalCluster, client_config, commit, observe_frontend, prepare, run_client};
-use super::options::{Tree, on_off};
+use super::options::on_off;
 use super::say::Say;
+use super::tree::Tree;
 use crate::history::unix_ms;
 use crate::{Report, RequestKind};
 

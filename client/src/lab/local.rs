@@ -15,9 +15,9 @@ use reqwest::Url;
 use anyhow::bail;
 
 use super::hosts::key_values;
-use super::options::{Tree, absolute, copy_binaries};
 use super::script::run_logged;
 use super::status::{self, Snapshot};
+use super::tree::{Tree, absolute, copy_binaries};
 use crate::{Config, Report};
 
 /// The binaries a local cluster's scripts start, copied into its home.

@@ -15,8 +15,8 @@
 //! - [`schedule`]: which fault each round injects, from the seed.
 //! - [`hosts`]: running `cluster/hosts.sh` and reading its answers; [`script`]: running any
 //!   cluster script with its output logged.
-//! - [`options`]: the command line and what follows from it; [`process`]: signals and
-//!   `/proc`.
+//! - [`options`]: verify's command line and what follows from it; [`tree`]: where the
+//!   repository, its scripts and the binaries are; [`process`]: signals and `/proc`.
 //! - [`summary`]: the rounds as they happened and the table a run ends with.
 //! - [`audit`]: after `cluster/fuzz-api.sh`: is the store healthy, does its stock add up.
 //! - [`bench`]: `toystore-lab bench` (`cluster/bench.sh`): the benchmarks, each on a cluster
@@ -42,6 +42,7 @@ pub mod schedule;
 pub mod script;
 pub mod status;
 pub mod summary;
+pub mod tree;
 pub mod verify;
 pub mod wrk;
 

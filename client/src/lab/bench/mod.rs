@@ -13,12 +13,13 @@
 //! - [`failover`]: kill -9 of the Raft leader; the gap until the next acknowledged order.
 //! - [`catalog_restart`]: kill -9 of the catalog under load; how soon orders flow again.
 //! - [`retention`]: what the catalog and the replicas store under a long peak load.
-//! - [`etcd`]: the store against a 3-member etcd it starts on this machine.
+//! - [`compare`]: the store against [`etcd`], a 3-member etcd it starts on this machine.
 //! - [`tools`]: wrk and etcd on the PATH, installed with apt-get when run as root.
 
 pub mod bare;
 pub mod cache;
 pub mod catalog_restart;
+pub mod compare;
 pub mod etcd;
 pub mod failover;
 pub mod orders;
@@ -40,9 +41,9 @@ use parking_lot::Mutex;
 use reqwest::Url;
 
 use super::local::{Addresses, LocalCluster};
-use super::options::{Tree, absolute};
 use super::say::{Interrupted, interrupted};
 use super::status;
+use super::tree::{Tree, absolute};
 
 /// The benchmarks `all` runs, in order (`retention` and `etcd` take minutes and are run
 /// alone).
@@ -174,7 +175,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<bool> {
             Which::Failover => failover::run(&bench),
             Which::Catalog => catalog_restart::run(&bench),
             Which::Retention => retention::run(&bench),
-            Which::Etcd => etcd::run(&bench, options),
+            Which::Etcd => compare::run(&bench, options),
             Which::All => unreachable!("`all` is a list of benchmarks"),
         };
         // Whatever ended the benchmark, its cluster stops (its data stays for a look).

@@ -15,7 +15,6 @@
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -23,14 +22,20 @@ use anyhow::{Context, ensure};
 use checker::Event;
 use checker::history::{Nemesis as NemesisEvent, Phase};
 
-use super::hosts::{Hosts, Layout};
-use super::nemesis::{self, HostFacts, Nemesis};
-use super::options::{Break, REUSE_SESSIONS, VerifyOptions, copy_binaries, on_off};
-use super::process;
-use super::say::Say;
-use super::schedule::{Round, schedule};
-use super::summary::{RoundRecord, closing};
+mod files;
+mod processes;
+
+use files::{RunFiles, concatenate};
+
 use crate::history::unix_ms;
+use crate::lab::hosts::{Hosts, Layout};
+use crate::lab::nemesis::{self, HostFacts, Nemesis};
+use crate::lab::options::{Break, REUSE_SESSIONS, VerifyOptions, on_off};
+use crate::lab::process;
+use crate::lab::say::Say;
+use crate::lab::schedule::{Round, schedule};
+use crate::lab::summary::{RoundRecord, closing};
+use crate::lab::tree::copy_binaries;
 
 /// The binaries a run copies and uses (`cluster/hosts.sh` reads `/status` with toystore-lab).
 const BINARIES: [&str; 6] = [
@@ -56,68 +61,6 @@ impl Outcome {
     /// 0 no violation, 1 violations (the checker's verdict).
     pub fn exit_code(&self) -> u8 {
         if self.report.is_ok() { 0 } else { 1 }
-    }
-}
-
-/// The files of a run, in its output directory.
-struct RunFiles {
-    dir: PathBuf,
-    bin: PathBuf,
-    history: PathBuf,
-    nemesis: PathBuf,
-    all: PathBuf,
-    state: PathBuf,
-    report: PathBuf,
-    timeline: PathBuf,
-    check: PathBuf,
-    client_log: PathBuf,
-    nemesis_log: PathBuf,
-    terms: PathBuf,
-}
-
-impl RunFiles {
-    fn new(dir: PathBuf) -> Self {
-        let at = |name: &str| dir.join(name);
-        Self {
-            bin: at("bin"),
-            history: at("history.jsonl"),
-            nemesis: at("nemesis.jsonl"),
-            all: at("all.jsonl"),
-            state: at("state.json"),
-            report: at("report.json"),
-            timeline: at("timeline.html"),
-            check: at("check.txt"),
-            client_log: at("client.log"),
-            nemesis_log: at("nemesis.log"),
-            terms: at("terms.txt"),
-            dir,
-        }
-    }
-
-    /// Empties the run's files (the directory keeps anything else).
-    fn reset(&self) -> anyhow::Result<()> {
-        fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        for file in [
-            &self.history,
-            &self.nemesis,
-            &self.all,
-            &self.state,
-            &self.report,
-            &self.timeline,
-            &self.check,
-            &self.client_log,
-            &self.nemesis_log,
-            &self.terms,
-        ] {
-            match fs::remove_file(file) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| format!("cannot remove {}", file.display()));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
     }
 }
 
@@ -503,109 +446,6 @@ impl Run<'_> {
             expected_failure: self.options.break_kind.map(Break::check),
         })
     }
-
-    fn start_client(&mut self, seed: u64) -> anyhow::Result<()> {
-        let args = self
-            .options
-            .client_args(&self.hosts.layout, seed, &self.files.history);
-        let child = self.hosts.spawn_in_client(
-            &self.files.bin.join("client"),
-            &args,
-            &self.files.client_log,
-        )?;
-        self.say.line(format!(
-            "load client started in the client namespace (pid {}, log {})",
-            child.id(),
-            self.files.client_log.display()
-        ));
-        self.client = Some(child);
-        Ok(())
-    }
-
-    fn client_running(&mut self) -> bool {
-        self.client
-            .as_mut()
-            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
-    }
-
-    /// SIGINT (the sessions end after their current iteration, then the client verifies and
-    /// writes its history), SIGKILL after `timeout`.
-    fn stop_client(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
-        let mut child = self.client.take().context("no load client runs")?;
-        process::signal(child.id(), "INT");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() >= deadline {
-                self.say.line(format!(
-                    "warning: the client still runs {}s after SIGINT: killing it",
-                    timeout.as_secs()
-                ));
-                let _ = child.kill();
-                return Ok(child.wait()?);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// The environment of the front-end started next: its order cache on (the caller's
-    /// capacity, or the front-end's default) or off (capacity 0).
-    fn use_order_cache(&mut self, on: bool) {
-        match (on, &self.options.order_cache_capacity) {
-            (false, _) => self.hosts.set("TOYSTORE_ORDER_CACHE_CAPACITY", "0"),
-            (true, Some(capacity)) => self.hosts.set("TOYSTORE_ORDER_CACHE_CAPACITY", capacity),
-            (true, None) => self.hosts.unset("TOYSTORE_ORDER_CACHE_CAPACITY"),
-        }
-        self.frontend_cache = Some(on);
-    }
-
-    /// Stops the front-end with SIGTERM (it answers the requests it has, so unlike a fault it
-    /// leaves no order with an unknown outcome), kill -9 after 10 s, and starts it again with
-    /// its order cache `on`. Not a fault: no nemesis event.
-    fn restart_frontend(&mut self, on: bool) -> anyhow::Result<()> {
-        let pid_file = self.options.hosts_home().join("pids/frontend.pid");
-        let pid = process::read_pid(&pid_file)?;
-        process::signal(pid, "TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while process::lives(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if process::lives(pid) {
-            self.hosts.run_words(&["kill", "frontend"])?;
-        }
-        self.use_order_cache(on);
-        self.hosts.run_words(&["restart", "frontend"])?;
-        self.hosts.wait_settled(self.options.settle_timeout)?;
-        Ok(())
-    }
-
-    /// Stops the client and takes the hosts down (unless `--keep`); runs on every exit.
-    fn clean_up(&mut self) {
-        if self.client_running() {
-            self.say.line("stopping the load client …");
-            let _ = self.stop_client(Duration::from_secs(10));
-        }
-        if !self.started {
-            return;
-        }
-        if self.options.keep {
-            self.say.line(
-                "the hosts stay up (--keep): cluster/hosts.sh status; cluster/hosts.sh down when done",
-            );
-        } else if self.hosts.run_words(&["down"]).is_ok() {
-            self.say.line(format!(
-                "the hosts are down (data kept for inspection in {}/data)",
-                self.options.hosts_home().display()
-            ));
-        } else {
-            self.say.line(format!(
-                "warning: cluster/hosts.sh down failed; see {}",
-                self.files.nemesis_log.display()
-            ));
-        }
-    }
 }
 
 /// The lines of `hosts.sh up`'s table of services.
@@ -618,15 +458,6 @@ fn service_table(up: &str) -> Vec<&str> {
         table.push(line);
     }
     table
-}
-
-fn concatenate(parts: &[&Path], out: &Path) -> anyhow::Result<()> {
-    let mut all = BufWriter::new(File::create(out)?);
-    for part in parts {
-        all.write_all(&fs::read(part).with_context(|| format!("cannot read {}", part.display()))?)?;
-    }
-    all.flush()?;
-    Ok(())
 }
 
 /// What the nemeses of this module are, for `--help`.
