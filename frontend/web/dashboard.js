@@ -52,12 +52,12 @@ function renderReplicas(d) {
     const star = replica.id === d.frontend.selected_replica ? " ★" : "";
     const cells = s
       ? [s.role, s.term, s.leader ?? "–", s.health === "ok" ? "can serve" : `cannot serve: ${s.health}`,
-        s.last_log_index ?? "–", s.applied_index ?? "–", s.orders, s.digest.slice(0, 12)]
-      : ["–", "–", "–", replica.error, "–", "–", "–", "–"];
+        s.last_log_index ?? "–", s.applied_index ?? "–", s.purged_index ?? "–", s.orders, s.digest.slice(0, 12)]
+      : ["–", "–", "–", replica.error, "–", "–", "–", "–", "–"];
     [`${replica.id}${star}`, ...cells].forEach((value, i) => {
       const cell = row.insertCell();
       cell.textContent = String(value);
-      if ([2, 5, 6, 7].includes(i)) cell.className = "num";
+      if ([2, 5, 6, 7, 8].includes(i)) cell.className = "num";
       if (i === 4) cell.className = s && s.health === "ok" ? "ok" : "bad";
     });
     return row;

@@ -311,6 +311,24 @@ async fn the_dashboard_shows_the_replicas_the_leader_and_the_orders() {
     );
     assert!(data.orders.iter().any(|s| s.p99_ms.is_some()));
     assert_eq!(data.catalog.toys, Some(18));
+    // Each replica's purged log index, as its /status says (none yet: no snapshot so early).
+    let purged = browser
+        .eval(
+            "[...document.querySelectorAll('#replicas tbody tr')].map((r) => [Number(r.dataset.replica), r.cells[7].textContent])",
+        )
+        .await;
+    let mut expected = Vec::new();
+    for replica in &data.replicas {
+        let status = replica.status.as_ref().expect("every replica answers");
+        let shown = status
+            .purged_index
+            .map_or("–".to_owned(), |i| i.to_string());
+        expected.push(json!([replica.id, shown]));
+    }
+    let mut purged = purged.as_array().cloned().unwrap_or_default();
+    purged.sort_by_key(|row| row[0].as_u64());
+    expected.sort_by_key(|row| row[0].as_u64());
+    assert_eq!(purged, expected, "the Purged to column");
     browser.screenshot("dashboard").await;
 
     browser.close().await;
