@@ -75,8 +75,17 @@ pub struct Injection {
     pub target: String,
     /// The command that injects the fault.
     pub command: HostsCommand,
-    /// The replicas or services the heal must bring back, in the words of `hosts.sh`.
-    heal_subject: Vec<String>,
+    /// What the heal must bring back, in the words of `hosts.sh` (`node2`, `replicas`,
+    /// `catalog`); none when the heal is the same whatever was hit.
+    heal_subject: Option<String>,
+}
+
+impl Injection {
+    /// `hosts.sh VERB SUBJECT`: the heal of a fault that hit one subject.
+    fn heal_with(&self, verb: &str) -> HostsCommand {
+        let words = std::iter::once(verb.to_owned()).chain(self.heal_subject.iter().cloned());
+        HostsCommand(words.collect())
+    }
 }
 
 /// What this host offers, for [`Nemesis::available`].
@@ -163,19 +172,13 @@ impl Nemesis for Kill {
         Injection {
             target,
             command: HostsCommand::of(&["kill", &subject]),
-            heal_subject: vec![subject],
+            heal_subject: Some(subject),
         }
     }
 
     fn heal(&self, injection: &Injection) -> HostsCommand {
-        restart(injection)
+        injection.heal_with("restart")
     }
-}
-
-fn restart(injection: &Injection) -> HostsCommand {
-    let mut words = vec!["restart".to_owned()];
-    words.extend(injection.heal_subject.iter().cloned());
-    HostsCommand(words)
 }
 
 /// SIGSTOP of the leader for longer than an election timeout; healed with SIGCONT. It lasts
@@ -193,14 +196,12 @@ impl Nemesis for PauseLeader {
         Injection {
             target: leader.clone(),
             command: HostsCommand::of(&["stop", &leader]),
-            heal_subject: vec![leader],
+            heal_subject: Some(leader),
         }
     }
 
     fn heal(&self, injection: &Injection) -> HostsCommand {
-        let mut words = vec!["cont".to_owned()];
-        words.extend(injection.heal_subject.iter().cloned());
-        HostsCommand(words)
+        injection.heal_with("cont")
     }
 
     fn duration(&self, fault: Duration) -> Duration {
@@ -274,7 +275,7 @@ impl Nemesis for Partition {
         Injection {
             target,
             command,
-            heal_subject: Vec::new(),
+            heal_subject: None,
         }
     }
 
@@ -299,7 +300,7 @@ impl Nemesis for BounceFrontend {
     }
 
     fn heal(&self, injection: &Injection) -> HostsCommand {
-        restart(injection)
+        injection.heal_with("restart")
     }
 
     fn duration(&self, _fault: Duration) -> Duration {
