@@ -20,9 +20,9 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use super::orders::ENDLESS_STOCK;
-use super::{Acks, Bench, Out, longest, ms, order_stream, run_load, spread};
+use super::{Acks, Bench, Out, live_pid, longest, ms, order_stream, run_load, spread};
 use crate::lab::local::LocalCluster;
-use crate::lab::process::{read_pid, signal};
+use crate::lab::process::signal;
 
 /// `bench catalog`: five catalog kills under eight clients, each down 1.5 s.
 pub fn run(bench: &Bench) -> anyhow::Result<bool> {
@@ -82,7 +82,7 @@ impl CatalogRestartBench {
                 .collect();
             tokio::time::sleep(Duration::from_secs(1)).await;
 
-            let pid = read_pid(&self.cluster.home.join("pids/catalog.pid"))?;
+            let pid = live_pid(&self.cluster, "catalog")?;
             let killed_at = Instant::now();
             signal(pid, "KILL");
             tokio::time::sleep(self.down).await;

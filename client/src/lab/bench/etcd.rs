@@ -183,17 +183,12 @@ impl Etcd {
 
     /// Puts the key the range runs read, retrying for up to 20 s while the members elect.
     async fn first_put(&self) -> bool {
-        let http = reqwest::Client::new();
+        let http = ServiceClient::new(Duration::from_secs(1), None);
         let url = format!("{}/v3/kv/put", self.ports.client_url(1));
         let body = serde_json::json!({"key": RANGE_KEY, "value": VALUE});
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            let put = http
-                .post(&url)
-                .json(&body)
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await;
+            let put = http.post(&url).json(&body).send().await;
             if put.is_ok_and(|answer| answer.status().is_success()) {
                 return true;
             }

@@ -17,9 +17,9 @@ use api::frontend::FrontendClient;
 use tokio::time::Instant;
 
 use super::orders::ENDLESS_STOCK;
-use super::{Acks, Bench, Out, longest, ms, order_stream, run_load, spread};
+use super::{Acks, Bench, Out, live_pid, longest, ms, order_stream, run_load, spread};
 use crate::lab::local::LocalCluster;
-use crate::lab::process::{read_pid, signal};
+use crate::lab::process::signal;
 use crate::lab::status;
 
 /// `bench failover`: ten leader kills on a fresh cluster.
@@ -73,7 +73,7 @@ impl FailoverBench {
                 .await
                 .leader()
                 .context("no replica reports itself leader")?;
-            let pid = read_pid(&self.cluster.home.join(format!("pids/node-{leader}.pid")))?;
+            let pid = live_pid(&self.cluster, &format!("node-{leader}"))?;
             let killed_at = Instant::now();
             signal(pid, "KILL");
 

@@ -41,6 +41,7 @@ use parking_lot::Mutex;
 use reqwest::Url;
 
 use super::local::{Addresses, LocalCluster};
+use super::process::{lives, read_pid};
 use super::say::{Interrupted, interrupted};
 use super::status;
 use super::tree::{Tree, absolute};
@@ -226,12 +227,10 @@ impl Bench {
 async fn raft_facts(at: &Addresses) -> Vec<String> {
     let snapshot = status::observe(&at.nodes, Some(&at.frontend), None).await;
     let mut lines: Vec<String> = snapshot.render().lines().map(str::to_owned).collect();
-    let http = ServiceClient::new(Duration::from_secs(2), None);
     for (id, url) in at.nodes.iter() {
-        let forwarded = Scrape::fetch(&http, url)
+        let forwarded = scrape(url)
             .await
-            .ok()
-            .and_then(|scrape| scrape.value("order_forwarded_total"))
+            .value("order_forwarded_total")
             .map_or("?".to_owned(), |n| n.to_string());
         lines.push(format!("replica {id} forwarded {forwarded}"));
     }
@@ -305,6 +304,14 @@ pub fn spread(durations: &mut [Duration]) -> Option<String> {
     Some(format!("median {} ms, max {} ms", ms(*median), ms(*max)))
 }
 
+/// The pid of the running service NAME (`HOME/pids/NAME.pid`), about to be killed: a pid
+/// file naming no live process would leave the service up and make the measured gap a fake.
+pub(crate) fn live_pid(cluster: &LocalCluster, name: &str) -> anyhow::Result<u32> {
+    let pid = read_pid(&cluster.home.join(format!("pids/{name}.pid")))?;
+    anyhow::ensure!(lives(pid), "{name} (pid {pid}) does not run");
+    Ok(pid)
+}
+
 /// Orders acknowledged so far: (sent, acknowledged).
 pub(crate) type Acks =
     std::sync::Arc<parking_lot::Mutex<Vec<(tokio::time::Instant, tokio::time::Instant)>>>;
@@ -369,6 +376,31 @@ mod tests {
         assert!(error.contains("etcd's options (not orders)"), "{error}");
         assert!(parse(&["etcd", "--seconds", "0"]).is_err());
         assert!(parse(&["nonsense"]).is_err());
+    }
+
+    #[test]
+    fn a_kill_needs_a_pid_file_naming_a_running_process() {
+        let home = std::env::temp_dir().join(format!("toystore-bench-pids-{}", std::process::id()));
+        std::fs::create_dir_all(home.join("pids")).expect("a temporary directory");
+        let cluster = LocalCluster {
+            tree: Tree::default(),
+            env: Vec::new(),
+            log: home.join("cluster.log"),
+            home: home.clone(),
+        };
+        let write = |name: &str, text: String| {
+            std::fs::write(home.join(format!("pids/{name}.pid")), text).expect("a pid file")
+        };
+        write("catalog", format!("{}\n", std::process::id()));
+        write("node-2", format!("{}\n", u32::MAX));
+        assert_eq!(live_pid(&cluster, "catalog").ok(), Some(std::process::id()));
+        let stale = live_pid(&cluster, "node-2").unwrap_err().to_string();
+        assert!(
+            stale.contains("node-2 (pid 4294967295) does not run"),
+            "{stale}"
+        );
+        assert!(live_pid(&cluster, "frontend").is_err());
+        let _ = std::fs::remove_dir_all(home);
     }
 
     #[test]

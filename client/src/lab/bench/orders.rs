@@ -38,7 +38,7 @@ pub fn run_leader(bench: &Bench) -> anyhow::Result<bool> {
             ("TOYSTORE_BATCH_MAX", batch_max),
         ])?;
         bench.raft_facts(&at, "before")?;
-        let snapshot = super::super::block_on(status::observe(&at.nodes, None, None))?;
+        let snapshot = crate::lab::block_on(status::observe(&at.nodes, None, None))?;
         let (leader, _) = snapshot
             .leader()
             .context("no replica reports itself leader")?;
